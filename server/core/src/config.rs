@@ -1,0 +1,262 @@
+//! One typed configuration: defaults, then `codemem.toml` at the workspace root, then
+//! `CODEMEM_*` environment variables (CLI flags are applied by the binary on top).
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+use crate::error::{CoreError, Result};
+use crate::types::{Namespace, BUILTIN_NAMESPACES, DEFAULT_QUERY_NAMESPACES};
+
+pub const CONFIG_FILE: &str = "codemem.toml";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Namespaces this project may use; the five built-ins are always present.
+    pub namespaces: Vec<String>,
+    pub index: IndexConfig,
+    pub embed: EmbedConfig,
+    pub search: SearchConfig,
+    /// Routing overrides, checked in order before the built-in rules; first match wins.
+    #[serde(rename = "route")]
+    pub routes: Vec<RouteRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Files larger than this are skipped (bytes).
+    pub max_file_bytes: u64,
+    /// Extra globs to skip, on top of .gitignore/.ignore and the built-in vendored/generated list.
+    pub exclude: Vec<String>,
+    /// Index dot-files and dot-directories (other than .git, which is never indexed).
+    pub hidden: bool,
+    /// Follow symbolic links while walking (loops are detected and skipped).
+    pub follow_symlinks: bool,
+    /// Chunks longer than this many lines are split.
+    pub max_chunk_lines: u32,
+    /// Neighbouring chunks shorter than this many lines are merged.
+    pub min_chunk_lines: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbedConfig {
+    /// Model tokens per chunk fed to the dense model (longer text is truncated).
+    pub max_length: usize,
+    /// ONNX Runtime intra-op threads; 0 = one per core.
+    pub threads: usize,
+    /// Chunks per embedding batch (memory grows with it: 16 ≈ 0.8 GB peak at 256 tokens).
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Namespaces a query searches when it names none.
+    pub default_namespaces: Vec<String>,
+    /// Results per query when the request does not say.
+    pub k: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRule {
+    /// Glob over workspace-relative paths, e.g. `docs/adr/**`.
+    pub glob: String,
+    pub namespace: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            namespaces: BUILTIN_NAMESPACES.iter().map(|s| s.to_string()).collect(),
+            index: IndexConfig::default(),
+            embed: EmbedConfig::default(),
+            search: SearchConfig::default(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            max_file_bytes: 1024 * 1024,
+            exclude: Vec::new(),
+            hidden: false,
+            follow_symlinks: false,
+            max_chunk_lines: 80,
+            min_chunk_lines: 4,
+        }
+    }
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        EmbedConfig { max_length: 256, threads: 0, batch_size: 16 }
+    }
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            default_namespaces: DEFAULT_QUERY_NAMESPACES.iter().map(|s| s.to_string()).collect(),
+            k: 10,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults ← `<root>/codemem.toml` (if present) ← `CODEMEM_*` variables; validated.
+    pub fn load(root: &Path) -> Result<Config> {
+        let path = root.join(CONFIG_FILE);
+        let mut cfg = match std::fs::read_to_string(&path) {
+            Ok(text) => Config::from_toml(&text, &path.display().to_string())?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(e) => {
+                return Err(CoreError::Config {
+                    source_name: path.display().to_string(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn from_toml(text: &str, source_name: &str) -> Result<Config> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| CoreError::Config {
+            source_name: source_name.to_string(),
+            reason: e.to_string(),
+        })?;
+        for b in BUILTIN_NAMESPACES {
+            if !cfg.namespaces.iter().any(|n| n == b) {
+                cfg.namespaces.push(b.to_string());
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Environment overrides; `get` is injectable for tests.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+        fn num<T: std::str::FromStr>(key: &str, v: String) -> Result<T> {
+            v.trim().parse().map_err(|_| CoreError::Config {
+                source_name: key.to_string(),
+                reason: format!("`{v}` is not a valid number"),
+            })
+        }
+        if let Some(v) = get("CODEMEM_MAX_FILE_BYTES") {
+            self.index.max_file_bytes = num("CODEMEM_MAX_FILE_BYTES", v)?;
+        }
+        if let Some(v) = get("CODEMEM_EMBED_THREADS") {
+            self.embed.threads = num("CODEMEM_EMBED_THREADS", v)?;
+        }
+        if let Some(v) = get("CODEMEM_EMBED_BATCH") {
+            self.embed.batch_size = num("CODEMEM_EMBED_BATCH", v)?;
+        }
+        if let Some(v) = get("CODEMEM_EMBED_MAX_LENGTH") {
+            self.embed.max_length = num("CODEMEM_EMBED_MAX_LENGTH", v)?;
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| CoreError::Config { source_name: CONFIG_FILE.into(), reason };
+        for n in &self.namespaces {
+            Namespace::new(n)?;
+        }
+        for r in &self.routes {
+            self.namespace(&r.namespace)?;
+            globset::Glob::new(&r.glob)
+                .map_err(|e| CoreError::InvalidGlob { glob: r.glob.clone(), reason: e.to_string() })?;
+        }
+        for g in &self.index.exclude {
+            globset::Glob::new(g)
+                .map_err(|e| CoreError::InvalidGlob { glob: g.clone(), reason: e.to_string() })?;
+        }
+        for n in &self.search.default_namespaces {
+            self.namespace(n)?;
+        }
+        if self.embed.batch_size == 0 || self.embed.batch_size > 256 {
+            return Err(bad(format!("embed.batch_size must be 1..=256, got {}", self.embed.batch_size)));
+        }
+        if !(16..=512).contains(&self.embed.max_length) {
+            return Err(bad(format!("embed.max_length must be 16..=512, got {}", self.embed.max_length)));
+        }
+        if self.index.max_chunk_lines < 8 || self.index.min_chunk_lines >= self.index.max_chunk_lines {
+            return Err(bad("index.max_chunk_lines must be ≥ 8 and greater than index.min_chunk_lines".into()));
+        }
+        if self.search.k == 0 || self.search.k > crate::types::MAX_K {
+            return Err(bad(format!("search.k must be 1..={}", crate::types::MAX_K)));
+        }
+        Ok(())
+    }
+
+    /// Resolves a namespace name against this project's list, with an error that lists the valid ones.
+    pub fn namespace(&self, name: &str) -> Result<Namespace> {
+        let ns = Namespace::new(name).map_err(|_| self.unknown_namespace(name))?;
+        if self.namespaces.iter().any(|n| n == name) {
+            Ok(ns)
+        } else {
+            Err(self.unknown_namespace(name))
+        }
+    }
+
+    fn unknown_namespace(&self, name: &str) -> CoreError {
+        CoreError::UnknownNamespace { name: name.to_string(), known: self.namespaces.join(", ") }
+    }
+
+    pub fn default_namespaces(&self) -> Vec<Namespace> {
+        self.search.default_namespaces.iter().filter_map(|n| Namespace::new(n).ok()).collect()
+    }
+
+    /// Namespaces that hold indexed files (every namespace but `shared`).
+    pub fn index_namespaces(&self) -> Vec<Namespace> {
+        self.namespaces
+            .iter()
+            .filter(|n| n.as_str() != "shared")
+            .filter_map(|n| Namespace::new(n).ok())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn toml_overrides_and_keeps_builtins() {
+        let cfg = Config::from_toml(
+            "namespaces = [\"ops\"]\n[index]\nmax_file_bytes = 10\n[[route]]\nglob = \"infra/**\"\nnamespace = \"ops\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(cfg.index.max_file_bytes, 10);
+        assert!(cfg.namespaces.iter().any(|n| n == "coding"));
+        assert_eq!(cfg.namespace("ops").unwrap().as_str(), "ops");
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_namespaces() {
+        assert!(Config::from_toml("bogus = 1", "t").is_err());
+        let e = Config::from_toml("[[route]]\nglob = \"x/**\"\nnamespace = \"nope\"\n", "t").unwrap_err();
+        assert!(e.to_string().contains("unknown namespace `nope`"), "{e}");
+        assert!(Config::default().namespace("Coding").is_err());
+    }
+
+    #[test]
+    fn env_overrides() {
+        let mut cfg = Config::default();
+        cfg.apply_env(|k| (k == "CODEMEM_EMBED_BATCH").then(|| "4".to_string())).unwrap();
+        assert_eq!(cfg.embed.batch_size, 4);
+        assert!(cfg.apply_env(|k| (k == "CODEMEM_EMBED_BATCH").then(|| "x".to_string())).is_err());
+    }
+}

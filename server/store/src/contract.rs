@@ -1,0 +1,1 @@
+//! Contract suite every `VectorStore` backend must pass. (In progress.)

@@ -1,0 +1,1 @@
+//! Embedded backend on qdrant-edge. (In progress.)
