@@ -1,1 +1,312 @@
-fn main() {}
+//! The `codemem` binary: argument parsing, wiring, logging, exit codes. Logic lives in
+//! codemem-service; this file only translates between the command line and the service.
+
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use codemem_core::{Config, Language, Query, SearchMode};
+use codemem_embed::assets::{self, AssetPaths};
+use codemem_embed::{EmbedError, Embedder, OnnxEmbedder};
+use codemem_service::{paths, IndexEvent, IndexOptions, OpenOptions, Project, ServiceError};
+
+/// Exit codes (also documented in the README).
+mod exit {
+    pub const ERROR: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const NOT_READY: u8 = 3;
+    pub const BUSY: u8 = 4;
+    pub const CANCELLED: u8 = 130;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "codemem",
+    version,
+    about = "Local code memory: semantic and exact-name search over a workspace, on this machine.",
+    long_about = "codemem indexes a workspace's code and docs into namespaces (coding, architecture, \
+documentation, testing, shared) with a local embedding model and a lexical index, and answers \
+natural-language and exact-identifier queries.\n\nEvery command acts on the project that contains \
+the current directory (the nearest indexed ancestor, else the nearest with codemem.toml or .git) \
+unless --root is given. Data lives under $CODEMEM_HOME (default ~/.local/share/codemem).",
+    after_help = "Exit codes: 0 ok, 1 error, 2 bad usage or input, 3 not ready (run `scripts/setup` or \
+`codemem index`), 4 index busy (another codemem process is writing it), 130 cancelled."
+)]
+struct Cli {
+    /// Workspace root to act on (default: the project containing the current directory).
+    #[arg(long, global = true, value_name = "PATH")]
+    root: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug). CODEMEM_LOG=<filter> overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Index a workspace, or bring its index up to date. Only changed files are re-read, and only
+    /// chunks never seen before are embedded. Interrupting (Ctrl-C, kill) is safe: the next run
+    /// resumes where this one stopped.
+    Index {
+        /// Workspace root to index (default: the project containing the current directory).
+        path: Option<PathBuf>,
+        /// Print progress and the final counters as JSON lines on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search the index: natural language ("where are retries configured") or an exact
+    /// identifier ("parseHttpRequest"), which ranks its definition first.
+    Search {
+        /// What to look for.
+        query: String,
+        /// Namespace to search (repeatable; default: coding and documentation).
+        #[arg(long = "ns", value_name = "NS")]
+        namespaces: Vec<String>,
+        /// Only paths matching this glob, e.g. 'src/**/*.rs'.
+        #[arg(long, value_name = "GLOB")]
+        path: Option<String>,
+        /// Only this language (rust, python, typescript, tsx, javascript, go, java, c, cpp, markdown, ...).
+        #[arg(long = "lang", value_name = "LANG")]
+        language: Option<String>,
+        /// Number of results.
+        #[arg(short = 'k', long = "limit", default_value_t = 10)]
+        k: usize,
+        /// Ranking: hybrid (lexical + dense, fused), lexical only, or dense only.
+        #[arg(long, value_enum, default_value_t = ModeArg::Hybrid)]
+        mode: ModeArg,
+        /// Print the response as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what is indexed: files and points per namespace, pending embeddings, last run counters.
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// Print the effective configuration (defaults + codemem.toml + CODEMEM_* variables) as TOML.
+        #[arg(long)]
+        config: bool,
+    },
+    /// Check every prerequisite (runtime library, model, data dir, configuration) and print the
+    /// command that fixes each missing one.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Hybrid,
+    Lexical,
+    Dense,
+}
+
+impl From<ModeArg> for SearchMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Hybrid => SearchMode::Hybrid,
+            ModeArg::Lexical => SearchMode::Lexical,
+            ModeArg::Dense => SearchMode::Dense,
+        }
+    }
+}
+
+/// An error with the exit code it maps to.
+struct Failure {
+    code: u8,
+    err: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        let err: anyhow::Error = e.into();
+        let code = match err.downcast_ref::<ServiceError>() {
+            Some(ServiceError::Busy { .. }) => exit::BUSY,
+            Some(ServiceError::NotIndexed { .. }) => exit::NOT_READY,
+            Some(ServiceError::Cancelled) => exit::CANCELLED,
+            Some(ServiceError::Embed(EmbedError::MissingAsset { .. } | EmbedError::CorruptAsset { .. })) => exit::NOT_READY,
+            Some(e) if e.is_user_error() => exit::USAGE,
+            Some(ServiceError::Root { .. }) => exit::USAGE,
+            _ => match err.downcast_ref::<EmbedError>() {
+                Some(_) => exit::NOT_READY,
+                None => exit::ERROR,
+            },
+        };
+        Failure { code, err }
+    }
+}
+
+fn usage(msg: impl Into<String>) -> Failure {
+    Failure { code: exit::USAGE, err: anyhow::anyhow!(msg.into()) }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {:#}", f.err);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,codemem=info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CODEMEM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // stdout belongs to command output (and, in server modes, to the protocol).
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn run(cli: Cli) -> Result<u8, Failure> {
+    let home = assets::codemem_home();
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let root_for = |explicit: Option<&Path>| -> PathBuf {
+        match explicit {
+            Some(p) => p.to_path_buf(),
+            None => paths::discover_root(&home, &cwd),
+        }
+    };
+    match cli.cmd {
+        Cmd::Index { path, json } => {
+            let root = root_for(path.as_deref().or(cli.root.as_deref()));
+            check_root(&root)?;
+            let cfg = Config::load(&root).map_err(ServiceError::from)?;
+            let embedder = load_embedder(&home, &cfg)?;
+            let project = Project::open(
+                &root,
+                OpenOptions {
+                    home,
+                    embedder: Some(embedder),
+                    purpose: "index".into(),
+                    lock_wait: Duration::ZERO,
+                    create: true,
+                    config: Some(cfg),
+                },
+            )?;
+            let cancel = Arc::new(AtomicBool::new(false));
+            {
+                let cancel = cancel.clone();
+                let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed));
+            }
+            let progress = output::Progress::new(json);
+            let stats = project.index(IndexOptions { cancel: &cancel, progress: &|e: IndexEvent| progress.event(e) })?;
+            progress.finish();
+            if !json {
+                output::print_index_summary(&project, &stats);
+            }
+            Ok(if stats.cancelled { exit::CANCELLED } else { 0 })
+        }
+        Cmd::Search { query, namespaces, path, language, k, mode, json } => {
+            let root = root_for(cli.root.as_deref());
+            check_root(&root)?;
+            let cfg = Config::load(&root).map_err(ServiceError::from)?;
+            let mut q = Query::new(query);
+            for ns in &namespaces {
+                q.namespaces.push(cfg.namespace(ns).map_err(|e| usage(e.to_string()))?);
+            }
+            if let Some(l) = &language {
+                q.language = Some(Language::parse(l).ok_or_else(|| {
+                    usage(format!(
+                        "unknown language `{l}`; use one of: {}",
+                        Language::ALL.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+                })?);
+            }
+            q.path_glob = path;
+            q.k = k;
+            q.mode = mode.into();
+            q.validate().map_err(|e| usage(e.to_string()))?;
+            let embedder = if q.mode == SearchMode::Lexical {
+                None
+            } else {
+                match load_embedder(&home, &cfg) {
+                    Ok(e) => Some(e),
+                    Err(f) if q.mode == SearchMode::Hybrid => {
+                        eprintln!("warning: {:#}\nwarning: answering with lexical search only", f.err);
+                        None
+                    }
+                    Err(f) => return Err(f),
+                }
+            };
+            let project = Project::open(
+                &root,
+                OpenOptions {
+                    home,
+                    embedder,
+                    purpose: "search".into(),
+                    lock_wait: Duration::from_secs(5),
+                    create: false,
+                    config: Some(cfg),
+                },
+            )?;
+            let resp = project.search(&q)?;
+            if json {
+                output::print_json(&resp)?;
+            } else {
+                output::print_hits(&resp);
+            }
+            Ok(0)
+        }
+        Cmd::Status { json, config } => {
+            let root = root_for(cli.root.as_deref());
+            check_root(&root)?;
+            if config {
+                let cfg = Config::load(&root).map_err(ServiceError::from)?;
+                print!("{}", toml::to_string_pretty(&cfg).context("cannot render the configuration")?);
+                return Ok(0);
+            }
+            let project = Project::open(
+                &root,
+                OpenOptions {
+                    home,
+                    embedder: None,
+                    purpose: "status".into(),
+                    lock_wait: Duration::from_secs(2),
+                    create: false,
+                    config: None,
+                },
+            )?;
+            let status = project.status()?;
+            if json {
+                output::print_json(&status)?;
+            } else {
+                output::print_status(&status);
+            }
+            Ok(0)
+        }
+        Cmd::Doctor { json } => {
+            let root = root_for(cli.root.as_deref());
+            Ok(output::doctor(&home, &root, json))
+        }
+    }
+}
+
+fn check_root(root: &Path) -> Result<(), Failure> {
+    if !root.is_dir() {
+        return Err(usage(format!("{} is not a directory", root.display())));
+    }
+    Ok(())
+}
+
+pub(crate) fn load_embedder(home: &Path, cfg: &Config) -> Result<Arc<dyn Embedder>, Failure> {
+    let paths = AssetPaths::in_home(home);
+    let e = OnnxEmbedder::load(&paths, cfg.embed.threads, cfg.embed.max_length).map_err(|e| Failure {
+        code: exit::NOT_READY,
+        err: anyhow::Error::new(e),
+    })?;
+    Ok(Arc::new(e))
+}

@@ -95,7 +95,7 @@ pub fn split_identifier(ident: &str) -> Vec<String> {
     parts
 }
 
-fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
+fn for_each_word<'a>(text: &'a str, mut f: impl FnMut(&'a str)) {
     let mut start = None;
     for (i, c) in text.char_indices() {
         let word_char = c.is_alphanumeric() || c == '_' || c == '$';

@@ -18,7 +18,12 @@ pub enum EmbedError {
     #[error("{what} not found at {path}; run `scripts/setup` (or set CODEMEM_HOME to where it installed the assets)")]
     MissingAsset { what: String, path: String },
     #[error("{what} at {path} is corrupt (sha256 {got}, expected {expected}); run `scripts/setup --force`")]
-    CorruptAsset { what: String, path: String, got: String, expected: String },
+    CorruptAsset {
+        what: String,
+        path: String,
+        got: String,
+        expected: String,
+    },
     #[error("could not load ONNX Runtime from {path}: {reason}. Run `scripts/setup --force` to reinstall it")]
     Runtime { path: String, reason: String },
     #[error("could not load the embedding model: {0}")]

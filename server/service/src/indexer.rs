@@ -1,0 +1,488 @@
+//! The index pipeline.
+//!
+//! Phase 1 (lexical): walk → diff against the manifest → read, chunk, sparse-vectorise and
+//! upsert every changed file, reusing cached embeddings. Lexical search covers the whole tree
+//! after this phase, which takes seconds.
+//! Phase 2 (dense): embed the chunks the cache did not have, in bounded batches on a worker
+//! thread while this thread stores the previous batch; a file is marked complete once all its
+//! vectors are stored.
+//!
+//! Durability: every ~2 s (and at the end) the store is flushed *then* the manifest and cache
+//! entries are committed, so after kill -9 the manifest never claims more than the store holds;
+//! a re-run redoes only incomplete files and finds finished embeddings in the cache.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use codemem_core::chunk::{chunk_file, ChunkOptions};
+use codemem_core::lexical::document_vector;
+use codemem_core::{Chunk, Namespace};
+use codemem_kv::WriteOp;
+use codemem_store::StorePoint;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::cache;
+use crate::error::{Result, ServiceError};
+use crate::manifest::{self, FileEntry};
+use crate::project::{git_head, Project};
+use crate::walk::{self, WalkedFile};
+
+pub use crate::walk::Skipped;
+
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+const FILES_PER_BATCH: usize = 64;
+const MAX_SKIPPED_LISTED: usize = 50;
+
+/// Counters of one index run (also persisted as the project's `last_run`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct IndexStats {
+    pub files_scanned: usize,
+    pub files_unchanged: usize,
+    pub files_indexed: usize,
+    pub files_deleted: usize,
+    pub files_skipped: usize,
+    pub chunks_upserted: usize,
+    /// Chunk texts sent to the model in this run.
+    pub chunks_embedded: usize,
+    /// Chunks whose vector came from the embedding cache.
+    pub cache_hits: usize,
+    pub embed_errors: usize,
+    pub points_total: u64,
+    pub elapsed_ms: u64,
+    /// Time spent inside the embedding model.
+    pub embed_ms: u64,
+    /// When phase 1 ended: from here on lexical search covers the whole tree.
+    pub lexical_ready_ms: u64,
+    pub cancelled: bool,
+    /// The first skipped files and why (the count is `files_skipped`).
+    pub skipped: Vec<Skipped>,
+}
+
+/// Progress of an index run, for progress bars and JSON event streams.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum IndexEvent {
+    Scanned { files: usize, changed: usize, deleted: usize },
+    Lexical { done: usize, total: usize },
+    Embed { done: usize, total: usize },
+    Done { stats: IndexStats },
+}
+
+pub trait ProgressSink: Sync {
+    fn event(&self, e: IndexEvent);
+}
+
+impl<F: Fn(IndexEvent) + Sync> ProgressSink for F {
+    fn event(&self, e: IndexEvent) {
+        self(e)
+    }
+}
+
+pub struct IndexOptions<'a> {
+    pub cancel: &'a AtomicBool,
+    pub progress: &'a dyn ProgressSink,
+}
+
+/// A chunk waiting for its dense vector.
+struct Pending {
+    ns: Namespace,
+    id: u64,
+    path: String,
+    key: Vec<u8>,
+    text: String,
+}
+
+enum Prepared {
+    Skip(String),
+    /// Same bytes as indexed before; only the mtime moved.
+    Touch,
+    Chunks(Vec<Chunk>, String),
+}
+
+/// Writes buffered until the next checkpoint.
+#[derive(Default)]
+struct Journal {
+    ops: Vec<WriteOp>,
+    entries: Vec<(String, Option<FileEntry>)>,
+    last: Option<Instant>,
+}
+
+impl Project {
+    /// Brings the index in line with the workspace. Safe to interrupt at any point.
+    pub fn index(&self, opts: IndexOptions<'_>) -> Result<IndexStats> {
+        let started = Instant::now();
+        let mut stats = IndexStats::default();
+        let walk = walk::walk(&self.root, &self.cfg);
+        stats.files_scanned = walk.files.len();
+        let mut skipped = walk.skipped;
+        let known = self.files.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut journal = Journal { last: Some(Instant::now()), ..Default::default() };
+
+        // Vanished files.
+        let present: HashSet<&str> = walk.files.iter().map(|f| f.rel.as_str()).collect();
+        let vanished: Vec<(&String, &FileEntry)> = known.iter().filter(|(p, _)| !present.contains(p.as_str())).collect();
+        let mut by_ns: HashMap<&str, Vec<String>> = HashMap::new();
+        for (p, e) in &vanished {
+            by_ns.entry(e.namespace.as_str()).or_default().push((*p).clone());
+            journal.entries.push(((*p).clone(), None));
+        }
+        for (ns, paths) in by_ns {
+            if let Ok(ns) = Namespace::new(ns) {
+                self.store.delete_paths(&ns, &paths)?;
+            }
+        }
+        stats.files_deleted = vanished.len();
+
+        let changed: Vec<&WalkedFile> = walk
+            .files
+            .iter()
+            .filter(|f| match known.get(&f.rel) {
+                Some(e) => !(e.complete && e.size == f.size && e.mtime_ns == f.mtime_ns),
+                None => true,
+            })
+            .collect();
+        stats.files_unchanged = walk.files.len() - changed.len();
+        opts.progress.event(IndexEvent::Scanned { files: walk.files.len(), changed: changed.len(), deleted: vanished.len() });
+
+        // Phase 1: lexical.
+        let model_id = self.embedder.as_ref().map(|e| e.model_id().to_string()).unwrap_or_default();
+        let dim = self.embedder.as_ref().map(|e| e.dim()).unwrap_or(crate::project::DEFAULT_DIM);
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut remaining: HashMap<String, (FileEntry, usize)> = HashMap::new();
+        let opts_chunk = ChunkOptions { max_lines: self.cfg.index.max_chunk_lines, min_lines: self.cfg.index.min_chunk_lines };
+        let mut done = 0;
+        for batch in changed.chunks(FILES_PER_BATCH) {
+            if opts.cancel.load(Ordering::Relaxed) {
+                return self.finish_cancelled(journal, stats, started);
+            }
+            let prepared: Vec<(&WalkedFile, Prepared)> = std::thread::scope(|s| {
+                let half = batch.len().div_ceil(2);
+                let (a, b) = batch.split_at(half);
+                let h = s.spawn(|| a.iter().map(|f| (*f, self.prepare(f, known.get(&f.rel), &opts_chunk))).collect::<Vec<_>>());
+                let mut rest: Vec<_> = b.iter().map(|f| (*f, self.prepare(f, known.get(&f.rel), &opts_chunk))).collect();
+                let mut out = h.join().unwrap_or_default();
+                out.append(&mut rest);
+                out
+            });
+            let mut deletes: HashMap<String, Vec<String>> = HashMap::new();
+            let mut chunks_all: Vec<Chunk> = Vec::new();
+            let mut new_entries: Vec<(String, FileEntry)> = Vec::new();
+            for (f, p) in prepared {
+                let old = known.get(&f.rel);
+                match p {
+                    Prepared::Skip(reason) => {
+                        stats.files_skipped += 1;
+                        if skipped.len() < MAX_SKIPPED_LISTED {
+                            skipped.push(Skipped { path: f.rel.clone(), reason });
+                        }
+                        if let Some(e) = old {
+                            deletes.entry(e.namespace.clone()).or_default().push(f.rel.clone());
+                            journal.entries.push((f.rel.clone(), None));
+                        }
+                    }
+                    Prepared::Touch => {
+                        let mut e = old.expect("Touch implies an entry").clone();
+                        e.mtime_ns = f.mtime_ns;
+                        journal.entries.push((f.rel.clone(), Some(e)));
+                    }
+                    Prepared::Chunks(chunks, hash) => {
+                        let ns = chunks.first().map(|c| c.namespace.to_string()).unwrap_or_else(|| self.router.route(&f.rel, f.language).to_string());
+                        if let Some(e) = old {
+                            if e.namespace != ns {
+                                deletes.entry(e.namespace.clone()).or_default().push(f.rel.clone());
+                            }
+                        }
+                        // Always clear the target namespace: a crash may have left points without an entry.
+                        deletes.entry(ns.clone()).or_default().push(f.rel.clone());
+                        new_entries.push((
+                            f.rel.clone(),
+                            FileEntry {
+                                size: f.size,
+                                mtime_ns: f.mtime_ns,
+                                hash,
+                                namespace: ns,
+                                language: f.language,
+                                chunks: chunks.len() as u32,
+                                complete: false,
+                            },
+                        ));
+                        chunks_all.extend(chunks);
+                    }
+                }
+            }
+            for (ns, paths) in deletes {
+                if let Ok(ns) = Namespace::new(&ns) {
+                    self.store.delete_paths(&ns, &paths)?;
+                }
+            }
+            let keys: Vec<Vec<u8>> = chunks_all.iter().map(|c| cache::cache_key(&model_id, &c.content_hash)).collect();
+            let cached = if self.embedder.is_some() {
+                cache::lookup(self.kv.as_ref(), &keys, dim)?
+            } else {
+                vec![None; keys.len()]
+            };
+            let mut per_ns: HashMap<Namespace, Vec<StorePoint>> = HashMap::new();
+            let mut waiting: HashMap<&str, usize> = HashMap::new();
+            for ((c, key), dense) in chunks_all.iter().zip(keys).zip(cached) {
+                let id = c.point_id();
+                if dense.is_some() {
+                    stats.cache_hits += 1;
+                } else {
+                    *waiting.entry(c.path.as_str()).or_default() += 1;
+                    pending.push(Pending { ns: c.namespace.clone(), id, path: c.path.clone(), key, text: c.embedding_text() });
+                }
+                per_ns.entry(c.namespace.clone()).or_default().push(StorePoint {
+                    id,
+                    dense,
+                    sparse: document_vector(&c.path, c.symbol.as_deref(), &c.content),
+                    payload: payload(c),
+                });
+            }
+            for (ns, points) in per_ns {
+                stats.chunks_upserted += points.len();
+                self.store.upsert(&ns, points)?;
+            }
+            for (path, mut entry) in new_entries {
+                let w = waiting.get(path.as_str()).copied().unwrap_or(0);
+                entry.complete = w == 0;
+                if w > 0 {
+                    remaining.insert(path.clone(), (entry.clone(), w));
+                }
+                stats.files_indexed += 1;
+                journal.entries.push((path, Some(entry)));
+            }
+            done += batch.len();
+            opts.progress.event(IndexEvent::Lexical { done, total: changed.len() });
+            self.maybe_checkpoint(&mut journal, false)?;
+        }
+        self.maybe_checkpoint(&mut journal, true)?;
+        stats.lexical_ready_ms = started.elapsed().as_millis() as u64;
+
+        // Phase 2: dense.
+        if let Some(embedder) = &self.embedder {
+            self.embed_pending(embedder.as_ref(), pending, &mut remaining, &mut journal, &mut stats, &opts)?;
+            if stats.cancelled {
+                return self.finish_cancelled(journal, stats, started);
+            }
+        }
+        self.maybe_checkpoint(&mut journal, true)?;
+
+        stats.skipped = skipped.into_iter().take(MAX_SKIPPED_LISTED).collect();
+        stats.files_skipped = stats.files_skipped.max(stats.skipped.len());
+        stats.points_total = self.total_points()?;
+        stats.elapsed_ms = started.elapsed().as_millis() as u64;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        self.kv.write(vec![
+            manifest::meta_op("last_run", &stats),
+            manifest::meta_op("indexed_at", &now),
+            manifest::meta_op("last_commit", &git_head(&self.root)),
+        ])?;
+        opts.progress.event(IndexEvent::Done { stats: stats.clone() });
+        Ok(stats)
+    }
+
+    fn total_points(&self) -> Result<u64> {
+        let mut n = 0;
+        for ns in self.cfg.index_namespaces() {
+            n += self.store.count(&ns)?;
+        }
+        Ok(n)
+    }
+
+    fn finish_cancelled(&self, mut journal: Journal, mut stats: IndexStats, started: Instant) -> Result<IndexStats> {
+        self.maybe_checkpoint(&mut journal, true)?;
+        stats.cancelled = true;
+        stats.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(stats)
+    }
+
+    /// Reads, decodes and chunks one file. Never fails: problems become `Skip` reasons.
+    fn prepare(&self, f: &WalkedFile, old: Option<&FileEntry>, opts: &ChunkOptions) -> Prepared {
+        let bytes = match std::fs::read(&f.abs) {
+            Ok(b) => b,
+            Err(e) => return Prepared::Skip(format!("cannot read: {e}")),
+        };
+        if bytes.len() as u64 > self.cfg.index.max_file_bytes {
+            return Prepared::Skip("grew over index.max_file_bytes while indexing".into());
+        }
+        let hash = blake3::hash(&bytes).to_hex().to_string();
+        if let Some(e) = old {
+            if e.complete && e.hash == hash {
+                return Prepared::Touch;
+            }
+        }
+        let text = match walk::decode_text(&bytes) {
+            Ok(t) => t,
+            Err(reason) => return Prepared::Skip(reason.into()),
+        };
+        if walk::is_generated(&text) {
+            return Prepared::Skip("generated file (marked @generated / DO NOT EDIT)".into());
+        }
+        let ns = self.router.route(&f.rel, f.language);
+        let chunks = chunk_file(f.language, &text, opts)
+            .into_iter()
+            .filter(|d| !d.content.trim().is_empty())
+            .map(|d| {
+                let content_hash = blake3::hash(
+                    codemem_core::embedding_text(&f.rel, d.kind, d.symbol.as_deref(), &d.content).as_bytes(),
+                )
+                .to_hex()
+                .to_string();
+                Chunk {
+                    path: f.rel.clone(),
+                    namespace: ns.clone(),
+                    language: f.language,
+                    symbol: d.symbol,
+                    kind: d.kind,
+                    start_line: d.start_line,
+                    end_line: d.end_line,
+                    content: d.content,
+                    content_hash,
+                }
+            })
+            .collect();
+        Prepared::Chunks(chunks, hash)
+    }
+
+    fn embed_pending(
+        &self,
+        embedder: &dyn codemem_embed::Embedder,
+        pending: Vec<Pending>,
+        remaining: &mut HashMap<String, (FileEntry, usize)>,
+        journal: &mut Journal,
+        stats: &mut IndexStats,
+        opts: &IndexOptions<'_>,
+    ) -> Result<()> {
+        // The same text (license headers, copies) is embedded once.
+        let mut order: Vec<Vec<u8>> = Vec::new();
+        let mut targets: HashMap<Vec<u8>, (String, Vec<(Namespace, u64, String)>)> = HashMap::new();
+        for p in pending {
+            let slot = targets.entry(p.key.clone()).or_insert_with(|| {
+                order.push(p.key.clone());
+                (p.text, Vec::new())
+            });
+            slot.1.push((p.ns, p.id, p.path));
+        }
+        let total = order.len();
+        let batch_size = self.cfg.embed.batch_size;
+        let batches: Vec<&[Vec<u8>]> = order.chunks(batch_size).collect();
+        let (tx, rx) = crossbeam_channel::bounded::<(usize, std::result::Result<Vec<Vec<f32>>, String>, u64)>(2);
+        let mut done = 0;
+        let mut first_error: Option<ServiceError> = None;
+        std::thread::scope(|s| {
+            let targets_ref = &targets;
+            let batches_ref = &batches;
+            s.spawn(move || {
+                for (i, keys) in batches_ref.iter().enumerate() {
+                    if opts.cancel.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let texts: Vec<String> = keys.iter().map(|k| targets_ref[k].0.clone()).collect();
+                    let t = Instant::now();
+                    let out = embedder.embed(&texts).map_err(|e| e.to_string());
+                    if tx.send((i, out, t.elapsed().as_millis() as u64)).is_err() {
+                        break;
+                    }
+                }
+            });
+            for (i, out, ms) in rx.iter() {
+                stats.embed_ms += ms;
+                let keys = batches[i];
+                let vectors = match out {
+                    Ok(v) if v.len() == keys.len() => v,
+                    Ok(_) | Err(_) => {
+                        // Leave these files incomplete; the next run retries them.
+                        stats.embed_errors += keys.len();
+                        tracing::warn!(batch = i, "embedding batch failed; its files stay pending");
+                        continue;
+                    }
+                };
+                let mut per_ns: HashMap<Namespace, Vec<(u64, Vec<f32>)>> = HashMap::new();
+                for (key, v) in keys.iter().zip(vectors) {
+                    journal.ops.push(cache::put_op(key.clone(), &v));
+                    for (ns, id, path) in &targets[key].1 {
+                        per_ns.entry(ns.clone()).or_default().push((*id, v.clone()));
+                        if let Some((entry, left)) = remaining.get_mut(path) {
+                            *left -= 1;
+                            if *left == 0 {
+                                entry.complete = true;
+                                journal.entries.push((path.clone(), Some(entry.clone())));
+                            }
+                        }
+                    }
+                }
+                for (ns, vs) in per_ns {
+                    if let Err(e) = self.store.set_dense(&ns, vs) {
+                        first_error.get_or_insert(e.into());
+                    }
+                }
+                stats.chunks_embedded += keys.len();
+                done += keys.len();
+                opts.progress.event(IndexEvent::Embed { done, total });
+                if first_error.is_none() {
+                    if let Err(e) = self.maybe_checkpoint(journal, false) {
+                        first_error = Some(e);
+                    }
+                }
+                if first_error.is_some() {
+                    break;
+                }
+            }
+        });
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        if opts.cancel.load(Ordering::Relaxed) && done < total {
+            stats.cancelled = true;
+        }
+        Ok(())
+    }
+
+    /// Flushes the store, then commits journaled manifest/cache writes (in that order).
+    fn maybe_checkpoint(&self, j: &mut Journal, force: bool) -> Result<()> {
+        let due = force || j.last.is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY);
+        if !due || (j.ops.is_empty() && j.entries.is_empty()) {
+            return Ok(());
+        }
+        self.store.flush()?;
+        let mut ops = std::mem::take(&mut j.ops);
+        let entries = std::mem::take(&mut j.entries);
+        for (path, e) in &entries {
+            ops.push(match e {
+                Some(e) => manifest::put_op(path, e),
+                None => manifest::delete_op(path),
+            });
+        }
+        self.kv.write(ops)?;
+        let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
+        for (path, e) in entries {
+            match e {
+                Some(e) => files.insert(path, e),
+                None => files.remove(&path),
+            };
+        }
+        j.last = Some(Instant::now());
+        Ok(())
+    }
+}
+
+fn payload(c: &Chunk) -> Map<String, Value> {
+    let leaf = c.symbol.as_deref().map(|s| s.rsplit([':', '.', '#']).next().unwrap_or(s).to_lowercase());
+    let v = json!({
+        "path": c.path,
+        "namespace": c.namespace.as_str(),
+        "language": c.language.as_str(),
+        "symbol": c.symbol,
+        "symbol_lc": leaf,
+        "kind": c.kind.as_str(),
+        "start_line": c.start_line,
+        "end_line": c.end_line,
+        "content": c.content,
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!("json! object"),
+    }
+}

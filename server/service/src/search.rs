@@ -1,0 +1,208 @@
+//! Hybrid search: lexical (BM25 over identifier-aware tokens) and dense (the local model)
+//! candidates from every requested namespace, fused with reciprocal rank fusion; an exact
+//! identifier query puts its definition first.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use codemem_core::lexical::{identifier_query, query_vector};
+use codemem_core::{ChunkKind, Hit, Language, Namespace, Query, SearchMode};
+use codemem_store::{ScoredPoint, SearchFilter, SearchVector};
+use globset::Glob;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::{Result, ServiceError};
+use crate::manifest;
+use crate::project::{git_head, Project};
+
+/// Reciprocal rank fusion constant (the usual 60).
+const RRF_K: f32 = 60.0;
+const SNIPPET_MAX_LINES: usize = 40;
+const SNIPPET_MAX_BYTES: usize = 4000;
+
+/// How current the index behind an answer is.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Freshness {
+    pub indexed_files: usize,
+    /// Files whose dense vectors are not all stored (still found lexically).
+    pub pending_files: usize,
+    pub last_indexed_at: Option<u64>,
+    pub last_commit: Option<String>,
+    pub head_commit: Option<String>,
+    /// The checked-out commit differs from the one last indexed.
+    pub stale: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResponse {
+    pub hits: Vec<Hit>,
+    pub mode: SearchMode,
+    /// False when the model is not loaded: results are lexical only.
+    pub dense_available: bool,
+    pub freshness: Freshness,
+    pub took_ms: f64,
+}
+
+type Key = (Namespace, u64);
+
+impl Project {
+    pub fn search(&self, q: &Query) -> Result<SearchResponse> {
+        let started = Instant::now();
+        q.validate()?;
+        let namespaces = self.resolve_namespaces(&q.namespaces)?;
+        if q.mode == SearchMode::Dense && self.embedder.is_none() {
+            return Err(ServiceError::Embed(codemem_embed::EmbedError::Model(
+                "dense search needs the embedding model; run `scripts/setup`, or search with --mode lexical".into(),
+            )));
+        }
+        let mut filter = SearchFilter { language: q.language.map(|l| l.as_str().to_string()), ..Default::default() };
+        if let Some(glob) = &q.path_glob {
+            let m = Glob::new(glob)
+                .map_err(|e| codemem_core::CoreError::InvalidGlob { glob: glob.clone(), reason: e.to_string() })?
+                .compile_matcher();
+            let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+            filter.paths = Some(files.keys().filter(|p| m.is_match(p.as_str())).cloned().collect());
+        }
+        let freshness = self.freshness()?;
+        let dense_available = self.embedder.is_some();
+        if filter.paths.as_ref().is_some_and(|p| p.is_empty()) {
+            return Ok(SearchResponse { hits: vec![], mode: q.mode, dense_available, freshness, took_ms: ms(started) });
+        }
+        let depth = (q.k * 4).max(40);
+
+        let mut lists: Vec<Vec<(Key, ScoredPoint)>> = Vec::new();
+        if q.mode != SearchMode::Dense {
+            let sv = SearchVector::Sparse(query_vector(&q.text));
+            lists.push(self.ranked(&namespaces, &sv, &filter, depth)?);
+        }
+        if q.mode != SearchMode::Lexical {
+            if let Some(e) = &self.embedder {
+                let v = e.embed(&[q.text.clone()])?.pop().unwrap_or_default();
+                lists.push(self.ranked(&namespaces, &SearchVector::Dense(v), &filter, depth)?);
+            }
+        }
+
+        let mut fused: HashMap<Key, (f32, ScoredPoint)> = HashMap::new();
+        if lists.len() == 1 {
+            for (key, p) in lists.pop().unwrap_or_default() {
+                let s = p.score;
+                fused.insert(key, (s, p));
+            }
+        } else {
+            for list in lists {
+                for (rank, (key, p)) in list.into_iter().enumerate() {
+                    let add = 1.0 / (RRF_K + rank as f32 + 1.0);
+                    fused.entry(key).or_insert((0.0, p)).0 += add;
+                }
+            }
+        }
+
+        // An identifier query wants the chunk that defines it first.
+        if let Some(ident) = identifier_query(&q.text) {
+            let top = fused.values().map(|(s, _)| *s).fold(0.0f32, f32::max);
+            let by_symbol = SearchFilter { symbol_lc: Some(ident.to_lowercase()), ..filter.clone() };
+            for ns in &namespaces {
+                for p in self.store.scroll(ns, &by_symbol, 20)? {
+                    fused.entry((ns.clone(), p.id)).or_insert((0.0, p));
+                }
+            }
+            for (s, p) in fused.values_mut() {
+                let sym = p.payload.get("symbol").and_then(Value::as_str).unwrap_or("");
+                let leaf = sym.rsplit([':', '.', '#']).next().unwrap_or(sym);
+                if leaf == ident {
+                    *s += top + 1.0;
+                } else if leaf.eq_ignore_ascii_case(ident) {
+                    *s += top + 0.5;
+                }
+            }
+        }
+
+        let mut ranked: Vec<(f32, ScoredPoint)> = fused.into_values().collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        let hits = ranked.into_iter().take(q.k).filter_map(|(s, p)| to_hit(s, &p.payload)).collect();
+        Ok(SearchResponse { hits, mode: q.mode, dense_available, freshness, took_ms: ms(started) })
+    }
+
+    /// One ranked list across namespaces. Scores of one kind (cosine or BM25) are comparable
+    /// enough across shards to merge by score.
+    fn ranked(
+        &self,
+        namespaces: &[Namespace],
+        v: &SearchVector,
+        filter: &SearchFilter,
+        depth: usize,
+    ) -> Result<Vec<(Key, ScoredPoint)>> {
+        let mut all = Vec::new();
+        for ns in namespaces {
+            for p in self.store.search(ns, v, filter, depth)? {
+                all.push(((ns.clone(), p.id), p));
+            }
+        }
+        all.sort_by(|a, b| b.1.score.total_cmp(&a.1.score));
+        all.truncate(depth);
+        Ok(all)
+    }
+
+    pub(crate) fn resolve_namespaces(&self, requested: &[Namespace]) -> Result<Vec<Namespace>> {
+        if requested.is_empty() {
+            return Ok(self.cfg.default_namespaces());
+        }
+        let mut out = Vec::new();
+        for ns in requested {
+            let ns = self.cfg.namespace(ns.as_str())?;
+            if !out.contains(&ns) {
+                out.push(ns);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn freshness(&self) -> Result<Freshness> {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        let last_commit: Option<String> = manifest::get_meta::<Option<String>>(self.kv.as_ref(), "last_commit")?.flatten();
+        let head_commit = git_head(&self.root);
+        Ok(Freshness {
+            indexed_files: files.len(),
+            pending_files: files.values().filter(|e| !e.complete).count(),
+            last_indexed_at: manifest::get_meta(self.kv.as_ref(), "indexed_at")?,
+            stale: last_commit.is_some() && head_commit.is_some() && last_commit != head_commit,
+            last_commit,
+            head_commit,
+        })
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0
+}
+
+fn snippet(content: &str) -> String {
+    let mut out = String::new();
+    for (i, line) in content.lines().enumerate() {
+        if i >= SNIPPET_MAX_LINES || out.len() + line.len() > SNIPPET_MAX_BYTES {
+            out.push('…');
+            break;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+fn to_hit(score: f32, p: &Map<String, Value>) -> Option<Hit> {
+    let s = |k: &str| p.get(k).and_then(Value::as_str);
+    let n = |k: &str| p.get(k).and_then(Value::as_u64).unwrap_or(0) as u32;
+    Some(Hit {
+        path: s("path")?.to_string(),
+        start_line: n("start_line"),
+        end_line: n("end_line"),
+        symbol: s("symbol").map(str::to_string),
+        kind: s("kind").and_then(ChunkKind::parse).unwrap_or(ChunkKind::Block),
+        namespace: Namespace::new(s("namespace")?).ok()?,
+        language: s("language").and_then(Language::parse).unwrap_or(Language::Text),
+        score,
+        snippet: snippet(s("content").unwrap_or("")),
+        unsaved: false,
+    })
+}

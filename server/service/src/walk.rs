@@ -1,0 +1,215 @@
+//! Walks a workspace: .gitignore/.ignore rules, built-in vendored/generated exclusions,
+//! config excludes, size limit, symlink safety. Produces the candidate files to index and a
+//! record of what was skipped and why.
+
+use std::path::{Path, PathBuf};
+
+use codemem_core::{Config, Language};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+/// Directories that hold someone else's code or build output.
+const SKIP_DIRS: &[&str] = &[
+    ".git", ".hg", ".svn", "node_modules", "bower_components", "vendor", "third_party",
+    "__pycache__", ".venv", "venv", ".tox", ".mypy_cache", ".pytest_cache", "site-packages",
+    ".codemem",
+];
+
+/// Files that are generated or lock files.
+const SKIP_FILES: &[&str] = &[
+    "**/*.min.js", "**/*.min.css", "**/*.map", "**/*.pb.go", "**/*_pb2.py", "**/*_pb2_grpc.py",
+    "**/*.generated.*", "**/*.g.dart", "**/Cargo.lock", "**/package-lock.json", "**/yarn.lock",
+    "**/pnpm-lock.yaml", "**/poetry.lock", "**/go.sum", "**/uv.lock", "**/Pipfile.lock",
+];
+
+#[derive(Debug, Clone)]
+pub struct WalkedFile {
+    pub rel: String,
+    pub abs: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub language: Language,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Skipped {
+    pub path: String,
+    pub reason: String,
+}
+
+pub struct Walk {
+    pub files: Vec<WalkedFile>,
+    pub skipped: Vec<Skipped>,
+}
+
+fn globset(globs: impl IntoIterator<Item = String>) -> GlobSet {
+    let mut b = GlobSetBuilder::new();
+    for g in globs {
+        if let Ok(g) = Glob::new(&g) {
+            b.add(g);
+        }
+    }
+    b.build().unwrap_or_else(|_| GlobSet::empty())
+}
+
+pub fn mtime_ns(md: &std::fs::Metadata) -> i128 {
+    md.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+pub fn walk(root: &Path, cfg: &Config) -> Walk {
+    let generated = globset(SKIP_FILES.iter().map(|s| s.to_string()));
+    let excluded = globset(cfg.index.exclude.iter().cloned());
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(!cfg.index.hidden)
+        .follow_links(cfg.index.follow_symlinks)
+        .git_ignore(true)
+        .git_exclude(true)
+        .git_global(false)
+        .ignore(true)
+        .parents(false)
+        .require_git(false)
+        .filter_entry(|e| {
+            !(e.file_type().is_some_and(|t| t.is_dir())
+                && e.file_name().to_str().is_some_and(|n| SKIP_DIRS.contains(&n)))
+        })
+        .build();
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(err) => {
+                // Loops, permission errors on directories, broken links: note and go on.
+                let path = match &err {
+                    ignore::Error::WithPath { path, .. } => rel_of(root, path),
+                    _ => String::new(),
+                };
+                skipped.push(Skipped { path, reason: err.to_string() });
+                continue;
+            }
+        };
+        let Some(ft) = entry.file_type() else { continue };
+        if ft.is_dir() {
+            continue;
+        }
+        let abs = entry.path().to_path_buf();
+        let Some(rel) = abs.strip_prefix(root).ok().and_then(|p| p.to_str()).map(|s| s.replace('\\', "/")) else {
+            skipped.push(Skipped { path: abs.to_string_lossy().into(), reason: "file name is not valid UTF-8".into() });
+            continue;
+        };
+        if ft.is_symlink() {
+            // Not following links (the default): a link is not content of this workspace.
+            continue;
+        }
+        if !ft.is_file() {
+            continue; // sockets, fifos, devices
+        }
+        let Some(language) = Language::detect(&rel) else { continue };
+        if generated.is_match(&rel) || excluded.is_match(&rel) {
+            continue;
+        }
+        if cfg.index.follow_symlinks {
+            // A followed link must not lead outside the workspace.
+            match abs.canonicalize() {
+                Ok(c) if c.starts_with(root) => {}
+                Ok(_) => {
+                    skipped.push(Skipped { path: rel, reason: "symbolic link points outside the workspace".into() });
+                    continue;
+                }
+                Err(e) => {
+                    skipped.push(Skipped { path: rel, reason: e.to_string() });
+                    continue;
+                }
+            }
+        }
+        let md = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                skipped.push(Skipped { path: rel, reason: e.to_string() });
+                continue;
+            }
+        };
+        if md.len() > cfg.index.max_file_bytes {
+            skipped.push(Skipped {
+                path: rel,
+                reason: format!(
+                    "{} bytes is over the {}-byte limit (index.max_file_bytes)",
+                    md.len(),
+                    cfg.index.max_file_bytes
+                ),
+            });
+            continue;
+        }
+        files.push(WalkedFile { rel, abs, size: md.len(), mtime_ns: mtime_ns(&md), language });
+    }
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Walk { files, skipped }
+}
+
+fn rel_of(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root).unwrap_or(p).to_string_lossy().replace('\\', "/")
+}
+
+/// Why file bytes cannot be indexed, if they cannot. Text with a few invalid UTF-8 bytes is
+/// decoded lossily; mostly-invalid or NUL-containing data is binary.
+pub fn decode_text(bytes: &[u8]) -> Result<String, &'static str> {
+    let head = &bytes[..bytes.len().min(8192)];
+    if head.contains(&0) {
+        return Err("binary file (contains NUL bytes)");
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(s.to_string()),
+        Err(_) => {
+            let s = String::from_utf8_lossy(bytes);
+            let bad = s.chars().filter(|c| *c == '\u{FFFD}').count();
+            if bad * 100 > s.chars().count().max(1) {
+                Err("not UTF-8 text")
+            } else {
+                Ok(s.into_owned())
+            }
+        }
+    }
+}
+
+/// Generated files announce themselves in their first lines.
+pub fn is_generated(text: &str) -> bool {
+    text.lines().take(5).any(|l| l.contains("@generated") || l.contains("DO NOT EDIT") || l.contains("Code generated by"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_text_and_rejects_binary() {
+        assert_eq!(decode_text(b"fn main() {}").unwrap(), "fn main() {}");
+        assert!(decode_text(b"\x7fELF\x00\x00").is_err());
+        assert!(decode_text(&[0xff; 100]).is_err());
+        let mut mostly = b"hello world, this is text ".repeat(10);
+        mostly.push(0xe9); // one Latin-1 byte
+        assert!(decode_text(&mostly).is_ok());
+    }
+
+    #[test]
+    fn walk_honours_gitignore_and_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(root.join(".gitignore"), "ignored.rs\n").unwrap();
+        std::fs::write(root.join("a.rs"), "fn a() {}").unwrap();
+        std::fs::write(root.join("ignored.rs"), "fn b() {}").unwrap();
+        std::fs::write(root.join("big.rs"), "x".repeat(100)).unwrap();
+        std::fs::create_dir(root.join("node_modules")).unwrap();
+        std::fs::write(root.join("node_modules/x.js"), "x").unwrap();
+        std::fs::write(root.join("image.png"), [0u8; 10]).unwrap();
+        let mut cfg = Config::default();
+        cfg.index.max_file_bytes = 50;
+        let w = walk(&root, &cfg);
+        let names: Vec<_> = w.files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(names, ["a.rs"]);
+        assert!(w.skipped.iter().any(|s| s.path == "big.rs"));
+    }
+}
