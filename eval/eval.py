@@ -450,6 +450,8 @@ def aggregate(results):
             "ndcg@10": sum(x["ndcg"] for x in rows) / n if n else 0.0,
             "mrr": sum(x["rr"] for x in rows) / n if n else 0.0,
             "misses": sum(1 for x in rows if x["first_rank"] is None),
+            # Distinct files in the k chunks returned (after deduplication by path).
+            "files_per_list": sum(len(x["top"]) for x in rows) / n if n else 0.0,
             "queries": n,
         }
     return out
@@ -465,12 +467,12 @@ def verdict(agg):
 def print_table(title, agg, out=sys.stdout):
     n = agg["hybrid"]["queries"]
     print(f"\n{title}  ({n} queries)", file=out)
-    print(f"  {'mode':<8} {'recall@10':>9} {'NDCG@10':>8} {'MRR':>7} {'misses':>7}", file=out)
+    print(f"  {'mode':<8} {'recall@10':>9} {'NDCG@10':>8} {'MRR':>7} {'misses':>7} {'files/list':>10}", file=out)
     best = max(agg[m]["ndcg@10"] for m in MODES)
     for mode in MODES:
         a = agg[mode]
         mark = " *" if a["ndcg@10"] == best and n else ""
-        print(f"  {mode:<8} {a['recall@10']:>9.3f} {a['ndcg@10']:>8.3f} {a['mrr']:>7.3f} {a['misses']:>7d}{mark}", file=out)
+        print(f"  {mode:<8} {a['recall@10']:>9.3f} {a['ndcg@10']:>8.3f} {a['mrr']:>7.3f} {a['misses']:>7d} {a['files_per_list']:>10.1f}{mark}", file=out)
 
 
 def rank_str(r):
@@ -536,6 +538,9 @@ def main(argv):
             with open(stamp, encoding="utf-8") as f:
                 stats = json.load(f)
             log(f"{label}: reusing the index from {time.ctime(os.path.getmtime(stamp))}")
+            if os.path.getmtime(cm.binary) > os.path.getmtime(stamp):
+                log(f"{label}: warning: {cm.binary} is newer than this index; changes to chunking or "
+                    "embedding are not reflected (drop --reuse-index to re-index)")
         else:
             projects = os.path.join(home, "projects")
             if os.path.isdir(projects):
@@ -597,7 +602,8 @@ def main(argv):
     # ----- report
     print("\n=== codemem retrieval evaluation " + ("(quick) " if args.quick else "") + "===")
     print(f"binary: {cm.binary}")
-    print(f"relevance: file-level, binary; hits deduplicated by path; k = {k}; namespaces: {', '.join(NAMESPACES)}")
+    print(f"relevance: file-level, binary; the {k} hits of each search deduplicated by path (files/list = distinct "
+          f"files left); misses = queries with no relevant file; namespaces: {', '.join(NAMESPACES)}")
     print("\ncorpora:")
     for c in corpora_report:
         print(f"  {c['name']:<10} {c['version']:<9} {c['language'] or '':<11} {c['files']:>4} files {c['lines']:>7} lines  "

@@ -58,6 +58,10 @@ fn build_tree(root: &Path, follow_symlinks: bool) -> bool {
     latin1.extend_from_slice(b"ade_label(region):\n    return \"Caf");
     latin1.push(0xE9);
     latin1.extend_from_slice(b" de \" + region.title()\n");
+    // The rest of the module is plain ASCII: a few invalid bytes in a file of ordinary size.
+    latin1.extend_from_slice(
+        b"\n\ndef cheapest_region(precios_por_region):\n    \"\"\"The region whose lowest offer is the cheapest one overall.\"\"\"\n    best_region, best_price = None, None\n    for region, precios in precios_por_region.items():\n        if not precios:\n            continue\n        low = min(precios)\n        if best_price is None or low < best_price:\n            best_region, best_price = region, low\n    return best_region\n\n\ndef price_spread(precios):\n    \"\"\"Difference between the most and the least expensive offer of one region.\"\"\"\n    if not precios:\n        return 0.0\n    return max(precios) - min(precios)\n\n\ndef normalise_offers(precios_por_region, currency_rate):\n    \"\"\"Converts every offer to euros with the given exchange rate, rounded to cents.\"\"\"\n    return {\n        region: [round(p * currency_rate, 2) for p in precios]\n        for region, precios in precios_por_region.items()\n    }\n",
+    );
     std::fs::write(root.join("latin1.py"), latin1).unwrap();
 
     // Mostly invalid UTF-8, no NUL bytes: not text.

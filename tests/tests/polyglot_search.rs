@@ -102,20 +102,21 @@ fn first_index_run_counts() {
     assert!(model.to_lowercase().contains("minilm"), "status.model: {status}");
 }
 
-/// (query, files that count as the right answer)
+/// (query, files that count as the right answer). Some queries share words with the code's
+/// comments, others are paraphrases that only the dense model connects to the code.
 const NL_QUERIES: &[(&str, &[&str])] = &[
-    ("limit how many requests each client can send per second", &["src/ratelimit.rs"]),
+    ("throttle callers that make too many API calls", &["src/ratelimit.rs"]),
     (
         "read settings from a config file and let environment variables override them",
         &["src/config.rs"],
     ),
-    ("compute the invoice total with sales tax and a discount", &["billing/invoice.py"]),
-    ("hash a user's password with a random salt before storing it", &["auth/passwords.py"]),
+    ("sum up what the customer owes including VAT", &["billing/invoice.py"]),
+    ("store user credentials safely so a database leak does not reveal them", &["auth/passwords.py"]),
     ("wait until the user stops typing before calling the function", &["web/src/utils/debounce.ts"]),
     ("cart with item quantities, remove button and subtotal", &["web/src/components/ShoppingCart.tsx"]),
-    ("retry failed HTTP requests with exponential backoff", &["pkg/httpclient/retry.go"]),
+    ("spread out repeated attempts when the server is flaky", &["pkg/httpclient/retry.go"]),
     (
-        "evict the least recently used entry when the cache is full",
+        "keep only the most recently accessed items in memory",
         &["java/src/main/java/com/example/cache/LruCache.java"],
     ),
     ("fixed-size circular queue of bytes", &["native/ringbuf/ring_buffer.c", "native/ringbuf/ring_buffer.h"]),

@@ -45,22 +45,24 @@ pub fn token_id(token: &str) -> u32 {
     h
 }
 
-/// Light suffix stripping so `embeddings`/`embedding`/`embedded` meet.
+/// Light suffix stripping so `embeddings`/`embedding`/`embedded` meet: plural first, then
+/// `-ing`/`-ed`.
 fn stem(w: &str) -> String {
+    let mut w = w.to_string();
     let n = w.len();
     if n > 4 && w.ends_with("ies") {
-        return format!("{}y", &w[..n - 3]);
+        w.truncate(n - 3);
+        w.push('y');
+    } else if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
+        w.truncate(n - 1);
     }
+    let n = w.len();
     if n > 5 && w.ends_with("ing") {
-        return w[..n - 3].to_string();
+        w.truncate(n - 3);
+    } else if n > 4 && w.ends_with("ed") && !w.ends_with("eed") {
+        w.truncate(n - 2);
     }
-    if n > 4 && w.ends_with("ed") && !w.ends_with("eed") {
-        return w[..n - 2].to_string();
-    }
-    if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
-        return w[..n - 1].to_string();
-    }
-    w.to_string()
+    w
 }
 
 /// Splits an identifier into its camelCase / snake_case / digit parts, lower-cased.

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use tree_sitter::{Node, ParseOptions, ParseState, Parser, Tree};
+use tree_sitter::{Node, ParseOptions, ParseState, Parser, Range, Tree};
 
 use super::{Item, Limits, Source};
 use crate::lang::Language;
@@ -11,6 +11,8 @@ use crate::types::ChunkKind;
 
 /// Files larger than this are not parsed (line windows instead).
 const MAX_PARSE_BYTES: usize = 16 * 1024 * 1024;
+/// Files whose lines average more bytes than this are treated as minified (line windows).
+const MINIFIED_AVG_LINE_BYTES: usize = 4096;
 /// A parse running longer than this is cancelled (line windows instead).
 const PARSE_BUDGET: Duration = Duration::from_secs(5);
 /// Containers / preprocessor blocks nested deeper than this are not opened.
@@ -46,23 +48,29 @@ pub(super) fn items(lang: Language, src: &Source, lim: Limits) -> Option<Vec<Ite
     if len > MAX_PARSE_BYTES {
         return None;
     }
-    let tree = parse(&grammar, src.text)?;
-    let root = tree.root_node();
-    let lines = src.line_count();
-    if root.has_error() && u64::from(error_lines(root)) * 2 >= u64::from(lines) {
+    // Minified bundles / generated data: items would all share a few lines, and the one
+    // surviving symbol would misdescribe the whole line. Plain windows are more honest.
+    if len / src.line_count().max(1) as usize > MINIFIED_AVG_LINE_BYTES {
         return None;
     }
-    let cx = Cx { lang, src, lim };
+    let tree = parse(&grammar, src.text, &[])?;
+    let root = tree.root_node();
+    if error_heavy(root) {
+        return None;
+    }
+    let cx = Cx { lang, src, lim, grammar };
     let mut out = Vec::new();
     cx.collect(root, &Scope::TOP, 0, &mut out);
     Some(out)
 }
 
-fn parse(grammar: &tree_sitter::Language, text: &str) -> Option<Tree> {
+/// Parses `text` (only `ranges` of it, or all of it when empty) with this thread's parser.
+fn parse(grammar: &tree_sitter::Language, text: &str, ranges: &[Range]) -> Option<Tree> {
     PARSER.with(|cell| {
         let mut slot = cell.try_borrow_mut().ok()?;
         let parser = slot.get_or_insert_with(Parser::new);
         parser.set_language(grammar).ok()?;
+        parser.set_included_ranges(ranges).ok()?;
         let started = Instant::now();
         let mut too_slow = |_: &ParseState| started.elapsed() > PARSE_BUDGET;
         let bytes = text.as_bytes();
@@ -78,6 +86,12 @@ fn parse(grammar: &tree_sitter::Language, text: &str) -> Option<Tree> {
         }
         tree
     })
+}
+
+/// ERROR nodes cover half the lines or more: the tree describes the file badly.
+fn error_heavy(root: Node) -> bool {
+    let lines = last_line(root) - first_line(root) + 1;
+    root.has_error() && u64::from(error_lines(root)) * 2 >= u64::from(lines)
 }
 
 /// Lines covered by ERROR nodes (outermost ones) plus one per MISSING node.
@@ -126,6 +140,9 @@ fn last_line(n: Node) -> u32 {
 enum Class<'t> {
     /// Not an item: glue (or a header line of its container).
     Skip,
+    /// A Rust macro invocation whose `{...}` body may hold items (`cfg_unstable! { impl ... }`):
+    /// the body is parsed again on its own and its items join the current level.
+    Reparse(Range),
     /// Its children sit at the same level as the node itself (`#ifdef`, `extern "C" {}`).
     Transparent(Node<'t>),
     Leaf {
@@ -176,6 +193,7 @@ struct Cx<'s, 'a> {
     lang: Language,
     src: &'s Source<'a>,
     lim: Limits,
+    grammar: tree_sitter::Language,
 }
 
 impl<'a> Cx<'_, 'a> {
@@ -215,6 +233,17 @@ impl<'a> Cx<'_, 'a> {
                 Class::Transparent(inner) => {
                     if depth < MAX_DEPTH {
                         self.collect(inner, scope, depth + 1, out);
+                    }
+                }
+                Class::Reparse(range) => {
+                    if depth < MAX_DEPTH {
+                        if let Some(tree) = parse(&self.grammar, self.src.text, &[range]) {
+                            let root = tree.root_node();
+                            // Bodies that are not items (`cfg_if!`, DSLs) stay glue.
+                            if !error_heavy(root) {
+                                self.collect(root, scope, depth + 1, out);
+                            }
+                        }
                     }
                 }
                 Class::Leaf { kind, name, sizeable_only } => {
@@ -293,9 +322,7 @@ impl<'a> Cx<'_, 'a> {
         match self.lang {
             Language::Rust => self.rust(n),
             Language::Python => self.python(n, depth),
-            Language::JavaScript | Language::TypeScript | Language::Tsx => {
-                self.js(n, depth)
-            }
+            Language::JavaScript | Language::TypeScript | Language::Tsx => self.js(n, depth),
             Language::Go => self.go(n),
             Language::Java => self.java(n),
             Language::C | Language::Cpp => self.c(n, depth),
@@ -318,8 +345,29 @@ impl<'a> Cx<'_, 'a> {
                 container(n, ChunkKind::Impl, ty, "::", true)
             }
             "mod_item" => container(n, ChunkKind::Module, name(), "::", false),
+            "macro_invocation" => self.macro_body(n).map_or(Class::Skip, Class::Reparse),
             _ => Class::Skip,
         }
+    }
+
+    /// The inside of a multi-line `name! { ... }` invocation.
+    fn macro_body(&self, n: Node) -> Option<Range> {
+        let mut cursor = n.walk();
+        let tt = n.named_children(&mut cursor).find(|c| c.kind() == "token_tree")?;
+        if last_line(tt) - first_line(tt) + 1 < self.lim.min.max(3) {
+            return None;
+        }
+        let open = tt.child(0)?;
+        let close = tt.child(tt.child_count().checked_sub(1)?)?;
+        if open.kind() != "{" || close.kind() != "}" || open.end_byte() > close.start_byte() {
+            return None;
+        }
+        Some(Range {
+            start_byte: open.end_byte(),
+            end_byte: close.start_byte(),
+            start_point: open.end_position(),
+            end_point: close.start_position(),
+        })
     }
 
     /// `Foo` for `Foo<T>`, `a::Foo`, `&Foo`, ...
@@ -379,7 +427,9 @@ impl<'a> Cx<'_, 'a> {
                     return self.classify(d, depth + 1);
                 }
                 match n.child_by_field_name("value") {
-                    Some(v) if is_js_function(v) => leaf(ChunkKind::Function, self.field_name(v, "name")),
+                    Some(v) if is_js_function(v) => {
+                        leaf(ChunkKind::Function, self.field_name(v, "name"))
+                    }
                     Some(v) if v.kind() == "class" => self.classify(v, depth + 1),
                     _ => Class::Skip,
                 }
@@ -392,10 +442,14 @@ impl<'a> Cx<'_, 'a> {
                 let Some(e) = only_named_child(n) else { return Class::Skip };
                 match e.kind() {
                     "internal_module" | "module" => self.classify(e, depth + 1),
-                    "assignment_expression" => match (e.child_by_field_name("left"), e.child_by_field_name("right")) {
-                        (Some(l), Some(r)) if is_js_function(r) => leaf(ChunkKind::Function, self.name_of(l)),
-                        _ => Class::Skip,
-                    },
+                    "assignment_expression" => {
+                        match (e.child_by_field_name("left"), e.child_by_field_name("right")) {
+                            (Some(l), Some(r)) if is_js_function(r) => {
+                                leaf(ChunkKind::Function, self.name_of(l))
+                            }
+                            _ => Class::Skip,
+                        }
+                    }
                     _ => Class::Skip,
                 }
             }
@@ -420,7 +474,8 @@ impl<'a> Cx<'_, 'a> {
             }
             // Class properties holding functions (`onClick = () => {...}`).
             "field_definition" | "public_field_definition" => {
-                let prop = n.child_by_field_name("property").or_else(|| n.child_by_field_name("name"));
+                let prop =
+                    n.child_by_field_name("property").or_else(|| n.child_by_field_name("name"));
                 match n.child_by_field_name("value") {
                     Some(v) if is_js_function(v) => {
                         leaf(ChunkKind::Method, prop.and_then(|p| self.name_of(p)))
@@ -466,16 +521,15 @@ impl<'a> Cx<'_, 'a> {
                     },
                 }
             }
-            "type_spec" | "type_alias" => {
-                match n.child_by_field_name("type").map(|t| t.kind()) {
-                    Some("struct_type") => leaf(ChunkKind::Struct, name()),
-                    Some("interface_type") => leaf(ChunkKind::Interface, name()),
-                    _ => sizeable(ChunkKind::Type, name()),
-                }
-            }
+            "type_spec" | "type_alias" => match n.child_by_field_name("type").map(|t| t.kind()) {
+                Some("struct_type") => leaf(ChunkKind::Struct, name()),
+                Some("interface_type") => leaf(ChunkKind::Interface, name()),
+                _ => sizeable(ChunkKind::Type, name()),
+            },
             "const_declaration" | "var_declaration" => {
                 let spec = only_named_child(n);
-                let var = spec.and_then(|s| s.child_by_field_name("name")).and_then(|v| self.name_of(v));
+                let var =
+                    spec.and_then(|s| s.child_by_field_name("name")).and_then(|v| self.name_of(v));
                 sizeable(ChunkKind::Constant, var)
             }
             _ => Class::Skip,
@@ -505,9 +559,9 @@ impl<'a> Cx<'_, 'a> {
                 container(n, ChunkKind::Interface, name(), ".", true)
             }
             "enum_declaration" => container(n, ChunkKind::Enum, name(), ".", true),
-            "method_declaration" | "constructor_declaration" | "compact_constructor_declaration" => {
-                leaf(ChunkKind::Function, name())
-            }
+            "method_declaration"
+            | "constructor_declaration"
+            | "compact_constructor_declaration" => leaf(ChunkKind::Function, name()),
             "enum_body_declarations" => Class::Transparent(n),
             _ => Class::Skip,
         }
@@ -518,15 +572,19 @@ impl<'a> Cx<'_, 'a> {
         let name = || self.field_name(n, "name");
         match n.kind() {
             "function_definition" => {
-                let sym = n.child_by_field_name("declarator").and_then(|d| self.c_declarator_name(d, 0));
+                let sym =
+                    n.child_by_field_name("declarator").and_then(|d| self.c_declarator_name(d, 0));
                 leaf(ChunkKind::Function, sym)
             }
             "struct_specifier" | "union_specifier" | "class_specifier" => {
                 if n.child_by_field_name("body").is_none() {
                     return Class::Skip;
                 }
-                let kind =
-                    if n.kind() == "class_specifier" { ChunkKind::Class } else { ChunkKind::Struct };
+                let kind = if n.kind() == "class_specifier" {
+                    ChunkKind::Class
+                } else {
+                    ChunkKind::Struct
+                };
                 if cpp {
                     container(n, kind, name(), "::", true)
                 } else {
@@ -543,7 +601,9 @@ impl<'a> Cx<'_, 'a> {
                     return match self.classify(t, depth + 1) {
                         Class::Leaf { kind, name: None, sizeable_only } => Class::Leaf {
                             kind,
-                            name: n.child_by_field_name("declarator").and_then(|d| self.c_declarator_name(d, 0)),
+                            name: n
+                                .child_by_field_name("declarator")
+                                .and_then(|d| self.c_declarator_name(d, 0)),
                             sizeable_only,
                         },
                         other => other,
@@ -557,10 +617,15 @@ impl<'a> Cx<'_, 'a> {
                 }
             }
             "type_definition" => {
-                let typedef = n.child_by_field_name("declarator").and_then(|d| self.c_declarator_name(d, 0));
+                let typedef =
+                    n.child_by_field_name("declarator").and_then(|d| self.c_declarator_name(d, 0));
                 match n.child_by_field_name("type").filter(|t| has_body(*t)) {
                     Some(t) => {
-                        let kind = if t.kind() == "enum_specifier" { ChunkKind::Enum } else { ChunkKind::Struct };
+                        let kind = if t.kind() == "enum_specifier" {
+                            ChunkKind::Enum
+                        } else {
+                            ChunkKind::Struct
+                        };
                         leaf(kind, typedef.or_else(|| self.field_name(t, "name")))
                     }
                     None => sizeable(ChunkKind::Type, typedef),
@@ -569,9 +634,8 @@ impl<'a> Cx<'_, 'a> {
             "alias_declaration" | "concept_definition" => sizeable(ChunkKind::Type, name()),
             "preproc_function_def" => sizeable(ChunkKind::Function, name()),
             "preproc_def" => sizeable(ChunkKind::Constant, name()),
-            "preproc_ifdef" | "preproc_if" | "preproc_else" | "preproc_elif" | "preproc_elifdef" => {
-                Class::Transparent(n)
-            }
+            "preproc_ifdef" | "preproc_if" | "preproc_else" | "preproc_elif"
+            | "preproc_elifdef" => Class::Transparent(n),
             "linkage_specification" => match n.child_by_field_name("body") {
                 Some(b) if b.kind() == "declaration_list" => Class::Transparent(b),
                 Some(b) => self.classify(b, depth + 1),
@@ -580,9 +644,9 @@ impl<'a> Cx<'_, 'a> {
             "namespace_definition" => container(n, ChunkKind::Module, name(), "::", false),
             "template_declaration" => {
                 let mut cursor = n.walk();
-                let inner = n
-                    .named_children(&mut cursor)
-                    .find(|c| !matches!(c.kind(), "template_parameter_list" | "requires_clause" | "comment"));
+                let inner = n.named_children(&mut cursor).find(|c| {
+                    !matches!(c.kind(), "template_parameter_list" | "requires_clause" | "comment")
+                });
                 match inner {
                     Some(i) => self.classify(i, depth + 1),
                     None => Class::Skip,
@@ -596,9 +660,16 @@ impl<'a> Cx<'_, 'a> {
     /// `Foo::get`).
     fn c_declarator_name(&self, d: Node, depth: u32) -> Option<String> {
         match d.kind() {
-            "identifier" | "field_identifier" | "type_identifier" | "qualified_identifier"
-            | "destructor_name" | "operator_name" | "template_function" | "template_method"
-            | "operator_cast" | "primitive_type" => self.name_of(d),
+            "identifier"
+            | "field_identifier"
+            | "type_identifier"
+            | "qualified_identifier"
+            | "destructor_name"
+            | "operator_name"
+            | "template_function"
+            | "template_method"
+            | "operator_cast"
+            | "primitive_type" => self.name_of(d),
             _ if depth >= 16 => None,
             _ => {
                 let next = d.child_by_field_name("declarator").or_else(|| {
@@ -606,8 +677,12 @@ impl<'a> Cx<'_, 'a> {
                     let found = d.named_children(&mut cursor).find(|c| {
                         !matches!(
                             c.kind(),
-                            "type_qualifier" | "attribute_declaration" | "attribute_specifier"
-                                | "ms_based_modifier" | "ms_pointer_modifier" | "parameter_list"
+                            "type_qualifier"
+                                | "attribute_declaration"
+                                | "attribute_specifier"
+                                | "ms_based_modifier"
+                                | "ms_pointer_modifier"
+                                | "parameter_list"
                         )
                     });
                     found
@@ -643,8 +718,10 @@ fn member_kind(kind: ChunkKind, scope: &Scope) -> ChunkKind {
 }
 
 fn has_body(n: Node) -> bool {
-    matches!(n.kind(), "struct_specifier" | "union_specifier" | "class_specifier" | "enum_specifier")
-        && n.child_by_field_name("body").is_some()
+    matches!(
+        n.kind(),
+        "struct_specifier" | "union_specifier" | "class_specifier" | "enum_specifier"
+    ) && n.child_by_field_name("body").is_some()
 }
 
 fn is_js_function(n: Node) -> bool {

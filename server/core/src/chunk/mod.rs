@@ -12,7 +12,9 @@
 //!   modules/namespaces and *sizeable* constants / type aliases (at least `min_lines` lines,
 //!   and at least 2) become items. The comments, attributes and decorators directly above an
 //!   item (no blank line in between) belong to it. Everything between items (imports,
-//!   statements, small constants, module docs) is glue and becomes `Block` chunks.
+//!   statements, small constants, module docs) is glue and becomes `Block` chunks. The
+//!   `{...}` body of a multi-line Rust macro invocation (`cfg_rt! { impl ... }`) is parsed
+//!   again on its own, so the items inside are found too (unless it does not parse as items).
 //! * **Containers** (classes, impls, traits, interfaces, modules, namespaces) that fit in
 //!   `max_lines` are one chunk. A bigger container is opened: each member item becomes its own
 //!   chunk (`Method` with a qualified symbol: `Type::method` for Rust and C++, `Class.method`

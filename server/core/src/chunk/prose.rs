@@ -28,7 +28,13 @@ pub(super) fn sections(lang: Language, src: &Source) -> Vec<Item> {
         }
         let title = title.trim();
         let symbol = (!title.is_empty()).then(|| title.chars().take(MAX_TITLE_CHARS).collect());
-        out.push(Item { start: *start, end, kind: ChunkKind::Section, symbol, children: Vec::new() });
+        out.push(Item {
+            start: *start,
+            end,
+            kind: ChunkKind::Section,
+            symbol,
+            children: Vec::new(),
+        });
     }
     out
 }
