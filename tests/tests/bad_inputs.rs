@@ -91,7 +91,11 @@ fn build_tree(root: &Path, follow_symlinks: bool) -> bool {
 
     // A directory symlink pointing at its own parent: a loop when links are followed.
     std::fs::create_dir_all(root.join("nested")).unwrap();
-    std::fs::write(root.join("nested/inner.py"), "def nested_inner_helper_for_loop_check():\n    return 'inner'\n\n\n# padding\n").unwrap();
+    std::fs::write(
+        root.join("nested/inner.py"),
+        "def nested_inner_helper_for_loop_check():\n    return 'inner'\n\n\n# padding\n",
+    )
+    .unwrap();
     std::os::unix::fs::symlink("..", root.join("nested/loop")).unwrap();
 
     // A FIFO with a source extension: opening it for reading would block forever.
@@ -111,7 +115,8 @@ fn build_tree(root: &Path, follow_symlinks: bool) -> bool {
 
     // Unreadable (no effect when the tests run as root).
     let unreadable = root.join("unreadable.py");
-    std::fs::write(&unreadable, "def rotate_unreadable_secret_schedule():\n    return 'weekly'\n\n\n# padding\n").unwrap();
+    std::fs::write(&unreadable, "def rotate_unreadable_secret_schedule():\n    return 'weekly'\n\n\n# padding\n")
+        .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&unreadable, std::fs::Permissions::from_mode(0o000)).unwrap();
     std::fs::read(&unreadable).is_err()
@@ -151,7 +156,9 @@ fn check_run(home: &Home, t: &Tree, run: &IndexRun, label: &str) {
     eprintln!("{label}: {}", st.0);
     assert!(!st.cancelled(), "{label}");
     let skipped = st.skipped();
-    let reason = |p: &str| st.skipped_reason(p).unwrap_or_else(|| panic!("{label}: {p} should be listed as skipped: {skipped:?}"));
+    let reason = |p: &str| {
+        st.skipped_reason(p).unwrap_or_else(|| panic!("{label}: {p} should be listed as skipped: {skipped:?}"))
+    };
 
     // Skipped, with a reason.
     let r = reason("data/huge.txt");
@@ -165,7 +172,11 @@ fn check_run(home: &Home, t: &Tree, run: &IndexRun, label: &str) {
 
     // Indexed and searchable.
     assert_eq!(top_path(home, &t.root, "reconcile_warehouse_inventory").as_deref(), Some("good.py"), "{label}");
-    assert_eq!(top_path(home, &t.root, "nested_inner_helper_for_loop_check").as_deref(), Some("nested/inner.py"), "{label}");
+    assert_eq!(
+        top_path(home, &t.root, "nested_inner_helper_for_loop_check").as_deref(),
+        Some("nested/inner.py"),
+        "{label}"
+    );
     // Latin-1: decoded lossily (the invalid bytes become U+FFFD) and indexed.
     let r = home.search(&t.root, "calcular_precio_medio_cafe", &["-k", "3"]);
     assert_eq!(r.paths().first().map(String::as_str), Some("latin1.py"), "{label}: {}", r.summary());
@@ -195,7 +206,10 @@ fn check_run(home: &Home, t: &Tree, run: &IndexRun, label: &str) {
     // Unreadable file: skipped when we cannot read it, indexed when we can (root).
     let found = top_path(home, &t.root, "rotate_unreadable_secret_schedule").as_deref() == Some("unreadable.py");
     if t.unreadable_for_us {
-        assert!(st.skipped_reason("unreadable.py").is_some(), "{label}: unreadable.py is listed as skipped: {skipped:?}");
+        assert!(
+            st.skipped_reason("unreadable.py").is_some(),
+            "{label}: unreadable.py is listed as skipped: {skipped:?}"
+        );
         assert!(!found, "{label}");
     } else {
         assert!(found, "{label}: running as root, unreadable.py is readable and must be indexed");
@@ -233,6 +247,18 @@ fn following_symlinks_terminates_on_a_loop() {
     let plain = tree(false);
     let home2 = Home::with_assets();
     let run2 = home2.index_with_timeout(&plain.root, TIMEOUT);
-    assert_eq!(run.stats.n("files_scanned"), run2.stats.n("files_scanned"), "follow: {}\nno follow: {}", run.stats.0, run2.stats.0);
-    assert_eq!(run.stats.n("points_total"), run2.stats.n("points_total"), "follow: {}\nno follow: {}", run.stats.0, run2.stats.0);
+    assert_eq!(
+        run.stats.n("files_scanned"),
+        run2.stats.n("files_scanned"),
+        "follow: {}\nno follow: {}",
+        run.stats.0,
+        run2.stats.0
+    );
+    assert_eq!(
+        run.stats.n("points_total"),
+        run2.stats.n("points_total"),
+        "follow: {}\nno follow: {}",
+        run.stats.0,
+        run2.stats.0
+    );
 }

@@ -105,7 +105,11 @@ fn index_json_stdout_is_only_json_lines() {
     let kinds: Vec<&str> = run.events.iter().filter_map(|e| e["event"].as_str()).collect();
     assert!(kinds.contains(&"lexical") && kinds.contains(&"embed"), "{kinds:?}");
     // Without --json: a human summary, still nothing but the summary on stdout.
-    std::fs::write(dir.path().join("src/extra.rs"), "pub fn parcel_volume_cm3(l: u32, w: u32, h: u32) -> u32 {\n    l * w * h\n}\n").unwrap();
+    std::fs::write(
+        dir.path().join("src/extra.rs"),
+        "pub fn parcel_volume_cm3(l: u32, w: u32, h: u32) -> u32 {\n    l * w * h\n}\n",
+    )
+    .unwrap();
     let out = home.run(&["--root", s(dir.path()), "index"]);
     assert_eq!(out.code, Some(EXIT_OK), "{out}");
     assert!(out.stdout.contains("indexed"), "{out}");
@@ -117,15 +121,31 @@ fn index_json_stdout_is_only_json_lines() {
     assert_eq!(out.code, Some(EXIT_OK), "{out}");
     let status = out.json();
     for k in [
-        "project", "root", "data_dir", "model", "namespaces", "files_indexed", "pending_files",
-        "embedding_cache_entries", "last_indexed_at", "last_commit", "head_commit", "last_run",
+        "project",
+        "root",
+        "data_dir",
+        "model",
+        "namespaces",
+        "files_indexed",
+        "pending_files",
+        "embedding_cache_entries",
+        "last_indexed_at",
+        "last_commit",
+        "head_commit",
+        "last_run",
     ] {
         assert!(status.get(k).is_some(), "status --json lacks {k}: {status}");
     }
-    assert!(status["data_dir"].as_str().unwrap_or("").starts_with(s(home.path())), "data lives under CODEMEM_HOME: {status}");
+    assert!(
+        status["data_dir"].as_str().unwrap_or("").starts_with(s(home.path())),
+        "data lives under CODEMEM_HOME: {status}"
+    );
     let out = home.run(&["--root", s(dir.path()), "status", "--config"]);
     assert_eq!(out.code, Some(EXIT_OK), "{out}");
-    assert!(out.stdout.contains("[index]") && out.stdout.contains("max_file_bytes"), "status --config prints TOML:\n{out}");
+    assert!(
+        out.stdout.contains("[index]") && out.stdout.contains("max_file_bytes"),
+        "status --config prints TOML:\n{out}"
+    );
 }
 
 #[test]
@@ -134,7 +154,10 @@ fn help_for_every_subcommand() {
     let cases: &[(&[&str], &[&str])] = &[
         (&["--help"], &["index", "search", "status", "doctor", "--root", "Exit codes"]),
         (&["index", "--help"], &["--json", "PATH", "--root"]),
-        (&["search", "--help"], &["--ns", "--path", "--lang", "--limit", "-k", "--mode", "hybrid", "lexical", "dense", "--json"]),
+        (
+            &["search", "--help"],
+            &["--ns", "--path", "--lang", "--limit", "-k", "--mode", "hybrid", "lexical", "dense", "--json"],
+        ),
         (&["status", "--help"], &["--json", "--config"]),
         (&["doctor", "--help"], &["--json"]),
         (&["help", "search"], &["--ns", "--mode"]),
@@ -182,7 +205,11 @@ fn doctor_without_assets_says_how_to_fix() {
     let v = out.json();
     assert_eq!(v["ok"], false, "{v}");
     assert!(
-        v["checks"].as_array().expect("checks").iter().any(|c| c["fix"].as_str().unwrap_or("").contains("scripts/setup")),
+        v["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .any(|c| c["fix"].as_str().unwrap_or("").contains("scripts/setup")),
         "{v}"
     );
 

@@ -15,8 +15,22 @@ use serde_json::Value;
 fn check_consistent(home: &Home, root: &Path, stats: &Stats, what: &str) -> Value {
     let status = home.status(root);
     let last = Stats(status["last_run"].clone());
-    for k in ["files_scanned", "files_indexed", "files_unchanged", "files_deleted", "chunks_upserted", "chunks_embedded", "cache_hits", "points_total"] {
-        assert_eq!(last.n(k), stats.n(k), "{what}: status.last_run.{k} differs from the done event\nstatus: {status}\nstats: {}", stats.0);
+    for k in [
+        "files_scanned",
+        "files_indexed",
+        "files_unchanged",
+        "files_deleted",
+        "chunks_upserted",
+        "chunks_embedded",
+        "cache_hits",
+        "points_total",
+    ] {
+        assert_eq!(
+            last.n(k),
+            stats.n(k),
+            "{what}: status.last_run.{k} differs from the done event\nstatus: {status}\nstats: {}",
+            stats.0
+        );
     }
     assert_eq!(points_sum(&status), stats.n("points_total"), "{what}: namespace points vs points_total\n{status}");
     let files: u64 = namespace_counts(&status).values().map(|(f, _)| f).sum();
@@ -119,7 +133,11 @@ fn incremental_reindex_embeds_only_what_changed() {
     let top = r.hits().first().unwrap_or_else(|| panic!("the new function is not found"));
     assert_eq!(top["path"], "billing/invoice.py", "{}", r.summary());
     assert!(top["snippet"].as_str().unwrap_or("").contains("def compute_carbon_offset_surcharge"), "{}", r.summary());
-    let r = home.search(&root, "surcharge for offsetting the CO2 of a parcel by weight and distance", &["-k", "3", "--mode", "dense"]);
+    let r = home.search(
+        &root,
+        "surcharge for offsetting the CO2 of a parcel by weight and distance",
+        &["-k", "3", "--mode", "dense"],
+    );
     assert!(r.rank_of(&["billing/invoice.py"]).is_some(), "the new function has a dense vector:\n{}", r.summary());
 
     // Delete one file: its chunks disappear.

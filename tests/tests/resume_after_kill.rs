@@ -1,8 +1,8 @@
 //! (e) kill -9 in the middle of indexing, then resume; and (g) a second `index` on a project
 //! that is being indexed exits 4 naming the holder's pid.
 //!
-//! A repository of a few hundred generated (distinct, non-identical) source files is built at
-//! test time so that embedding takes long enough to be interrupted. A reference home indexes
+//! A repository of 150 generated (distinct, non-identical) source files, ~340 chunks, is built
+//! at test time so that embedding takes long enough to be interrupted. A reference home indexes
 //! it without interruption; a second home is killed mid-embedding and resumed, and must end
 //! with exactly the same index while embedding only what was left.
 
@@ -15,18 +15,22 @@ use common::*;
 use serde_json::Value;
 
 /// Generated files (spread over four languages) and functions per file.
-const FILES: usize = 200;
+const FILES: usize = 150;
 const FUNCTIONS_PER_FILE: usize = 2;
 
+#[rustfmt::skip]
 const DOMAINS: &[&str] = &[
-    "inventory", "shipment", "payroll", "telemetry", "invoice", "coupon", "warehouse", "subscription",
-    "ledger", "catalog", "checkout", "refund", "supplier", "forecast", "routing", "loyalty", "audit",
-    "notification", "session", "pricing", "customs", "returns", "fleet", "billing",
+    "inventory", "shipment", "payroll", "telemetry", "invoice", "coupon", "warehouse",
+    "subscription", "ledger", "catalog", "checkout", "refund", "supplier", "forecast", "routing",
+    "loyalty", "audit", "notification", "session", "pricing", "customs", "returns", "fleet",
+    "billing",
 ];
+#[rustfmt::skip]
 const VERBS: &[&str] = &[
     "reconcile", "aggregate", "validate", "normalize", "schedule", "estimate", "merge", "partition",
     "summarize", "throttle", "archive", "rebalance", "deduplicate", "score", "project", "rank",
 ];
+#[rustfmt::skip]
 const NOUNS: &[&str] = &[
     "batch", "window", "record", "threshold", "bucket", "snapshot", "entry", "quota", "report",
     "delta", "cursor", "tier", "manifest", "lane", "slot",
@@ -91,7 +95,7 @@ fn gen_function(rng: &mut Rng, ext: &str, file: usize, k: usize) -> String {
             "// {} {doc}\nfunc {}(items []Item, limit int64) (int, int64) {{\n\tvar total int64\n\tkept := 0\n\tfor _, it := range items {{\n\t\tvalue := it.{} {op} {c2}\n\t\tif value > limit || it.ID%{c3} == 0 || value > {c1} {{\n\t\t\tcontinue\n\t\t}}\n\t\ttotal += value\n\t\tkept++\n\t}}\n\treturn kept, total\n}}\n",
             camel(&[&title(verb), domain, noun]) + &format!("{file}x{k}"),
             camel(&[&title(verb), domain, noun]) + &format!("{file}x{k}"),
-            title(&field.replace('_', ""))
+            title(&camel(&field.split('_').collect::<Vec<_>>()))
         ),
         _ => format!(
             "/** {doc} */\nexport function {}(items: Array<{{ id: number; {field}: number }}>, limit = {c1}): {{ kept: number; total: number }} {{\n  let total = 0;\n  let kept = 0;\n  for (const item of items) {{\n    const value = item.{field} {op} {c2};\n    if (value > limit || item.id % {c3} === 0) {{\n      continue;\n    }}\n    total += value;\n    kept += 1;\n  }}\n  return {{ kept, total }};\n}}\n",
@@ -188,7 +192,10 @@ fn kill9_mid_index_then_resume_matches_a_clean_run() {
     while let Some(line) = run.next_line() {
         lines += 1;
         let ev = parse_event(&line);
-        assert_ne!(ev["event"], "done", "the run finished before it could be interrupted; make the generated repo bigger");
+        assert_ne!(
+            ev["event"], "done",
+            "the run finished before it could be interrupted; make the generated repo bigger"
+        );
         if ev["event"] != "embed" {
             continue;
         }
@@ -212,7 +219,10 @@ fn kill9_mid_index_then_resume_matches_a_clean_run() {
     let after_kill = home.status(&root);
     eprintln!("status after kill: {after_kill}");
     let cache_after_kill = cache_entries(&after_kill);
-    assert!(after_kill["pending_files"].as_u64().is_some_and(|p| p > 0), "files are pending after the kill: {after_kill}");
+    assert!(
+        after_kill["pending_files"].as_u64().is_some_and(|p| p > 0),
+        "files are pending after the kill: {after_kill}"
+    );
     assert_eq!(after_kill["files_indexed"].as_u64(), Some(n_files), "the lexical phase was checkpointed: {after_kill}");
     assert!(cache_after_kill > 0, "embeddings finished before the last checkpoint survive the kill: {after_kill}");
     assert!(cache_after_kill < total_unique, "{after_kill}");
@@ -231,7 +241,11 @@ fn kill9_mid_index_then_resume_matches_a_clean_run() {
     assert!(embedded < total_unique, "the resumed run re-embedded everything ({embedded} of {total_unique})");
     assert!(st.n("files_indexed") < n_files, "files finished before the kill are not redone: {}", st.0);
     let end = home.status(&root);
-    assert_eq!(embedded + cache_after_kill, cache_entries(&end), "embedded now + cached before == cached at the end\n{end}");
+    assert_eq!(
+        embedded + cache_after_kill,
+        cache_entries(&end),
+        "embedded now + cached before == cached at the end\n{end}"
+    );
     assert_eq!(cache_entries(&end), total_unique, "{end}");
     assert_eq!(end["pending_files"].as_u64(), Some(0), "{end}");
     assert_eq!(end["files_indexed"].as_u64(), Some(n_files), "{end}");

@@ -160,10 +160,12 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(verbose: u8) {
+    // qdrant-edge warns about process-wide flags it expects a Qdrant server to initialise;
+    // they mean nothing here, so its logs start at `error`.
     let default = match verbose {
-        0 => "warn",
-        1 => "info,codemem=info",
-        _ => "debug",
+        0 => "warn,qdrant_edge=error",
+        1 => "info,qdrant_edge=error",
+        _ => "debug,qdrant_edge=warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CODEMEM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -84,10 +84,7 @@ pub fn walk(root: &Path, cfg: &Config) -> Walk {
             Ok(e) => e,
             Err(err) => {
                 // Loops, permission errors on directories, broken links: note and go on.
-                let path = match &err {
-                    ignore::Error::WithPath { path, .. } => rel_of(root, path),
-                    _ => String::new(),
-                };
+                let path = error_path(&err).map(|p| rel_of(root, p)).unwrap_or_default();
                 skipped.push(Skipped { path, reason: err.to_string() });
                 continue;
             }
@@ -150,12 +147,24 @@ pub fn walk(root: &Path, cfg: &Config) -> Walk {
     Walk { files, skipped }
 }
 
+/// The path an `ignore` error is about, however deeply it is wrapped.
+fn error_path(err: &ignore::Error) -> Option<&Path> {
+    match err {
+        ignore::Error::WithPath { path, .. } => Some(path),
+        ignore::Error::Loop { child, .. } => Some(child),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => error_path(err),
+        ignore::Error::Partial(errs) => errs.iter().find_map(error_path),
+        _ => None,
+    }
+}
+
 fn rel_of(root: &Path, p: &Path) -> String {
     p.strip_prefix(root).unwrap_or(p).to_string_lossy().replace('\\', "/")
 }
 
-/// Why file bytes cannot be indexed, if they cannot. Text with a few invalid UTF-8 bytes is
-/// decoded lossily; mostly-invalid or NUL-containing data is binary.
+/// Why file bytes cannot be indexed, if they cannot. Text with some invalid UTF-8 (Latin-1
+/// comments, a stray byte) is decoded lossily; data that is more than a fifth invalid, or that
+/// contains NUL bytes, is binary.
 pub fn decode_text(bytes: &[u8]) -> Result<String, &'static str> {
     let head = &bytes[..bytes.len().min(8192)];
     if head.contains(&0) {
@@ -166,7 +175,7 @@ pub fn decode_text(bytes: &[u8]) -> Result<String, &'static str> {
         Err(_) => {
             let s = String::from_utf8_lossy(bytes);
             let bad = s.chars().filter(|c| *c == '\u{FFFD}').count();
-            if bad * 100 > s.chars().count().max(1) {
+            if bad * 5 > s.chars().count().max(1) {
                 Err("not UTF-8 text")
             } else {
                 Ok(s.into_owned())

@@ -33,6 +33,14 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_NOT_READY: i32 = 3;
 pub const EXIT_BUSY: i32 = 4;
 
+/// Prints to the real stderr, bypassing the test harness's output capture, for information
+/// that is worth seeing on passing runs too (retrieval ranks, timings).
+pub fn report(text: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{text}");
+}
+
 /// The workspace root (this crate lives in `<workspace>/tests`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
@@ -273,7 +281,11 @@ fn cmdline(c: &Command) -> String {
     std::iter::once(c.get_program().to_string_lossy().to_string())
         .chain(c.get_args().map(|a| {
             let a = a.to_string_lossy();
-            if a.is_empty() || a.contains(char::is_whitespace) { format!("'{a}'") } else { a.to_string() }
+            if a.is_empty() || a.contains(char::is_whitespace) {
+                format!("'{a}'")
+            } else {
+                a.to_string()
+            }
         }))
         .collect::<Vec<_>>()
         .join(" ")
@@ -485,7 +497,8 @@ const STAT_KEYS: &[&str] = &[
 
 /// Checks that one stdout line of `index --json` is a JSON event of the documented shape.
 pub fn parse_event(line: &str) -> Value {
-    let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("index --json printed a non-JSON line ({e}): {line:?}"));
+    let v: Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("index --json printed a non-JSON line ({e}): {line:?}"));
     let ev = v.get("event").and_then(Value::as_str).unwrap_or_else(|| panic!("event line without \"event\": {line}"));
     let keys: &[&str] = match ev {
         "scanned" => &["files", "changed", "deleted"],
