@@ -107,13 +107,15 @@ impl Project {
                     fused.entry((ns.clone(), p.id)).or_insert((0.0, p));
                 }
             }
-            for (s, p) in fused.values_mut() {
+            for ((ns, _), (s, p)) in fused.iter_mut() {
                 let sym = p.payload.get("symbol").and_then(Value::as_str).unwrap_or("");
                 let leaf = sym.rsplit([':', '.', '#']).next().unwrap_or(sym);
+                // Among same-named definitions, product code beats a test fixture of that name.
+                let home = if ns.as_str() == "coding" { 0.25 } else { 0.0 };
                 if leaf == ident {
-                    *s += top + 1.0;
+                    *s += top + 1.0 + home;
                 } else if leaf.eq_ignore_ascii_case(ident) {
-                    *s += top + 0.5;
+                    *s += top + 0.5 + home;
                 }
             }
         }

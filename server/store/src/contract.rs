@@ -116,8 +116,13 @@ fn axis(axis: usize, tilt: f32) -> Vec<f32> {
 
 /// Deterministic pseudo-random vector (xorshift) for bulk tests.
 fn pseudo_random(seed: u64) -> Vec<f32> {
+    pseudo_random_vector(seed, DIM)
+}
+
+/// A deterministic pseudo-random vector of `dim` dimensions in [-1, 1] (xorshift).
+pub fn pseudo_random_vector(seed: u64, dim: usize) -> Vec<f32> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..DIM)
+    (0..dim)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;

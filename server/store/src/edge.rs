@@ -558,17 +558,7 @@ mod tests {
         use std::time::Instant;
         const N: u64 = 5000;
         const D: usize = 384;
-        let rnd = |seed: u64| -> Vec<f32> {
-            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            (0..D)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                })
-                .collect()
-        };
+        let rnd = |seed: u64| crate::contract::pseudo_random_vector(seed, D);
         let words = ["parse", "http", "request", "buffer", "socket", "read", "write", "config", "error", "value"];
         let doc = |i: u64| {
             let mut s = format!("fn item_{i}(x: u32) {{ ");
