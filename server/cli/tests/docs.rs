@@ -50,6 +50,8 @@ fn readme_lists_every_subcommand() {
         .next()
         .unwrap()
         .lines()
+        // Command lines are indented by two spaces; wrapped descriptions by more.
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|c| *c != "help")
         .collect();
