@@ -21,4 +21,4 @@ pub use indexer::{IndexEvent, IndexOptions, IndexStats, ProgressSink, Skipped};
 pub use lock::LockInfo;
 pub use project::{NamespaceStatus, OpenOptions, Project, ProjectStatus};
 pub use search::{Freshness, SearchResponse};
-pub use walk::{decode_text, walk, Walk, WalkedFile};
+pub use walk::{decode_text, is_generated, walk, Walk, WalkedFile};
