@@ -301,17 +301,21 @@ fn drain<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Stri
     })
 }
 
+/// Starts `cmd` with no stdin and piped stdout/stderr.
+fn spawn_piped(cmd: &mut Command, line: &str) -> std::process::Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {line}: {e}"))
+}
+
 /// Runs `cmd` to completion; if it is still running after `timeout` it is killed (SIGKILL)
 /// and the test fails with whatever it printed.
 pub fn run(mut cmd: Command, timeout: Duration) -> Output {
     let line = cmdline(&cmd);
     let started = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {line}: {e}"));
+    let mut child = spawn_piped(&mut cmd, &line);
     let out = drain(child.stdout.take());
     let err = drain(child.stderr.take());
     let status = loop {
@@ -355,12 +359,7 @@ pub struct Spawned {
 impl Spawned {
     fn start(mut cmd: Command, timeout: Duration) -> Spawned {
         let line = cmdline(&cmd);
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {line}: {e}"));
+        let mut child = spawn_piped(&mut cmd, &line);
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = drain(child.stderr.take());
         let pid = child.id();
