@@ -215,7 +215,8 @@ fn thread_cpu_delta(
         .iter()
         .map(|(tid, (name, cpu))| {
             let prev = before.get(tid).map(|b| b.1).unwrap_or(0.0);
-            let label = if *tid == main { format!("{name} (main: pipeline consumer)") } else { format!("{name} [{tid}]") };
+            let label =
+                if *tid == main { format!("{name} (main: pipeline consumer)") } else { format!("{name} [{tid}]") };
             (label, cpu - prev)
         })
         .filter(|r| r.1 >= 0.5 || r.0.contains("(main"))
@@ -227,7 +228,10 @@ fn thread_cpu_delta(
 }
 
 fn load1() -> f64 {
-    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(f64::NAN)
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -551,7 +555,14 @@ fn has_path(p: &Project, q: &Query, path: &str, log: &mut ProbeLog) -> bool {
 }
 
 /// Issues lexical queries from a second thread while `index` runs on the same `Project`.
-fn probe(p: &Project, census: &Census, queries: &[String], all: &[Namespace], started: Instant, done: &AtomicBool) -> ProbeLog {
+fn probe(
+    p: &Project,
+    census: &Census,
+    queries: &[String],
+    all: &[Namespace],
+    started: Instant,
+    done: &AtomicBool,
+) -> ProbeLog {
     let mut log = ProbeLog::default();
     let mut i = 0;
     let mut last_load: Option<Instant> = None;
@@ -676,7 +687,8 @@ fn run() -> Result<(), String> {
     // Assets and the throwaway home.
     let real_home = codemem_home();
     let real_assets = AssetPaths::in_home(&real_home);
-    if !real_home.join("runtime").is_dir() || !real_home.join("models").is_dir() || real_assets.verify_sizes().is_err() {
+    if !real_home.join("runtime").is_dir() || !real_home.join("models").is_dir() || real_assets.verify_sizes().is_err()
+    {
         return Err(format!(
             "the embedding model assets are not installed under {} (runtime/, models/): run scripts/setup",
             real_home.display()
@@ -695,7 +707,8 @@ fn run() -> Result<(), String> {
     .map_err(|e| format!("cannot create a temporary home: {e}"))?;
     let home = home_dir.path().to_path_buf();
     for sub in ["runtime", "models"] {
-        let target = real_home.join(sub).canonicalize().map_err(|e| format!("{}: {e}", real_home.join(sub).display()))?;
+        let target =
+            real_home.join(sub).canonicalize().map_err(|e| format!("{}: {e}", real_home.join(sub).display()))?;
         std::os::unix::fs::symlink(&target, home.join(sub)).map_err(|e| format!("cannot link {sub}: {e}"))?;
     }
 
@@ -849,13 +862,20 @@ fn run() -> Result<(), String> {
             qe.push(ms(t.elapsed()));
         }
     }
-    let latency: Vec<(&str, Summary, usize, usize)> =
-        modes.iter().enumerate().map(|(i, (name, _))| (*name, summarize(&samples[i]), with_hits[i], samples[i].len())).collect();
+    let latency: Vec<(&str, Summary, usize, usize)> = modes
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| (*name, summarize(&samples[i]), with_hits[i], samples[i].len()))
+        .collect();
     let query_embed = summarize(&qe);
     let hwm_queries = hwm_mib();
     let rss_idle_end = rss_mib();
     let rss_after_trim = malloc_trim().then(rss_mib);
-    let hwm_lifetime_note = if hwm_resettable { "per phase (VmHWM reset via /proc/self/clear_refs)" } else { "process lifetime (VmHWM could not be reset)" };
+    let hwm_lifetime_note = if hwm_resettable {
+        "per phase (VmHWM reset via /proc/self/clear_refs)"
+    } else {
+        "process lifetime (VmHWM could not be reset)"
+    };
     loads.push(("end".into(), loadavg()));
 
     // ---- Derived figures.
@@ -921,7 +941,11 @@ fn run() -> Result<(), String> {
             note: if close_to_target {
                 "last file found by a concurrent query".into()
             } else {
-                format!("{} measured on {} lines; last file found by a concurrent query", secs(lex_answer_ms), thousands(census.lines))
+                format!(
+                    "{} measured on {} lines; last file found by a concurrent query",
+                    secs(lex_answer_ms),
+                    thousands(census.lines)
+                )
             },
         },
         Target {
@@ -929,7 +953,11 @@ fn run() -> Result<(), String> {
             measured: format!("{}{}", secs(scaled(warm_median)), if close_to_target { "" } else { " (scaled)" }),
             target: "< 3 s".into(),
             pass: Some(scaled(warm_median) < 3000.0),
-            note: if close_to_target { "median".into() } else { format!("median {} measured on {} lines", secs(warm_median), thousands(census.lines)) },
+            note: if close_to_target {
+                "median".into()
+            } else {
+                format!("median {} measured on {} lines", secs(warm_median), thousands(census.lines))
+            },
         },
         Target {
             name: "hybrid query p50 (query embedding included)".into(),
@@ -970,7 +998,11 @@ fn run() -> Result<(), String> {
     let mut out = String::new();
     let w = &mut out;
     use std::fmt::Write as _;
-    let _ = writeln!(w, "\ncodemem engine benchmark{}", if args.rev.is_empty() { String::new() } else { format!(" — {}", args.rev) });
+    let _ = writeln!(
+        w,
+        "\ncodemem engine benchmark{}",
+        if args.rev.is_empty() { String::new() } else { format!(" — {}", args.rev) }
+    );
     let _ = writeln!(w, "  machine      {} cores; load average (1/5/15 min):", cores());
     for (when, l) in &loads {
         let _ = writeln!(w, "                 {l:<16} {when}");
@@ -987,14 +1019,20 @@ fn run() -> Result<(), String> {
         census.bytes as f64 / 1048576.0,
         thousands(census.chunks as u64),
         thousands(census.texts.len() as u64),
-        if census.generated_skipped > 0 { format!("; {} generated files left out", census.generated_skipped) } else { String::new() }
+        if census.generated_skipped > 0 {
+            format!("; {} generated files left out", census.generated_skipped)
+        } else {
+            String::new()
+        }
     );
-    let langs: Vec<String> = census.by_language.iter().map(|(k, v)| format!("{k} {}/{}", v.0, thousands(v.1))).collect();
+    let langs: Vec<String> =
+        census.by_language.iter().map(|(k, v)| format!("{k} {}/{}", v.0, thousands(v.1))).collect();
     let _ = writeln!(w, "               files/lines by language: {}", langs.join(", "));
     let nss: Vec<String> = census.by_namespace.iter().map(|(k, v)| format!("{k} {}/{}", v.0, thousands(v.1))).collect();
     let _ = writeln!(w, "               by namespace: {}", nss.join(", "));
     if census.by_top_dir.len() > 1 && census.by_top_dir.len() <= 12 {
-        let tops: Vec<String> = census.by_top_dir.iter().map(|(k, v)| format!("{k} {}/{}", v.0, thousands(v.1))).collect();
+        let tops: Vec<String> =
+            census.by_top_dir.iter().map(|(k, v)| format!("{k} {}/{}", v.0, thousands(v.1))).collect();
         let _ = writeln!(w, "               by top directory: {}", tops.join(", "));
     }
     let _ = writeln!(
@@ -1014,7 +1052,11 @@ fn run() -> Result<(), String> {
     let _ = writeln!(
         w,
         "  chunks       {} upserted, {} embedded, {} cache hits (census: {} chunks, {} distinct)",
-        cold.chunks_upserted, cold.chunks_embedded, cold.cache_hits, census.chunks, census.texts.len()
+        cold.chunks_upserted,
+        cold.chunks_embedded,
+        cold.cache_hits,
+        census.chunks,
+        census.texts.len()
     );
     let _ = writeln!(
         w,
@@ -1241,4 +1283,3 @@ fn run() -> Result<(), String> {
     }
     Ok(())
 }
-
