@@ -145,7 +145,7 @@ fn defines_token(symbol: &str) -> String {
 }
 
 /// The last segment of a qualified name (`Foo::bar`, `a.b.c`) is what people type.
-fn symbol_leaf(symbol: &str) -> &str {
+pub fn symbol_leaf(symbol: &str) -> &str {
     symbol.rsplit([':', '.', '#']).next().unwrap_or(symbol)
 }
 

@@ -425,7 +425,7 @@ fn census(root: &Path, cfg: &Config) -> Result<Census, String> {
                 ChunkKind::Function | ChunkKind::Method | ChunkKind::Struct | ChunkKind::Enum | ChunkKind::Trait
             );
             if let (true, Some(sym)) = (definition, d.symbol.as_deref()) {
-                let leaf = sym.rsplit([':', '.', '#']).next().unwrap_or(sym);
+                let leaf = codemem_core::lexical::symbol_leaf(sym);
                 let ident = leaf.len() >= 5
                     && leaf.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
                     && leaf.chars().next().is_some_and(|ch| ch.is_ascii_alphabetic());

@@ -469,7 +469,7 @@ impl Project {
 }
 
 fn payload(c: &Chunk) -> Map<String, Value> {
-    let leaf = c.symbol.as_deref().map(|s| s.rsplit([':', '.', '#']).next().unwrap_or(s).to_lowercase());
+    let leaf = c.symbol.as_deref().map(|s| codemem_core::lexical::symbol_leaf(s).to_lowercase());
     let v = json!({
         "path": c.path,
         "namespace": c.namespace.as_str(),

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use codemem_core::lexical::{identifier_query, query_vector};
+use codemem_core::lexical::{identifier_query, query_vector, symbol_leaf};
 use codemem_core::{ChunkKind, Hit, Language, Namespace, Query, SearchMode};
 use codemem_store::{ScoredPoint, SearchFilter, SearchVector};
 use globset::Glob;
@@ -109,7 +109,7 @@ impl Project {
             }
             for ((ns, _), (s, p)) in fused.iter_mut() {
                 let sym = p.payload.get("symbol").and_then(Value::as_str).unwrap_or("");
-                let leaf = sym.rsplit([':', '.', '#']).next().unwrap_or(sym);
+                let leaf = symbol_leaf(sym);
                 // Among same-named definitions, product code beats a test fixture of that name.
                 let home = if ns.as_str() == "coding" { 0.25 } else { 0.0 };
                 if leaf == ident {
