@@ -1,6 +1,7 @@
 //! The `codemem` binary: argument parsing, wiring, logging, exit codes. Logic lives in
 //! codemem-service; this file only translates between the command line and the service.
 
+mod mcp;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -99,6 +100,26 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Serve MCP (Model Context Protocol) on stdin/stdout, for agents that start codemem
+    /// themselves (Claude Code, Cursor, ...). Indexes the project in the background and
+    /// follows file changes.
+    Mcp,
+    /// Serve MCP over streamable HTTP (default http://127.0.0.1:9200/mcp) until Ctrl-C; clients
+    /// send the bearer token that `codemem token` prints. Prints the URL on stdout.
+    Serve {
+        /// TCP port (default 9200, or CODEMEM_MCP_PORT, or mcp.port; 0 picks a free one).
+        #[arg(long, value_name = "N")]
+        port: Option<u16>,
+        /// Address to bind (default 127.0.0.1, or CODEMEM_MCP_HOST, or mcp.host).
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
+    },
+    /// Print the bearer token for `codemem serve` (created on first use in $CODEMEM_HOME/mcp-token, mode 0600).
+    Token {
+        /// Print token, file and header as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -132,7 +153,7 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
             Some(ServiceError::NotIndexed { .. }) => exit::NOT_READY,
             Some(ServiceError::Cancelled) => exit::CANCELLED,
             Some(ServiceError::Embed(EmbedError::MissingAsset { .. } | EmbedError::CorruptAsset { .. })) => exit::NOT_READY,
-            Some(e) if e.is_user_error() => exit::USAGE,
+            Some(e) if e.is_invalid_input() => exit::USAGE,
             Some(ServiceError::Root { .. }) => exit::USAGE,
             _ => match err.downcast_ref::<EmbedError>() {
                 Some(_) => exit::NOT_READY,
@@ -294,6 +315,17 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             let root = root_for(cli.root.as_deref());
             Ok(output::doctor(&home, &root, json))
         }
+        Cmd::Mcp => {
+            let root = root_for(cli.root.as_deref());
+            check_root(&root)?;
+            mcp::stdio(home, &root)
+        }
+        Cmd::Serve { port, host } => {
+            let root = root_for(cli.root.as_deref());
+            check_root(&root)?;
+            mcp::serve(home, &root, host, port)
+        }
+        Cmd::Token { json } => mcp::token(home, json),
     }
 }
 

@@ -20,6 +20,7 @@ pub struct Config {
     /// Routing overrides, checked in order before the built-in rules; first match wins.
     #[serde(rename = "route")]
     pub routes: Vec<RouteRule>,
+    pub mcp: McpConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +61,70 @@ pub struct SearchConfig {
     pub k: usize,
 }
 
+/// The MCP server (`codemem serve`, and the endpoint inside `codemem lsp`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpConfig {
+    /// Address to bind; anything but a loopback address needs `require_token = true`.
+    pub host: String,
+    /// TCP port; 0 picks a free one.
+    pub port: u16,
+    /// Extra `Host` header values to accept (loopback names are always accepted).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call the endpoint (`scheme://host[:port]`); loopback origins always are.
+    pub allowed_origins: Vec<String>,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Requests must carry a bearer token. Only a loopback bind may turn this off.
+    pub require_token: bool,
+    /// Extra tokens, each with a name (written to the audit log), an access level and
+    /// optionally a list of namespaces it is limited to.
+    #[serde(rename = "token")]
+    pub tokens: Vec<McpToken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpToken {
+    pub name: String,
+    /// The secret itself; prefer `token_env` so it stays out of the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Environment variable holding the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// Namespaces this token may read and write; empty = all.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub access: McpAccess,
+}
+
+/// `read`: search, recall, status. `write`: also remember, forget, reindex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum McpAccess {
+    #[default]
+    Read,
+    Write,
+}
+
+pub const DEFAULT_MCP_PORT: u16 = 9200;
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        McpConfig {
+            host: "127.0.0.1".into(),
+            port: DEFAULT_MCP_PORT,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+            require_token: true,
+            tokens: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteRule {
@@ -76,6 +141,7 @@ impl Default for Config {
             embed: EmbedConfig::default(),
             search: SearchConfig::default(),
             routes: Vec::new(),
+            mcp: McpConfig::default(),
         }
     }
 }
@@ -127,6 +193,30 @@ impl Config {
         Ok(cfg)
     }
 
+    /// This configuration with `overrides` (same keys as codemem.toml, e.g. an editor's
+    /// initializationOptions) merged on top: objects merge key by key, other values replace.
+    pub fn with_overrides(&self, overrides: &serde_json::Value, source_name: &str) -> Result<Config> {
+        fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
+            match (base, over) {
+                (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+                    for (k, v) in o {
+                        merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                    }
+                }
+                (b, o) => *b = o.clone(),
+            }
+        }
+        let err = |reason: String| CoreError::Config { source_name: source_name.to_string(), reason };
+        if !overrides.is_object() && !overrides.is_null() {
+            return Err(err("expected an object with codemem.toml keys".into()));
+        }
+        let mut v = serde_json::to_value(self).map_err(|e| err(e.to_string()))?;
+        merge(&mut v, overrides);
+        let cfg: Config = serde_json::from_value(v).map_err(|e| err(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     pub fn from_toml(text: &str, source_name: &str) -> Result<Config> {
         let mut cfg: Config = toml::from_str(text).map_err(|e| CoreError::Config {
             source_name: source_name.to_string(),
@@ -161,6 +251,12 @@ impl Config {
         if let Some(v) = get("CODEMEM_EMBED_MAX_LENGTH") {
             self.embed.max_length = num("CODEMEM_EMBED_MAX_LENGTH", v)?;
         }
+        if let Some(v) = get("CODEMEM_MCP_PORT") {
+            self.mcp.port = num("CODEMEM_MCP_PORT", v)?;
+        }
+        if let Some(v) = get("CODEMEM_MCP_HOST") {
+            self.mcp.host = v.trim().to_string();
+        }
         Ok(())
     }
 
@@ -193,6 +289,50 @@ impl Config {
         if self.search.k == 0 || self.search.k > crate::types::MAX_K {
             return Err(bad(format!("search.k must be 1..={}", crate::types::MAX_K)));
         }
+        self.validate_mcp()
+    }
+
+    fn validate_mcp(&self) -> Result<()> {
+        let bad = |reason: String| CoreError::Config { source_name: CONFIG_FILE.into(), reason };
+        let m = &self.mcp;
+        if m.host.trim().is_empty() || m.host.contains(['/', ' ']) {
+            return Err(bad(format!("mcp.host `{}` is not a host name or IP address", m.host)));
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&m.max_body_bytes) {
+            return Err(bad(format!("mcp.max_body_bytes must be 1024..=67108864, got {}", m.max_body_bytes)));
+        }
+        for o in &m.allowed_origins {
+            if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
+                return Err(bad(format!(
+                    "mcp.allowed_origins entry `{o}` must look like `https://host` or `http://host:port` (no path)"
+                )));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for t in &m.tokens {
+            if t.name.trim().is_empty() || t.name == "default" || !names.insert(t.name.as_str()) {
+                return Err(bad(format!(
+                    "every [[mcp.token]] needs a unique name other than `default` (got `{}`)",
+                    t.name
+                )));
+            }
+            match (&t.token, &t.token_env) {
+                (Some(s), None) if s.len() >= 16 => {}
+                (Some(_), None) => {
+                    return Err(bad(format!("mcp token `{}`: the token must be at least 16 characters", t.name)))
+                }
+                (None, Some(v)) if !v.trim().is_empty() => {}
+                _ => {
+                    return Err(bad(format!(
+                        "mcp token `{}`: set exactly one of `token` or `token_env`",
+                        t.name
+                    )))
+                }
+            }
+            for n in &t.namespaces {
+                self.namespace(n)?;
+            }
+        }
         Ok(())
     }
 
@@ -214,6 +354,11 @@ impl Config {
         self.search.default_namespaces.iter().filter_map(|n| Namespace::new(n).ok()).collect()
     }
 
+    /// Every configured namespace, `shared` included.
+    pub fn all_namespaces(&self) -> Vec<Namespace> {
+        self.namespaces.iter().filter_map(|n| Namespace::new(n).ok()).collect()
+    }
+
     /// Namespaces that hold indexed files (every namespace but `shared`).
     pub fn index_namespaces(&self) -> Vec<Namespace> {
         self.namespaces
@@ -227,6 +372,17 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overrides_merge_and_reject_unknown_keys() {
+        let base = Config::default();
+        let c = base.with_overrides(&serde_json::json!({"search": {"k": 7}}), "init").unwrap();
+        assert_eq!(c.search.k, 7);
+        assert_eq!(c.index, base.index, "untouched sections keep their values");
+        let e = base.with_overrides(&serde_json::json!({"serch": {}}), "initializationOptions").unwrap_err();
+        assert!(e.to_string().contains("initializationOptions") && e.to_string().contains("serch"), "{e}");
+        assert!(base.with_overrides(&serde_json::json!([1]), "init").is_err());
+    }
 
     #[test]
     fn defaults_are_valid() {
@@ -251,6 +407,28 @@ mod tests {
         let e = Config::from_toml("[[route]]\nglob = \"x/**\"\nnamespace = \"nope\"\n", "t").unwrap_err();
         assert!(e.to_string().contains("unknown namespace `nope`"), "{e}");
         assert!(Config::default().namespace("Coding").is_err());
+    }
+
+    #[test]
+    fn mcp_section_parses_and_validates() {
+        let cfg = Config::from_toml(
+            "[mcp]\nport = 9300\n[[mcp.token]]\nname = \"ci\"\ntoken_env = \"CI_TOKEN\"\nnamespaces = [\"testing\"]\naccess = \"write\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(cfg.mcp.port, 9300);
+        assert_eq!(cfg.mcp.tokens[0].access, McpAccess::Write);
+        assert_eq!(cfg.mcp.host, "127.0.0.1");
+        let e = Config::from_toml("[[mcp.token]]\nname = \"x\"\n", "t").unwrap_err();
+        assert!(e.to_string().contains("exactly one of"), "{e}");
+        let e = Config::from_toml("[[mcp.token]]\nname = \"x\"\ntoken_env = \"X\"\nnamespaces = [\"nope\"]\n", "t")
+            .unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+        assert!(Config::from_toml("[[mcp.token]]\nname = \"x\"\ntoken_env = \"X\"\naccess = \"admin\"\n", "t").is_err());
+        let mut cfg = Config::default();
+        cfg.apply_env(|k| (k == "CODEMEM_MCP_PORT").then(|| "0".to_string())).unwrap();
+        assert_eq!(cfg.mcp.port, 0);
+        assert!(cfg.apply_env(|k| (k == "CODEMEM_MCP_PORT").then(|| "99999".to_string())).is_err());
     }
 
     #[test]

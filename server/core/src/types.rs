@@ -118,6 +118,8 @@ pub enum ChunkKind {
     Section,
     /// A window of lines (unknown language, top-level glue code, or a split part).
     Block,
+    /// A note written on purpose by a person or an agent (`remember`).
+    Memory,
 }
 
 impl ChunkKind {
@@ -136,6 +138,7 @@ impl ChunkKind {
             ChunkKind::Type => "type",
             ChunkKind::Section => "section",
             ChunkKind::Block => "block",
+            ChunkKind::Memory => "memory",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -296,6 +299,12 @@ pub struct Hit {
     /// True when the hit comes from an editor buffer that is not saved to disk.
     #[serde(default)]
     pub unsaved: bool,
+    /// Absolute workspace root the path is relative to (set when several roots are served).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// Set when the hit is a memory (`remember`), not a chunk of a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_id: Option<String>,
 }
 
 #[cfg(test)]

@@ -20,16 +20,19 @@ pub enum Table {
     Files,
     /// small named values (last run stats, last commit, ...).
     Meta,
+    /// memory id → memory record (JSON): notes written with `remember`.
+    Memories,
 }
 
 impl Table {
-    pub const ALL: [Table; 3] = [Table::Embeddings, Table::Files, Table::Meta];
+    pub const ALL: [Table; 4] = [Table::Embeddings, Table::Files, Table::Meta, Table::Memories];
 
     pub fn name(&self) -> &'static str {
         match self {
             Table::Embeddings => "embeddings",
             Table::Files => "files",
             Table::Meta => "meta",
+            Table::Memories => "memories",
         }
     }
 }

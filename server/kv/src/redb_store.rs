@@ -9,12 +9,14 @@ use crate::{KeyValue, KvError, Result, Table, WriteOp};
 const EMBEDDINGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("embeddings");
 const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
 const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
+const MEMORIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("memories");
 
 fn def(t: Table) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
     match t {
         Table::Embeddings => EMBEDDINGS,
         Table::Files => FILES,
         Table::Meta => META,
+        Table::Memories => MEMORIES,
     }
 }
 

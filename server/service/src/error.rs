@@ -24,6 +24,15 @@ pub enum ServiceError {
     Cancelled,
     #[error("corrupt index metadata ({0}); delete the project's data dir and re-index")]
     Corrupt(String),
+    /// A request argument is wrong; the message says what to send instead.
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("{path} is outside the workspace roots ({roots}); give a path inside one of them")]
+    OutsideWorkspace { path: String, roots: String },
+    #[error("indexing {root} failed: {reason}")]
+    IndexFailed { root: String, reason: String },
+    #[error("no workspace folder is open; open a folder (or start codemem with --root PATH)")]
+    NoRoot,
 }
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
@@ -33,8 +42,9 @@ impl ServiceError {
         ServiceError::Io { path: path.display().to_string(), source }
     }
 
-    /// True for errors caused by the request (bad query, unknown namespace), not the system.
-    pub fn is_user_error(&self) -> bool {
-        matches!(self, ServiceError::Core(_))
+    /// True for errors caused by the request (bad query, unknown namespace, path outside the
+    /// workspace), not by the system.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, ServiceError::Core(_) | ServiceError::InvalidInput(_) | ServiceError::OutsideWorkspace { .. })
     }
 }

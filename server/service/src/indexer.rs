@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use codemem_core::chunk::{chunk_file, ChunkOptions};
+use codemem_core::chunk::{chunk_file_with_definitions, ChunkOptions};
 use codemem_core::lexical::document_vector;
 use codemem_core::{Chunk, Namespace};
 use codemem_kv::WriteOp;
@@ -26,6 +26,7 @@ use serde_json::{json, Map, Value};
 use crate::cache;
 use crate::error::{Result, ServiceError};
 use crate::manifest::{self, FileEntry};
+use crate::symbols::SymbolDef;
 use crate::project::{git_head, Project};
 use crate::walk::{self, WalkedFile};
 
@@ -98,7 +99,7 @@ enum Prepared {
     Skip(String),
     /// Same bytes as indexed before; only the mtime moved.
     Touch,
-    Chunks(Vec<Chunk>, String),
+    Chunks(Vec<Chunk>, Vec<SymbolDef>, String),
 }
 
 /// Writes buffered until the next checkpoint.
@@ -131,6 +132,7 @@ impl Project {
         for (ns, paths) in by_ns {
             if let Ok(ns) = Namespace::new(ns) {
                 self.store.delete_paths(&ns, &paths)?;
+                self.restore_overlay(&ns, &paths)?;
             }
         }
         stats.files_deleted = vanished.len();
@@ -151,7 +153,6 @@ impl Project {
         let dim = self.embedder.as_ref().map(|e| e.dim()).unwrap_or(crate::project::DEFAULT_DIM);
         let mut pending: Vec<Pending> = Vec::new();
         let mut remaining: HashMap<String, (FileEntry, usize)> = HashMap::new();
-        let opts_chunk = ChunkOptions { max_lines: self.cfg.index.max_chunk_lines, min_lines: self.cfg.index.min_chunk_lines };
         let mut done = 0;
         for batch in changed.chunks(FILES_PER_BATCH) {
             if opts.cancel.load(Ordering::Relaxed) {
@@ -160,8 +161,8 @@ impl Project {
             let prepared: Vec<(&WalkedFile, Prepared)> = std::thread::scope(|s| {
                 let half = batch.len().div_ceil(2);
                 let (a, b) = batch.split_at(half);
-                let h = s.spawn(|| a.iter().map(|f| (*f, self.prepare(f, known.get(&f.rel), &opts_chunk))).collect::<Vec<_>>());
-                let mut rest: Vec<_> = b.iter().map(|f| (*f, self.prepare(f, known.get(&f.rel), &opts_chunk))).collect();
+                let h = s.spawn(|| a.iter().map(|f| (*f, self.prepare(f, known.get(&f.rel)))).collect::<Vec<_>>());
+                let mut rest: Vec<_> = b.iter().map(|f| (*f, self.prepare(f, known.get(&f.rel)))).collect();
                 let mut out = h.join().unwrap_or_default();
                 out.append(&mut rest);
                 out
@@ -187,7 +188,7 @@ impl Project {
                         e.mtime_ns = f.mtime_ns;
                         journal.entries.push((f.rel.clone(), Some(e)));
                     }
-                    Prepared::Chunks(chunks, hash) => {
+                    Prepared::Chunks(chunks, defs, hash) => {
                         let ns = chunks.first().map(|c| c.namespace.to_string()).unwrap_or_else(|| self.router.route(&f.rel, f.language).to_string());
                         if let Some(e) = old {
                             if e.namespace != ns {
@@ -206,6 +207,7 @@ impl Project {
                                 language: f.language,
                                 chunks: chunks.len() as u32,
                                 complete: false,
+                                symbols: defs,
                             },
                         ));
                         chunks_all.extend(chunks);
@@ -215,6 +217,7 @@ impl Project {
             for (ns, paths) in deletes {
                 if let Ok(ns) = Namespace::new(&ns) {
                     self.store.delete_paths(&ns, &paths)?;
+                    self.restore_overlay(&ns, &paths)?;
                 }
             }
             let keys: Vec<Vec<u8>> = chunks_all.iter().map(|c| cache::cache_key(&model_id, &c.content_hash)).collect();
@@ -299,7 +302,7 @@ impl Project {
     }
 
     /// Reads, decodes and chunks one file. Never fails: problems become `Skip` reasons.
-    fn prepare(&self, f: &WalkedFile, old: Option<&FileEntry>, opts: &ChunkOptions) -> Prepared {
+    fn prepare(&self, f: &WalkedFile, old: Option<&FileEntry>) -> Prepared {
         let bytes = match std::fs::read(&f.abs) {
             Ok(b) => b,
             Err(e) => return Prepared::Skip(format!("cannot read: {e}")),
@@ -320,20 +323,28 @@ impl Project {
         if walk::is_generated(&text) {
             return Prepared::Skip("generated file (marked @generated / DO NOT EDIT)".into());
         }
-        let ns = self.router.route(&f.rel, f.language);
-        let chunks = chunk_file(f.language, &text, opts)
+        let (chunks, defs) = self.chunk_text(&f.rel, f.language, &text);
+        Prepared::Chunks(chunks, defs, hash)
+    }
+
+    /// Chunks of one file's text, routed to its namespace, and its definitions (also used
+    /// for unsaved buffers).
+    pub(crate) fn chunk_text(&self, rel: &str, language: codemem_core::Language, text: &str) -> (Vec<Chunk>, Vec<SymbolDef>) {
+        let opts = ChunkOptions { max_lines: self.cfg.index.max_chunk_lines, min_lines: self.cfg.index.min_chunk_lines };
+        let ns = self.router.route(rel, language);
+        let (drafts, defs) = chunk_file_with_definitions(language, text, &opts);
+        let chunks = drafts
             .into_iter()
             .filter(|d| !d.content.trim().is_empty())
             .map(|d| {
-                let content_hash = blake3::hash(
-                    codemem_core::embedding_text(&f.rel, d.kind, d.symbol.as_deref(), &d.content).as_bytes(),
-                )
-                .to_hex()
-                .to_string();
+                let content_hash =
+                    blake3::hash(codemem_core::embedding_text(rel, d.kind, d.symbol.as_deref(), &d.content).as_bytes())
+                        .to_hex()
+                        .to_string();
                 Chunk {
-                    path: f.rel.clone(),
+                    path: rel.to_string(),
                     namespace: ns.clone(),
-                    language: f.language,
+                    language,
                     symbol: d.symbol,
                     kind: d.kind,
                     start_line: d.start_line,
@@ -343,7 +354,7 @@ impl Project {
                 }
             })
             .collect();
-        Prepared::Chunks(chunks, hash)
+        (chunks, defs.into_iter().map(SymbolDef::from).collect())
     }
 
     fn embed_pending(
@@ -468,7 +479,7 @@ impl Project {
     }
 }
 
-fn payload(c: &Chunk) -> Map<String, Value> {
+pub(crate) fn payload(c: &Chunk) -> Map<String, Value> {
     let leaf = c.symbol.as_deref().map(|s| codemem_core::lexical::symbol_leaf(s).to_lowercase());
     let v = json!({
         "path": c.path,

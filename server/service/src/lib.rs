@@ -2,23 +2,36 @@
 //!
 //! Owns a `Project` (one workspace root and its data dir): walking the workspace with
 //! .gitignore rules, the incremental, resumable index pipeline (chunk → cache lookup →
-//! embed → upsert), hybrid search with reciprocal rank fusion, status and freshness.
+//! embed → upsert), hybrid search with reciprocal rank fusion, status and freshness,
+//! symbols (exact + fuzzy), memories (remember / recall / forget) and unsaved-buffer overlays.
+//! A `Workspace` holds the projects of a long-running server: background indexing per root,
+//! a file watcher, open documents (ropey) and an event bus.
 //!
 //! It must not know LSP, MCP or the command line: adapters translate requests into these calls.
 
 mod cache;
+mod documents;
 mod error;
 mod indexer;
 mod lock;
 mod manifest;
+mod memory;
+mod overlay;
 pub mod paths;
 mod project;
 mod search;
+mod symbols;
 mod walk;
+mod workspace;
 
 pub use error::{ServiceError, Result};
 pub use indexer::{IndexEvent, IndexOptions, IndexStats, ProgressSink, Skipped};
+pub use documents::{Position, TextChange};
 pub use lock::LockInfo;
+pub use memory::{Memory, NewMemory, RecallHit, RecallQuery, RecallResponse};
+pub use overlay::OverlayChange;
+pub use symbols::{match_score, SymbolDef, SymbolMatch};
 pub use project::{NamespaceStatus, OpenOptions, Project, ProjectStatus};
 pub use search::{Freshness, SearchResponse};
+pub use workspace::{BackendStatus, NamespaceInfo, RootStatus, Workspace, WorkspaceEvent, WorkspaceOptions, WorkspaceStatus};
 pub use walk::{decode_text, is_generated, walk, Walk, WalkedFile};

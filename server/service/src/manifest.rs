@@ -7,6 +7,7 @@ use codemem_kv::{KeyValue, Table, WriteOp};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ServiceError};
+use crate::symbols::SymbolDef;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileEntry {
@@ -19,7 +20,14 @@ pub struct FileEntry {
     pub chunks: u32,
     /// All chunks have their dense vectors in the store (durably).
     pub complete: bool,
+    /// Definitions in the file, for exact and fuzzy symbol lookup.
+    #[serde(default)]
+    pub symbols: Vec<SymbolDef>,
 }
+
+/// Bumped when `FileEntry` gains data older entries lack; older manifests are re-chunked
+/// (embeddings come from the cache).
+pub const MANIFEST_VERSION: u32 = 2;
 
 pub fn load(kv: &dyn KeyValue) -> Result<HashMap<String, FileEntry>> {
     let mut out = HashMap::new();

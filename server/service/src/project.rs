@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use codemem_core::{route::Router, Config, ProjectId};
@@ -14,6 +14,8 @@ use serde::Serialize;
 use crate::error::{Result, ServiceError};
 use crate::indexer::IndexStats;
 use crate::lock::DataDirLock;
+use crate::memory::Memory;
+use crate::overlay::Overlay;
 use crate::manifest::{self, FileEntry};
 use crate::paths;
 
@@ -46,6 +48,10 @@ pub struct Project {
     pub(crate) embedder: Option<Arc<dyn Embedder>>,
     /// In-memory mirror of the manifest (path → entry), kept in step with every write.
     pub(crate) files: RwLock<HashMap<String, FileEntry>>,
+    /// Unsaved editor buffers indexed over their files (path → overlay).
+    pub(crate) overlay: Mutex<Overlay>,
+    /// Memory records (id → memory), mirrored from the KV store.
+    pub(crate) memories: RwLock<HashMap<String, Memory>>,
     _lock: DataDirLock,
 }
 
@@ -109,9 +115,22 @@ impl Project {
             kv.write(vec![manifest::meta_op("model_id", &e.model_id()), manifest::meta_op("dim", &e.dim())])?;
         }
         let store: Arc<dyn VectorStore> = Arc::new(EdgeStore::open(&shards, dim)?);
-        let files = manifest::load(kv.as_ref())?;
+        let mut files = manifest::load(kv.as_ref())?;
+        let version: Option<u32> = manifest::get_meta(kv.as_ref(), "manifest_version")?;
+        if version.unwrap_or(0) < manifest::MANIFEST_VERSION {
+            // Older entries lack symbols: mark them for re-chunking (vectors come from the cache).
+            let mut ops: Vec<WriteOp> = files
+                .iter_mut()
+                .map(|(p, e)| {
+                    e.complete = false;
+                    manifest::put_op(p, e)
+                })
+                .collect();
+            ops.push(manifest::meta_op("manifest_version", &manifest::MANIFEST_VERSION));
+            kv.write(ops)?;
+        }
         let _ = std::fs::write(data_dir.join("root.txt"), root.display().to_string());
-        Ok(Project {
+        let project = Project {
             id: ProjectId::for_root(&root),
             root,
             data_dir,
@@ -121,8 +140,16 @@ impl Project {
             store,
             embedder: opts.embedder,
             files: RwLock::new(files),
+            overlay: Mutex::new(Overlay::new()),
+            memories: RwLock::new(HashMap::new()),
             _lock: lock,
-        })
+        };
+        let purged = project.purge_stale_overlay()?;
+        if purged > 0 {
+            tracing::info!(points = purged, "removed unsaved-buffer points left by a previous process");
+        }
+        project.load_memories()?;
+        Ok(project)
     }
 
     pub fn root(&self) -> &Path {

@@ -32,6 +32,8 @@ pub struct Freshness {
     pub head_commit: Option<String>,
     /// The checked-out commit differs from the one last indexed.
     pub stale: bool,
+    /// Files whose unsaved editor buffer is searched instead of the disk version.
+    pub unsaved_files: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,7 +49,13 @@ pub struct SearchResponse {
 type Key = (Namespace, u64);
 
 impl Project {
+    /// Hybrid search over code and docs (memories are left to `recall`).
     pub fn search(&self, q: &Query) -> Result<SearchResponse> {
+        self.search_with(q, SearchFilter { memory: Some(false), ..Default::default() })
+    }
+
+    /// `search` with extra store conditions (memory / tags / kind).
+    pub(crate) fn search_with(&self, q: &Query, base: SearchFilter) -> Result<SearchResponse> {
         let started = Instant::now();
         q.validate()?;
         let namespaces = self.resolve_namespaces(&q.namespaces)?;
@@ -56,20 +64,24 @@ impl Project {
                 "dense search needs the embedding model; run `scripts/setup`, or search with --mode lexical".into(),
             )));
         }
-        let mut filter = SearchFilter { language: q.language.map(|l| l.as_str().to_string()), ..Default::default() };
+        let mut filter = SearchFilter { language: q.language.map(|l| l.as_str().to_string()), ..base };
+        let unsaved_paths = self.overlay_paths();
         if let Some(glob) = &q.path_glob {
             let m = Glob::new(glob)
                 .map_err(|e| codemem_core::CoreError::InvalidGlob { glob: glob.clone(), reason: e.to_string() })?
                 .compile_matcher();
             let files = self.files.read().unwrap_or_else(|e| e.into_inner());
-            filter.paths = Some(files.keys().filter(|p| m.is_match(p.as_str())).cloned().collect());
+            let mut paths: Vec<String> = files.keys().filter(|p| m.is_match(p.as_str())).cloned().collect();
+            paths.extend(unsaved_paths.iter().filter(|p| m.is_match(p.as_str()) && !files.contains_key(*p)).cloned());
+            filter.paths = Some(paths);
         }
         let freshness = self.freshness()?;
         let dense_available = self.embedder.is_some();
         if filter.paths.as_ref().is_some_and(|p| p.is_empty()) {
             return Ok(SearchResponse { hits: vec![], mode: q.mode, dense_available, freshness, took_ms: ms(started) });
         }
-        let depth = (q.k * 4).max(40);
+        // Disk chunks of files with an unsaved buffer are dropped below: fetch enough to cover them.
+        let depth = (q.k * 4).max(40) + if unsaved_paths.is_empty() { 0 } else { 40 };
 
         let mut lists: Vec<Vec<(Key, ScoredPoint)>> = Vec::new();
         if q.mode != SearchMode::Dense {
@@ -120,7 +132,13 @@ impl Project {
             }
         }
 
-        let mut ranked: Vec<(f32, ScoredPoint)> = fused.into_values().collect();
+        let mut ranked: Vec<(f32, ScoredPoint)> = fused
+            .into_values()
+            .filter(|(_, p)| {
+                let unsaved = p.payload.get("unsaved").and_then(Value::as_bool).unwrap_or(false);
+                unsaved || !p.payload.get("path").and_then(Value::as_str).is_some_and(|path| unsaved_paths.contains(path))
+            })
+            .collect();
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
         let hits = ranked.into_iter().take(q.k).filter_map(|(s, p)| to_hit(s, &p.payload)).collect();
         Ok(SearchResponse { hits, mode: q.mode, dense_available, freshness, took_ms: ms(started) })
@@ -161,6 +179,7 @@ impl Project {
     }
 
     pub fn freshness(&self) -> Result<Freshness> {
+        let unsaved_files = self.overlay_paths().len();
         let files = self.files.read().unwrap_or_else(|e| e.into_inner());
         let last_commit: Option<String> = manifest::get_meta::<Option<String>>(self.kv.as_ref(), "last_commit")?.flatten();
         let head_commit = git_head(&self.root);
@@ -171,6 +190,7 @@ impl Project {
             stale: last_commit.is_some() && head_commit.is_some() && last_commit != head_commit,
             last_commit,
             head_commit,
+            unsaved_files,
         })
     }
 }
@@ -205,6 +225,8 @@ fn to_hit(score: f32, p: &Map<String, Value>) -> Option<Hit> {
         language: s("language").and_then(Language::parse).unwrap_or(Language::Text),
         score,
         snippet: snippet(s("content").unwrap_or("")),
-        unsaved: false,
+        unsaved: p.get("unsaved").and_then(Value::as_bool).unwrap_or(false),
+        root: None,
+        memory_id: s("memory_id").map(str::to_string),
     })
 }

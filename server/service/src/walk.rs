@@ -9,7 +9,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 /// Directories that hold someone else's code or build output.
-const SKIP_DIRS: &[&str] = &[
+pub(crate) const SKIP_DIRS: &[&str] = &[
     ".git", ".hg", ".svn", "node_modules", "bower_components", "vendor", "third_party",
     "__pycache__", ".venv", "venv", ".tox", ".mypy_cache", ".pytest_cache", "site-packages",
     ".codemem",

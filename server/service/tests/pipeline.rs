@@ -79,7 +79,7 @@ fn index_search_and_incremental_updates() {
     let mut q = Query::new("total");
     q.namespaces = vec![Namespace::new("nope").unwrap()];
     let e = p.search(&q).unwrap_err();
-    assert!(e.is_user_error() && e.to_string().contains("coding"), "{e}");
+    assert!(e.is_invalid_input() && e.to_string().contains("coding"), "{e}");
 
     // Filters.
     let mut q = all_ns("total tax limiter");

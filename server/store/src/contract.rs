@@ -360,9 +360,33 @@ pub fn filters(make: &Factory) {
         paths: Some(vec!["src/parse.rs".into(), "app/util.py".into()]),
         language: Some("rust".into()),
         symbol_lc: Some("parse_header".into()),
+        ..Default::default()
     };
     let (d, l, s) = all(&f);
     assert_eq!((d, l, s), (set(&[1]), set(&[1]), set(&[1])), "conditions are conjunctive");
+
+    // Flags (memory / unsaved) are absent on ordinary points; tags match any of the listed ones.
+    let mut flagged = point(40, "memory:40", "text", "", "parse header note", Some(axis(0, 0.5)));
+    flagged.payload.insert("memory".into(), true.into());
+    flagged.payload.insert("tags".into(), serde_json::json!(["decision", "perf"]));
+    let mut unsaved = point(41, "src/parse.rs", "rust", "parse_header", "parse header draft", Some(axis(0, 0.5)));
+    unsaved.payload.insert("unsaved".into(), true.into());
+    store.upsert(&coding(), vec![flagged, unsaved]).unwrap();
+    let (d, _, s) = all(&SearchFilter { memory: Some(true), ..Default::default() });
+    assert_eq!((d, s), (set(&[40]), set(&[40])), "memory only");
+    let (d, _, _) = all(&SearchFilter { memory: Some(false), unsaved: Some(false), ..Default::default() });
+    assert!(!d.contains(&40) && !d.contains(&41) && d.contains(&1), "flags excluded: {d:?}");
+    let (_, _, s) = all(&SearchFilter { unsaved: Some(true), ..Default::default() });
+    assert_eq!(s, set(&[41]), "unsaved only");
+    let (_, _, s) = all(&SearchFilter { tags: Some(vec!["perf".into(), "other".into()]), ..Default::default() });
+    assert_eq!(s, set(&[40]), "any tag");
+    let (_, _, s) = all(&SearchFilter { kind: Some("struct".into()), ..Default::default() });
+    assert!(s.is_empty(), "kind filter");
+    let (_, _, s) = all(&SearchFilter { kind: Some("function".into()), memory: Some(false), ..Default::default() });
+    assert!(s.contains(&1) && !s.contains(&40), "kind filter");
+    let (_, _, s) = all(&SearchFilter { tags: Some(vec![]), ..Default::default() });
+    assert!(s.is_empty(), "an empty tag list matches nothing");
+    store.delete_ids(&coding(), &[40, 41]).unwrap();
 
     let f = SearchFilter { language: Some("cobol".into()), ..Default::default() };
     let (d, l, s) = all(&f);

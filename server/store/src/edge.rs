@@ -235,10 +235,29 @@ fn build_filter(f: &SearchFilter) -> Result<Option<Option<Filter>>, String> {
     if let Some(sym) = &f.symbol_lc {
         must.push(field_match("symbol_lc", Match::from(sym.clone()))?);
     }
-    if must.is_empty() {
+    if let Some(kind) = &f.kind {
+        must.push(field_match("kind", Match::from(kind.clone()))?);
+    }
+    if let Some(tags) = &f.tags {
+        if tags.is_empty() {
+            return Ok(None);
+        }
+        must.push(field_match("tags", Match::from(tags.clone()))?);
+    }
+    let mut must_not = Vec::new();
+    // Flags are absent on ordinary chunks, so "false" is expressed as "not true".
+    for (field, want) in [("memory", f.memory), ("unsaved", f.unsaved)] {
+        match want {
+            Some(true) => must.push(field_match(field, Match::from(true))?),
+            Some(false) => must_not.push(field_match(field, Match::from(true))?),
+            None => {}
+        }
+    }
+    if must.is_empty() && must_not.is_empty() {
         return Ok(Some(None));
     }
-    Ok(Some(Some(Filter { should: None, min_should: None, must: Some(must), must_not: None })))
+    let some = |v: Vec<Condition>| (!v.is_empty()).then_some(v);
+    Ok(Some(Some(Filter { should: None, min_should: None, must: some(must), must_not: some(must_not) })))
 }
 
 fn num_id(id: PointId) -> Option<u64> {

@@ -60,6 +60,14 @@ pub struct SearchFilter {
     pub language: Option<String>,
     /// Lower-cased symbol must equal this.
     pub symbol_lc: Option<String>,
+    /// Chunk kind must equal this (`"function"`, `"memory"`, ...).
+    pub kind: Option<String>,
+    /// `Some(true)`: only memories; `Some(false)`: no memories.
+    pub memory: Option<bool>,
+    /// `Some(true)`: only unsaved-buffer points; `Some(false)`: none of them.
+    pub unsaved: Option<bool>,
+    /// At least one of these tags.
+    pub tags: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]

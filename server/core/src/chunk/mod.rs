@@ -80,21 +80,36 @@ impl Default for ChunkOptions {
 /// Splits `text` (the whole file) into chunks. Never panics; any input yields valid chunks
 /// whose line ranges lie inside the file.
 pub fn chunk_file(lang: Language, text: &str, opts: &ChunkOptions) -> Vec<ChunkDraft> {
+    chunk_file_with_definitions(lang, text, opts).0
+}
+
+/// A named definition (function, class, method, ...) and its lines, whether or not it got a
+/// chunk of its own (small neighbours are merged; a class that fits keeps its methods inside).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    pub symbol: String,
+    pub kind: ChunkKind,
+    pub start_line: u32,
+    pub end_line: u32,
+}
+
+/// The chunks of a file and every definition in it.
+pub fn chunk_file_with_definitions(lang: Language, text: &str, opts: &ChunkOptions) -> (Vec<ChunkDraft>, Vec<Definition>) {
     if text.trim().is_empty() {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let lim = Limits::new(opts);
     match std::panic::catch_unwind(|| chunk_impl(lang, text, lim)) {
-        Ok(chunks) => chunks,
+        Ok(out) => out,
         // A bug must cost structure, not the file: fall back to plain windows.
         Err(_) => {
             let src = Source::new(text);
-            finish(&src, lim, Vec::new(), ChunkKind::Block)
+            (finish(&src, lim, Vec::new(), ChunkKind::Block), Vec::new())
         }
     }
 }
 
-fn chunk_impl(lang: Language, text: &str, lim: Limits) -> Vec<ChunkDraft> {
+fn chunk_impl(lang: Language, text: &str, lim: Limits) -> (Vec<ChunkDraft>, Vec<Definition>) {
     let src = Source::new(text);
     let (items, gap_kind) = match lang {
         Language::Markdown | Language::Rst | Language::AsciiDoc => {
@@ -103,7 +118,18 @@ fn chunk_impl(lang: Language, text: &str, lim: Limits) -> Vec<ChunkDraft> {
         Language::Text => (Vec::new(), ChunkKind::Block),
         _ => (code::items(lang, &src, lim).unwrap_or_default(), ChunkKind::Block),
     };
-    finish(&src, lim, items, gap_kind)
+    let mut defs = Vec::new();
+    collect_definitions(&items, &mut defs);
+    (finish(&src, lim, items, gap_kind), defs)
+}
+
+fn collect_definitions(items: &[Item], out: &mut Vec<Definition>) {
+    for it in items {
+        if let Some(s) = it.symbol.as_ref().filter(|_| !matches!(it.kind, ChunkKind::Section | ChunkKind::Block)) {
+            out.push(Definition { symbol: s.clone(), kind: it.kind, start_line: it.start, end_line: it.end });
+        }
+        collect_definitions(&it.children, out);
+    }
 }
 
 /// Turns items into final chunks: opens / splits, fills gaps, merges, materialises content.

@@ -19,7 +19,7 @@ fn fx(s: &str) -> &str {
 /// invariants, and compares with the public entry point.
 fn run(lang: Language, text: &str, o: &ChunkOptions) -> Vec<ChunkDraft> {
     let chunks =
-        if text.trim().is_empty() { Vec::new() } else { chunk_impl(lang, text, Limits::new(o)) };
+        if text.trim().is_empty() { Vec::new() } else { chunk_impl(lang, text, Limits::new(o)).0 };
     check_invariants(text, o, &chunks);
     if text.len() < 64 * 1024 {
         assert_eq!(chunks, chunk_file(lang, text, o));
@@ -1506,4 +1506,15 @@ const C{i}: u32 = {i};
     assert!(took.as_secs() < 30, "took {took:?}");
     assert!(chunks.iter().any(|c| c.symbol.as_deref() == Some("S2499")));
     assert!(chunks.iter().any(|c| c.symbol.as_deref() == Some("f1234")));
+}
+
+#[test]
+fn definitions_include_members_merged_into_one_chunk() {
+    let text = "pub struct A;\n\nimpl A {\n    pub fn one(&self) {}\n    pub fn two(&self) {}\n}\n\nfn tiny() {}\n";
+    let (chunks, defs) = super::chunk_file_with_definitions(Language::Rust, text, &ChunkOptions::default());
+    let names: Vec<&str> = defs.iter().map(|d| d.symbol.as_str()).collect();
+    assert!(chunks.len() < defs.len(), "small items are merged into fewer chunks: {chunks:?}");
+    for want in ["A", "one", "two", "tiny"] {
+        assert!(names.iter().any(|n| n.ends_with(want)), "{want} missing from {names:?}");
+    }
 }

@@ -1,0 +1,832 @@
+//! `Workspace`: what a long-running server (LSP, MCP) holds — one `Project` per workspace
+//! root, a background indexer per root (coalesced, debounced, cancellable), a file watcher,
+//! the editor's open documents (unsaved buffers indexed as an overlay) and an event bus.
+//!
+//! Everything here is synchronous; async adapters call it from blocking tasks.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use codemem_core::{ChunkKind, Config, Hit, Language, Query, SearchMode};
+use codemem_embed::Embedder;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde::Serialize;
+
+use crate::documents::{Document, TextChange};
+use crate::error::{Result, ServiceError};
+use crate::indexer::{IndexEvent, IndexOptions, IndexStats, ProgressSink};
+use crate::memory::{Memory, NewMemory, RecallQuery, RecallResponse};
+use crate::project::{OpenOptions, Project, ProjectStatus};
+use crate::search::{Freshness, SearchResponse};
+use crate::symbols::{sort_matches, SymbolMatch};
+
+/// Quiet time after the last external file change before re-indexing (one run per burst).
+const WATCH_DEBOUNCE: Duration = Duration::from_millis(400);
+/// Quiet time after the last keystroke before an unsaved buffer is re-chunked.
+const EDIT_DEBOUNCE: Duration = Duration::from_millis(40);
+const MAX_PATH_BYTES: usize = 4096;
+
+pub struct WorkspaceOptions {
+    pub home: PathBuf,
+    pub embedder: Option<Arc<dyn Embedder>>,
+    /// Written into each data dir's lock ("codemem lsp", "codemem serve").
+    pub purpose: String,
+    /// Overrides with codemem.toml keys (e.g. LSP initializationOptions), applied over each
+    /// root's codemem.toml and environment.
+    pub config: Option<serde_json::Value>,
+    /// Start indexing a root as soon as it is added.
+    pub auto_index: bool,
+    /// Watch roots for changes made outside the editor.
+    pub watch: bool,
+    /// How long to wait for another process to release a data dir.
+    pub lock_wait: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WorkspaceEvent {
+    IndexStarted { root: PathBuf },
+    Index { root: PathBuf, event: IndexEvent },
+    IndexFinished { root: PathBuf, stats: IndexStats },
+    IndexFailed { root: PathBuf, error: String },
+    /// An unsaved buffer is (or is no longer) searchable.
+    Overlay { root: PathBuf, path: String, chunks: usize },
+    MemoriesChanged { root: PathBuf, paths: Vec<String> },
+}
+
+#[derive(Default)]
+struct RunState {
+    requested: u64,
+    completed: u64,
+    running: bool,
+    not_before: Option<Instant>,
+    last_error: Option<String>,
+    last_stats: Option<IndexStats>,
+}
+
+struct Root {
+    path: PathBuf,
+    project: Arc<Project>,
+    run: Mutex<RunState>,
+    cv: Condvar,
+    cancel: AtomicBool,
+    stop: AtomicBool,
+    watcher: Mutex<Option<notify::RecommendedWatcher>>,
+}
+
+impl Root {
+    fn request(&self, delay: Duration) -> u64 {
+        let mut st = self.run.lock().unwrap_or_else(|e| e.into_inner());
+        st.requested += 1;
+        let at = Instant::now() + delay;
+        st.not_before = Some(st.not_before.map_or(at, |t| t.max(at)));
+        self.cv.notify_all();
+        st.requested
+    }
+}
+
+#[derive(Default)]
+struct Bus {
+    subs: Mutex<Vec<Sender<WorkspaceEvent>>>,
+}
+
+impl Bus {
+    fn emit(&self, e: WorkspaceEvent) {
+        let mut subs = self.subs.lock().unwrap_or_else(|e| e.into_inner());
+        subs.retain(|s| s.send(e.clone()).is_ok());
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RootStatus {
+    #[serde(flatten)]
+    pub project: ProjectStatus,
+    pub indexing: bool,
+    pub last_error: Option<String>,
+    pub memories: usize,
+    pub unsaved_files: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendStatus {
+    pub name: String,
+    /// "embedded", "redis" or "qdrant".
+    pub kind: String,
+    pub healthy: bool,
+    /// Circuit breaker state for remote backends.
+    pub breaker: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkspaceStatus {
+    /// "indexing", "ready", "error" or "empty" (no root).
+    pub state: String,
+    pub model: Option<String>,
+    pub roots: Vec<RootStatus>,
+    pub backends: Vec<BackendStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NamespaceInfo {
+    pub name: String,
+    pub description: String,
+    pub files: usize,
+    pub points: u64,
+    pub memories: usize,
+}
+
+pub struct Workspace {
+    opts: WorkspaceOptions,
+    roots: RwLock<Vec<Arc<Root>>>,
+    docs: Mutex<HashMap<PathBuf, Document>>,
+    bus: Arc<Bus>,
+    edits: Sender<PathBuf>,
+}
+
+impl Workspace {
+    pub fn new(opts: WorkspaceOptions) -> Arc<Workspace> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let ws = Arc::new(Workspace {
+            opts,
+            roots: RwLock::new(Vec::new()),
+            docs: Mutex::new(HashMap::new()),
+            bus: Arc::new(Bus::default()),
+            edits: tx,
+        });
+        let weak = Arc::downgrade(&ws);
+        std::thread::Builder::new()
+            .name("codemem-overlay".into())
+            .spawn(move || overlay_worker(weak, rx))
+            .expect("spawn overlay worker");
+        ws
+    }
+
+    pub fn has_embedder(&self) -> bool {
+        self.opts.embedder.is_some()
+    }
+
+    pub fn subscribe(&self) -> Receiver<WorkspaceEvent> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        self.bus.subs.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        rx
+    }
+
+    /// Opens a workspace root (idempotent) and, with `auto_index`, starts indexing it.
+    pub fn add_root(&self, root: &Path) -> Result<PathBuf> {
+        let canonical = root
+            .canonicalize()
+            .map_err(|e| ServiceError::Root { path: root.display().to_string(), reason: e.to_string() })?;
+        if let Some(r) = self.root_of(&canonical) {
+            if r.path == canonical {
+                return Ok(canonical);
+            }
+        }
+        let mut cfg = Config::load(&canonical)?;
+        if let Some(over) = &self.opts.config {
+            cfg = cfg.with_overrides(over, "initialization options")?;
+        }
+        let project = Project::open(
+            &canonical,
+            OpenOptions {
+                home: self.opts.home.clone(),
+                embedder: self.opts.embedder.clone(),
+                purpose: self.opts.purpose.clone(),
+                lock_wait: self.opts.lock_wait,
+                create: true,
+                config: Some(cfg),
+            },
+        )?;
+        let root = Arc::new(Root {
+            path: canonical.clone(),
+            project: Arc::new(project),
+            run: Mutex::new(RunState::default()),
+            cv: Condvar::new(),
+            cancel: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            watcher: Mutex::new(None),
+        });
+        let (r, bus) = (root.clone(), self.bus.clone());
+        std::thread::Builder::new()
+            .name("codemem-indexer".into())
+            .spawn(move || index_runner(r, bus))
+            .map_err(|e| ServiceError::io(&canonical, e))?;
+        if self.opts.watch {
+            match start_watcher(&root) {
+                Ok(w) => *root.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(w),
+                Err(e) => tracing::warn!(root = %canonical.display(), error = %e, "file watcher unavailable; external changes are picked up on the next reindex"),
+            }
+        }
+        if self.opts.auto_index {
+            root.request(Duration::ZERO);
+        }
+        self.roots.write().unwrap_or_else(|e| e.into_inner()).push(root);
+        Ok(canonical)
+    }
+
+    /// Stops indexing and watching a root and releases its data dir.
+    pub fn remove_root(&self, root: &Path) -> bool {
+        let canonical = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        let mut roots = self.roots.write().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = roots.iter().position(|r| r.path == canonical || r.path == root) else { return false };
+        let r = roots.remove(i);
+        r.stop.store(true, Ordering::SeqCst);
+        r.cancel.store(true, Ordering::SeqCst);
+        r.watcher.lock().unwrap_or_else(|e| e.into_inner()).take();
+        r.cv.notify_all();
+        self.docs.lock().unwrap_or_else(|e| e.into_inner()).retain(|p, _| !p.starts_with(&r.path));
+        true
+    }
+
+    pub fn roots(&self) -> Vec<PathBuf> {
+        self.roots.read().unwrap_or_else(|e| e.into_inner()).iter().map(|r| r.path.clone()).collect()
+    }
+
+    fn all(&self) -> Vec<Arc<Root>> {
+        self.roots.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The innermost root containing `abs` (lexically; the file need not exist).
+    fn root_of(&self, abs: &Path) -> Option<Arc<Root>> {
+        self.all().into_iter().filter(|r| abs.starts_with(&r.path)).max_by_key(|r| r.path.as_os_str().len())
+    }
+
+    fn first(&self) -> Result<Arc<Root>> {
+        self.all().into_iter().next().ok_or(ServiceError::NoRoot)
+    }
+
+    fn roots_text(&self) -> String {
+        self.roots().iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Resolves a user-given path (absolute, or relative to a root) to its root and
+    /// workspace-relative path; nothing outside the roots is reachable (`..`, symlinks).
+    pub fn resolve_path(&self, p: &str) -> Result<(PathBuf, String)> {
+        let (root, rel) = self.resolve(p)?;
+        Ok((root.path.clone(), rel))
+    }
+
+    fn resolve(&self, p: &str) -> Result<(Arc<Root>, String)> {
+        let outside = || ServiceError::OutsideWorkspace { path: p.to_string(), roots: self.roots_text() };
+        if p.is_empty() || p.len() > MAX_PATH_BYTES || p.contains('\0') {
+            return Err(ServiceError::InvalidInput(format!(
+                "path must be 1-{MAX_PATH_BYTES} bytes without NUL characters"
+            )));
+        }
+        let given = Path::new(p);
+        if given.components().any(|c| matches!(c, Component::ParentDir)) {
+            return Err(ServiceError::InvalidInput(format!(
+                "path {p:?} contains `..`; give a path inside the workspace without `..`"
+            )));
+        }
+        let roots = self.all();
+        if roots.is_empty() {
+            return Err(ServiceError::NoRoot);
+        }
+        let abs = if given.is_absolute() {
+            given.to_path_buf()
+        } else {
+            let rel = p.trim_start_matches("./");
+            roots.iter().map(|r| r.path.join(rel)).find(|c| c.exists()).unwrap_or_else(|| roots[0].path.join(rel))
+        };
+        let root = self.root_of(&abs).ok_or_else(outside)?;
+        // Symlinks may point anywhere: what exists must still be inside the root once resolved.
+        if abs.exists() {
+            let real = abs.canonicalize().map_err(|e| ServiceError::io(&abs, e))?;
+            if !real.starts_with(&root.path) {
+                return Err(outside());
+            }
+        }
+        let rel = abs.strip_prefix(&root.path).map_err(|_| outside())?;
+        let rel = rel.components().filter_map(|c| c.as_os_str().to_str()).collect::<Vec<_>>().join("/");
+        Ok((root, rel))
+    }
+
+    /// Root and relative path of an absolute file path, without touching the disk.
+    fn locate(&self, abs: &Path) -> Result<(Arc<Root>, String)> {
+        let root = self
+            .root_of(abs)
+            .ok_or_else(|| ServiceError::OutsideWorkspace { path: abs.display().to_string(), roots: self.roots_text() })?;
+        let rel = abs.strip_prefix(&root.path).unwrap_or(abs);
+        let rel = rel.components().filter_map(|c| c.as_os_str().to_str()).collect::<Vec<_>>().join("/");
+        Ok((root, rel))
+    }
+
+    pub fn search(&self, q: &Query) -> Result<SearchResponse> {
+        let started = Instant::now();
+        q.validate()?;
+        let roots = self.all();
+        if roots.is_empty() {
+            return Err(ServiceError::NoRoot);
+        }
+        let mut hits: Vec<Hit> = Vec::new();
+        let mut fresh: Option<Freshness> = None;
+        let mut mode = q.mode;
+        let mut dense_available = true;
+        for r in &roots {
+            let resp = r.project.search(q)?;
+            mode = resp.mode;
+            dense_available &= resp.dense_available;
+            let root = r.path.display().to_string();
+            hits.extend(resp.hits.into_iter().map(|mut h| {
+                h.root = Some(root.clone());
+                h
+            }));
+            fresh = Some(match fresh {
+                None => resp.freshness,
+                Some(mut f) => {
+                    f.indexed_files += resp.freshness.indexed_files;
+                    f.pending_files += resp.freshness.pending_files;
+                    f.unsaved_files += resp.freshness.unsaved_files;
+                    f.stale |= resp.freshness.stale;
+                    f
+                }
+            });
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.truncate(q.k);
+        Ok(SearchResponse {
+            hits,
+            mode,
+            dense_available,
+            freshness: fresh.expect("at least one root"),
+            took_ms: (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0,
+        })
+    }
+
+    pub fn find_symbol(&self, name: &str, kind: Option<&str>, limit: usize) -> Result<Vec<SymbolMatch>> {
+        if name.trim().is_empty() || name.len() > 512 {
+            return Err(ServiceError::InvalidInput("give a symbol name of 1-512 bytes".into()));
+        }
+        let kind = match kind {
+            None => None,
+            Some(k) => Some(ChunkKind::parse(k).ok_or_else(|| {
+                ServiceError::InvalidInput(format!(
+                    "unknown kind {k:?}; use one of function, method, class, struct, enum, interface, trait, impl, module, constant, type"
+                ))
+            })?),
+        };
+        let mut out = Vec::new();
+        for r in self.all() {
+            out.extend(r.project.find_symbol(name, kind, limit));
+        }
+        sort_matches(&mut out);
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Code like lines `start_line..=end_line` (1-based) of `abs`: the enclosing definition
+    /// when one line is given, else the selection. The source chunk itself is left out.
+    pub fn similar(&self, abs: &Path, start_line: u32, end_line: u32, k: usize) -> Result<SearchResponse> {
+        let (root, rel) = self.locate(abs)?;
+        let text = match self.document_text(abs) {
+            Some(t) => t,
+            None => {
+                let bytes = std::fs::read(abs).map_err(|e| ServiceError::io(abs, e))?;
+                crate::walk::decode_text(&bytes).map_err(|r| ServiceError::InvalidInput(format!("{rel}: {r}")))?
+            }
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        if start_line == 0 || start_line > end_line || start_line as usize > lines.len().max(1) {
+            return Err(ServiceError::InvalidInput(format!(
+                "lines {start_line}-{end_line} are outside {rel} ({} lines)",
+                lines.len()
+            )));
+        }
+        let end_line = end_line.min(lines.len() as u32);
+        let language = Language::detect(&rel).unwrap_or(Language::Text);
+        let (query_text, span) = if start_line == end_line {
+            let (chunks, _) = root.project.chunk_text(&rel, language, &text);
+            match chunks
+                .iter()
+                .filter(|c| c.start_line <= start_line && start_line <= c.end_line)
+                .min_by_key(|c| c.end_line - c.start_line)
+            {
+                Some(c) => (c.content.clone(), (c.start_line, c.end_line)),
+                None => (lines[start_line as usize - 1].to_string(), (start_line, end_line)),
+            }
+        } else {
+            (lines[start_line as usize - 1..end_line as usize].join("\n"), (start_line, end_line))
+        };
+        let mut cut = query_text.len().min(codemem_core::MAX_QUERY_BYTES);
+        while !query_text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mode = if self.has_embedder() { SearchMode::Dense } else { SearchMode::Lexical };
+        let q = Query {
+            namespaces: vec![codemem_core::Namespace::coding(), codemem_core::Namespace::new("testing")?],
+            k: (k + 5).min(codemem_core::MAX_K),
+            mode,
+            ..Query::new(&query_text[..cut])
+        };
+        let mut resp = self.search(&q)?;
+        let root_s = root.path.display().to_string();
+        resp.hits.retain(|h| {
+            !(h.root.as_deref() == Some(root_s.as_str()) && h.path == rel && h.start_line <= span.1 && span.0 <= h.end_line)
+        });
+        resp.hits.truncate(k);
+        Ok(resp)
+    }
+
+    pub fn remember(&self, m: NewMemory) -> Result<Memory> {
+        let (root, path) = match &m.path {
+            Some(p) => {
+                let (r, rel) = self.resolve(p)?;
+                (r, Some(rel))
+            }
+            None => (self.first()?, None),
+        };
+        let memory = root.project.remember(NewMemory { path: path.clone(), ..m })?;
+        self.bus.emit(WorkspaceEvent::MemoriesChanged { root: root.path.clone(), paths: path.into_iter().collect() });
+        Ok(memory)
+    }
+
+    pub fn forget(&self, id: &str) -> Result<bool> {
+        for r in self.all() {
+            if let Some(m) = r.project.memory(id) {
+                let done = r.project.forget(id)?;
+                self.bus.emit(WorkspaceEvent::MemoriesChanged { root: r.path.clone(), paths: m.path.into_iter().collect() });
+                return Ok(done);
+            }
+        }
+        Ok(false)
+    }
+
+    pub fn recall(&self, q: &RecallQuery) -> Result<RecallResponse> {
+        Query { namespaces: vec![], k: q.k, ..Query::new(q.text.clone()) }.validate()?;
+        let mut hits = Vec::new();
+        for r in self.all() {
+            let root = r.path.display().to_string();
+            hits.extend(r.project.recall(q)?.hits.into_iter().map(|mut h| {
+                h.hit.root = Some(root.clone());
+                h
+            }));
+        }
+        if self.all().is_empty() {
+            return Err(ServiceError::NoRoot);
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.truncate(q.k);
+        Ok(RecallResponse { hits })
+    }
+
+    /// Memories pinned to a file (absolute path).
+    pub fn memories_for(&self, abs: &Path) -> Vec<Memory> {
+        match self.locate(abs) {
+            Ok((r, rel)) => r.project.memories_for(&rel),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Runs (or joins) an index run of `root` (all roots when `None`) and waits for it.
+    pub fn reindex(&self, root: Option<&Path>, progress: &dyn ProgressSink, cancel: &AtomicBool) -> Result<Vec<IndexStats>> {
+        let targets: Vec<Arc<Root>> = match root {
+            None => self.all(),
+            Some(p) => {
+                let (r, _) = self.resolve(&p.display().to_string())?;
+                vec![r]
+            }
+        };
+        if targets.is_empty() {
+            return Err(ServiceError::NoRoot);
+        }
+        let mut out = Vec::new();
+        for r in targets {
+            let events = self.subscribe();
+            let gen = r.request(Duration::ZERO);
+            loop {
+                match events.recv_timeout(Duration::from_millis(100)) {
+                    Ok(WorkspaceEvent::Index { root, event }) if root == r.path => progress.event(event),
+                    Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                if cancel.load(Ordering::Relaxed) {
+                    r.cancel.store(true, Ordering::SeqCst);
+                }
+                let st = r.run.lock().unwrap_or_else(|e| e.into_inner());
+                if st.completed >= gen {
+                    if let Some(e) = &st.last_error {
+                        return Err(ServiceError::IndexFailed { root: r.path.display().to_string(), reason: e.clone() });
+                    }
+                    out.push(st.last_stats.clone().unwrap_or_default());
+                    break;
+                }
+                if r.stop.load(Ordering::SeqCst) {
+                    return Err(ServiceError::Cancelled);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Cancels running index runs (all roots when `None`); they resume on the next request.
+    pub fn cancel_indexing(&self, root: Option<&Path>) {
+        for r in self.all() {
+            if root.is_none_or(|p| r.path == p) {
+                r.cancel.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Schedules one debounced re-index for files changed outside the editor.
+    pub fn files_changed(&self, paths: Vec<PathBuf>) {
+        let mut hit: HashSet<PathBuf> = HashSet::new();
+        for p in paths {
+            if let Some(r) = self.root_of(&p) {
+                if hit.insert(r.path.clone()) {
+                    r.request(WATCH_DEBOUNCE);
+                }
+            }
+        }
+    }
+
+    pub fn status(&self) -> Result<WorkspaceStatus> {
+        let mut roots = Vec::new();
+        for r in self.all() {
+            let st = r.run.lock().unwrap_or_else(|e| e.into_inner());
+            let (indexing, last_error) = (st.running || st.requested > st.completed, st.last_error.clone());
+            drop(st);
+            roots.push(RootStatus {
+                project: r.project.status()?,
+                indexing,
+                last_error,
+                memories: r.project.memory_count(),
+                unsaved_files: r.project.freshness()?.unsaved_files,
+            });
+        }
+        let state = if roots.is_empty() {
+            "empty"
+        } else if roots.iter().any(|r| r.last_error.is_some()) {
+            "error"
+        } else if roots.iter().any(|r| r.indexing) {
+            "indexing"
+        } else {
+            "ready"
+        };
+        Ok(WorkspaceStatus {
+            state: state.into(),
+            model: self.opts.embedder.as_ref().map(|e| e.model_id().to_string()),
+            roots,
+            backends: vec![
+                BackendStatus {
+                    name: "vectors".into(),
+                    kind: "embedded".into(),
+                    healthy: true,
+                    breaker: None,
+                    detail: "qdrant-edge shards in the data dir".into(),
+                },
+                BackendStatus {
+                    name: "kv".into(),
+                    kind: "embedded".into(),
+                    healthy: true,
+                    breaker: None,
+                    detail: "redb file in the data dir".into(),
+                },
+            ],
+        })
+    }
+
+    pub fn namespaces(&self) -> Result<Vec<NamespaceInfo>> {
+        let mut out: Vec<NamespaceInfo> = Vec::new();
+        let roots = self.all();
+        let cfg = match roots.first() {
+            Some(r) => r.project.config().clone(),
+            None => Config::default(),
+        };
+        for ns in cfg.all_namespaces() {
+            let mut info = NamespaceInfo {
+                name: ns.to_string(),
+                description: describe(ns.as_str()).into(),
+                files: 0,
+                points: 0,
+                memories: 0,
+            };
+            for r in &roots {
+                let st = r.project.status()?;
+                if let Some(n) = st.namespaces.iter().find(|n| n.name == ns.as_str()) {
+                    info.files += n.files;
+                    info.points += n.points;
+                }
+                info.memories += r.project.memories_in(ns.as_str());
+            }
+            out.push(info);
+        }
+        Ok(out)
+    }
+
+    // ----- live documents -------------------------------------------------------------
+
+    /// An editor opened `abs` with `text` (unsaved content becomes searchable).
+    pub fn open_document(&self, abs: &Path, version: i32, text: String) -> Result<()> {
+        self.locate(abs)?;
+        self.docs.lock().unwrap_or_else(|e| e.into_inner()).insert(abs.to_path_buf(), Document::new(&text, version));
+        let _ = self.edits.send(abs.to_path_buf());
+        Ok(())
+    }
+
+    pub fn change_document(&self, abs: &Path, version: i32, changes: Vec<TextChange>) -> Result<()> {
+        {
+            let mut docs = self.docs.lock().unwrap_or_else(|e| e.into_inner());
+            let doc = docs.get_mut(abs).ok_or_else(|| {
+                ServiceError::InvalidInput(format!("{} is not open; send didOpen first", abs.display()))
+            })?;
+            doc.apply(version, changes)?;
+        }
+        let _ = self.edits.send(abs.to_path_buf());
+        Ok(())
+    }
+
+    /// The buffer was written to disk: index the file now (the overlay is dropped once the
+    /// index holds the same bytes).
+    pub fn save_document(&self, abs: &Path) {
+        if let Some(r) = self.root_of(abs) {
+            r.request(Duration::from_millis(50));
+        }
+    }
+
+    /// The buffer was closed: its unsaved content is no longer searchable.
+    pub fn close_document(&self, abs: &Path) {
+        self.docs.lock().unwrap_or_else(|e| e.into_inner()).remove(abs);
+        if let Ok((r, rel)) = self.locate(abs) {
+            match r.project.clear_overlay(&rel) {
+                Ok(true) => self.bus.emit(WorkspaceEvent::Overlay { root: r.path.clone(), path: rel, chunks: 0 }),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(path = %abs.display(), error = %e, "could not drop unsaved buffer from the index"),
+            }
+        }
+    }
+
+    pub fn document_text(&self, abs: &Path) -> Option<String> {
+        self.docs.lock().unwrap_or_else(|e| e.into_inner()).get(abs).map(|d| d.rope.to_string())
+    }
+
+    pub fn document_version(&self, abs: &Path) -> Option<i32> {
+        self.docs.lock().unwrap_or_else(|e| e.into_inner()).get(abs).map(|d| d.version)
+    }
+
+    /// The definitions of a file (unsaved buffer if open, else the index), for hover and lenses.
+    pub fn symbols_in(&self, abs: &Path) -> Vec<crate::symbols::SymbolDef> {
+        let Ok((r, rel)) = self.locate(abs) else { return Vec::new() };
+        if let Some(text) = self.document_text(abs) {
+            let lang = Language::detect(&rel).unwrap_or(Language::Text);
+            return r.project.chunk_text(&rel, lang, &text).1;
+        }
+        r.project.symbols_of(&rel)
+    }
+
+    /// Root and workspace-relative path of an absolute path inside a root.
+    pub fn relative(&self, abs: &Path) -> Option<(PathBuf, String)> {
+        self.locate(abs).ok().map(|(r, rel)| (r.path.clone(), rel))
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        for r in self.roots.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            r.stop.store(true, Ordering::SeqCst);
+            r.cancel.store(true, Ordering::SeqCst);
+            r.cv.notify_all();
+        }
+    }
+}
+
+fn describe(ns: &str) -> &'static str {
+    match ns {
+        "coding" => "source code (functions, classes, modules)",
+        "testing" => "tests and fixtures",
+        "documentation" => "Markdown / RST / AsciiDoc docs and READMEs",
+        "architecture" => "ADRs, ARCHITECTURE and DESIGN documents",
+        "shared" => "memories written on purpose by people and agents",
+        _ => "custom namespace (see codemem.toml)",
+    }
+}
+
+fn index_runner(root: Arc<Root>, bus: Arc<Bus>) {
+    loop {
+        let gen = {
+            let mut st = root.run.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if root.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                if st.requested > st.completed {
+                    match st.not_before {
+                        Some(t) if t > Instant::now() => {
+                            st = root.cv.wait_timeout(st, t - Instant::now()).unwrap_or_else(|e| e.into_inner()).0;
+                            continue;
+                        }
+                        _ => break,
+                    }
+                }
+                st = root.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            st.running = true;
+            st.not_before = None;
+            st.requested
+        };
+        root.cancel.store(false, Ordering::SeqCst);
+        bus.emit(WorkspaceEvent::IndexStarted { root: root.path.clone() });
+        let sink = |e: IndexEvent| {
+            if !matches!(e, IndexEvent::Done { .. }) {
+                bus.emit(WorkspaceEvent::Index { root: root.path.clone(), event: e })
+            }
+        };
+        let result = root.project.index(IndexOptions { cancel: &root.cancel, progress: &sink });
+        if let Err(e) = root.project.reconcile_overlay() {
+            tracing::warn!(error = %e, "could not reconcile unsaved buffers with the index");
+        }
+        let mut st = root.run.lock().unwrap_or_else(|e| e.into_inner());
+        st.running = false;
+        st.completed = gen;
+        let event = match result {
+            Ok(stats) => {
+                st.last_error = None;
+                st.last_stats = Some(stats.clone());
+                WorkspaceEvent::IndexFinished { root: root.path.clone(), stats }
+            }
+            Err(e) => {
+                tracing::error!(root = %root.path.display(), error = %e, "indexing failed");
+                st.last_error = Some(e.to_string());
+                WorkspaceEvent::IndexFailed { root: root.path.clone(), error: e.to_string() }
+            }
+        };
+        root.cv.notify_all();
+        drop(st);
+        bus.emit(event);
+    }
+}
+
+fn start_watcher(root: &Arc<Root>) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let weak: Weak<Root> = Arc::downgrade(root);
+    let hidden = root.project.config().index.hidden;
+    let ignore = {
+        let mut b = ignore::gitignore::GitignoreBuilder::new(&root.path);
+        b.add(root.path.join(".gitignore"));
+        b.build().ok()
+    };
+    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        let Ok(ev) = res else { return };
+        if matches!(ev.kind, EventKind::Access(_)) {
+            return;
+        }
+        let Some(r) = weak.upgrade() else { return };
+        let relevant = ev.paths.iter().any(|p| {
+            let Ok(rel) = p.strip_prefix(&r.path) else { return false };
+            let skip = rel.components().any(|c| {
+                let s = c.as_os_str().to_string_lossy();
+                crate::walk::SKIP_DIRS.contains(&s.as_ref()) || (!hidden && s.starts_with('.'))
+            });
+            let ignored = ignore.as_ref().is_some_and(|g| g.matched_path_or_any_parents(rel, p.is_dir()).is_ignore());
+            !skip && !ignored
+        });
+        if relevant {
+            r.request(WATCH_DEBOUNCE);
+        }
+    })?;
+    w.watch(&root.path, RecursiveMode::Recursive)?;
+    Ok(w)
+}
+
+/// Re-chunks edited buffers (debounced), writes their lexical vectors, then their dense ones.
+fn overlay_worker(ws: Weak<Workspace>, rx: Receiver<PathBuf>) {
+    while let Ok(first) = rx.recv() {
+        let mut dirty: Vec<PathBuf> = vec![first];
+        // Coalesce a burst of keystrokes into one pass.
+        while let Ok(p) = rx.recv_timeout(EDIT_DEBOUNCE) {
+            if !dirty.contains(&p) {
+                dirty.push(p);
+            }
+        }
+        let Some(ws) = ws.upgrade() else { return };
+        let mut to_embed = Vec::new();
+        for abs in dirty {
+            let Some(text) = ws.document_text(&abs) else { continue };
+            let Ok((root, rel)) = ws.locate(&abs) else { continue };
+            match root.project.set_overlay(&rel, &text) {
+                Ok(change) => {
+                    let chunks = match change {
+                        crate::overlay::OverlayChange::Indexed { chunks } => chunks,
+                        crate::overlay::OverlayChange::Cleared => 0,
+                    };
+                    ws.bus.emit(WorkspaceEvent::Overlay { root: root.path.clone(), path: rel.clone(), chunks });
+                    if chunks > 0 {
+                        to_embed.push((root, rel));
+                    }
+                }
+                Err(e) => tracing::warn!(path = %abs.display(), error = %e, "could not index unsaved buffer"),
+            }
+        }
+        for (root, rel) in to_embed {
+            if !rx.is_empty() {
+                break; // newer edits first; their pass embeds what is still missing
+            }
+            if let Err(e) = root.project.embed_overlay(&rel) {
+                tracing::warn!(path = rel, error = %e, "could not embed unsaved buffer");
+            }
+        }
+    }
+}

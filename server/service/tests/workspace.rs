@@ -1,0 +1,171 @@
+//! The long-running `Workspace` in process (deterministic `HashEmbedder`): background
+//! indexing, unsaved-buffer overlays, memories across a reopen, symbols, the path sandbox.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use codemem_core::Query;
+use codemem_embed::HashEmbedder;
+use codemem_service::{IndexEvent, NewMemory, Position, RecallQuery, TextChange, Workspace, WorkspaceOptions};
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+fn tree(root: &Path) {
+    write(root, "src/limiter.rs", "pub struct RateLimiter {\n    tokens: u32,\n}\n\nimpl RateLimiter {\n    pub fn try_acquire(&mut self) -> bool {\n        self.tokens > 0\n    }\n}\n");
+    write(root, "src/parse_config.rs", "pub fn parse_config(text: &str) -> Vec<String> {\n    text.lines().map(str::to_string).collect()\n}\n");
+    write(root, "README.md", "# Demo\n\nRate limiting with token buckets.\n");
+}
+
+fn workspace(home: &Path, watch: bool) -> Arc<Workspace> {
+    Workspace::new(WorkspaceOptions {
+        home: home.to_path_buf(),
+        embedder: Some(Arc::new(HashEmbedder::new(384))),
+        purpose: "test".into(),
+        config: None,
+        auto_index: true,
+        watch,
+        lock_wait: Duration::from_secs(5),
+    })
+}
+
+fn reindex(ws: &Workspace) {
+    ws.reindex(None, &|_e: IndexEvent| {}, &AtomicBool::new(false)).unwrap();
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn paths(ws: &Workspace, q: &str) -> Vec<(String, bool)> {
+    ws.search(&Query::new(q)).unwrap().hits.into_iter().map(|h| (h.path, h.unsaved)).collect()
+}
+
+#[test]
+fn unsaved_buffers_are_searchable_and_reconciled() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path());
+    let ws = workspace(home.path(), false);
+    let root = ws.add_root(dir.path()).unwrap();
+    reindex(&ws);
+    let file: PathBuf = root.join("src/limiter.rs");
+    let text = std::fs::read_to_string(&file).unwrap();
+    ws.open_document(&file, 1, text.clone()).unwrap();
+    // Type a new function at the end, without saving.
+    let end = Position { line: text.lines().count() as u32, character: 0 };
+    let added = "\npub fn refill_bucket_quickly(l: &mut RateLimiter) {\n    l.tokens = 100;\n}\n";
+    ws.change_document(&file, 2, vec![TextChange { range: Some((end, end)), text: added.into() }]).unwrap();
+    wait_until("the unsaved edit to be searchable", || paths(&ws, "refill_bucket_quickly").first() == Some(&("src/limiter.rs".into(), true)));
+    let syms = ws.find_symbol("refill_bucket_quickly", None, 5).unwrap();
+    assert!(syms.first().is_some_and(|s| s.exact && s.unsaved), "{syms:?}");
+    // The disk version of the file is hidden while the buffer is open.
+    assert!(paths(&ws, "try_acquire").iter().all(|(p, u)| p != "src/limiter.rs" || *u));
+
+    // Save: the file is indexed from disk and the overlay goes away.
+    std::fs::write(&file, ws.document_text(&file).unwrap()).unwrap();
+    ws.save_document(&file);
+    wait_until("the saved file to replace the overlay", || paths(&ws, "refill_bucket_quickly").first() == Some(&("src/limiter.rs".into(), false)));
+
+    // Edit again and close without saving: the unsaved code disappears.
+    ws.change_document(&file, 3, vec![TextChange { range: None, text: "pub fn only_in_buffer_xyz() {}\n".into() }]).unwrap();
+    wait_until("the second edit", || paths(&ws, "only_in_buffer_xyz").iter().any(|(_, u)| *u));
+    ws.close_document(&file);
+    let mut q = Query::new("only_in_buffer_xyz");
+    q.mode = codemem_core::SearchMode::Lexical;
+    let hits = ws.search(&q).unwrap().hits;
+    assert!(hits.iter().all(|h| !h.unsaved && h.path != "src/limiter.rs"), "closed buffer still searchable: {hits:?}");
+    assert!(ws.change_document(&file, 4, vec![]).is_err(), "a closed document cannot be edited");
+}
+
+#[test]
+fn memories_survive_reopen_and_are_recalled() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path());
+    let id = {
+        let ws = workspace(home.path(), false);
+        ws.add_root(dir.path()).unwrap();
+        reindex(&ws);
+        let m = ws
+            .remember(NewMemory {
+                text: "We cap the token bucket at 100 because the upstream API allows 100 requests per second".into(),
+                namespace: "shared".into(),
+                tags: vec!["decision".into()],
+                path: Some("src/limiter.rs".into()),
+                symbol: Some("RateLimiter".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(m.id.starts_with("mem_"));
+        assert!(ws.remember(NewMemory { text: "x".into(), namespace: "nope".into(), ..Default::default() }).unwrap_err().is_invalid_input());
+        assert!(ws.remember(NewMemory { text: " ".into(), namespace: "shared".into(), ..Default::default() }).unwrap_err().is_invalid_input());
+        assert!(ws.remember(NewMemory { text: "x".into(), namespace: "shared".into(), path: Some("../etc/passwd".into()), ..Default::default() }).unwrap_err().is_invalid_input());
+        m.id
+    };
+    // A new process (here: a new workspace) finds it again.
+    let ws = workspace(home.path(), false);
+    let root = ws.add_root(dir.path()).unwrap();
+    let r = ws.recall(&RecallQuery { text: "why is the bucket capped at 100".into(), namespaces: vec![], tags: vec![], k: 5 }).unwrap();
+    assert_eq!(r.hits.first().and_then(|h| h.memory.as_ref()).map(|m| m.id.as_str()), Some(id.as_str()), "{r:?}");
+    let tagged = ws.recall(&RecallQuery { text: "bucket".into(), namespaces: vec![], tags: vec!["other".into()], k: 5 }).unwrap();
+    assert!(tagged.hits.is_empty(), "tag filter: {tagged:?}");
+    assert_eq!(ws.memories_for(&root.join("src/limiter.rs")).len(), 1);
+    // Memories are not code: search_code leaves them out.
+    assert!(ws.search(&Query::new("upstream API allows 100 requests")).unwrap().hits.iter().all(|h| h.memory_id.is_none()));
+    assert!(ws.forget(&id).unwrap());
+    assert!(!ws.forget(&id).unwrap());
+    let r = ws.recall(&RecallQuery { text: "why is the bucket capped at 100".into(), namespaces: vec![], tags: vec![], k: 5 }).unwrap();
+    assert!(r.hits.iter().all(|h| h.memory.is_none()));
+}
+
+#[test]
+fn symbols_exact_then_fuzzy_and_sandbox() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path());
+    let ws = workspace(home.path(), false);
+    ws.add_root(dir.path()).unwrap();
+    reindex(&ws);
+    let names = |q: &str| ws.find_symbol(q, None, 10).unwrap().into_iter().map(|s| s.name).collect::<Vec<_>>();
+    assert_eq!(names("parse_config").first().map(String::as_str), Some("parse_config"));
+    assert_eq!(names("ParseConfig").first().map(String::as_str), Some("parse_config"), "case and separators");
+    assert!(names("RateLim").contains(&"RateLimiter".to_string()), "prefix");
+    assert!(ws.find_symbol("x", Some("gizmo"), 5).unwrap_err().is_invalid_input());
+    assert!(ws.resolve_path("src/limiter.rs").is_ok());
+    for bad in ["../outside.rs", "/etc/passwd", "src/../../x"] {
+        assert!(ws.resolve_path(bad).unwrap_err().is_invalid_input(), "{bad}");
+    }
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("/etc", dir.path().join("escape")).unwrap();
+        assert!(ws.resolve_path("escape/passwd").unwrap_err().is_invalid_input(), "symlink escape");
+    }
+}
+
+#[test]
+fn watcher_turns_a_burst_of_external_changes_into_one_run() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path());
+    let ws = workspace(home.path(), true);
+    ws.add_root(dir.path()).unwrap();
+    reindex(&ws);
+    let events = ws.subscribe();
+    for i in 0..200 {
+        write(dir.path(), &format!("gen/mod_{i}.rs"), &format!("pub fn generated_function_{i}() {{}}\n"));
+    }
+    wait_until("the burst to be indexed", || paths(&ws, "generated_function_199").first().is_some_and(|(p, _)| p == "gen/mod_199.rs"));
+    std::thread::sleep(Duration::from_millis(800));
+    let started = events.try_iter().filter(|e| matches!(e, codemem_service::WorkspaceEvent::IndexStarted { .. })).count();
+    assert!((1..=3).contains(&started), "{started} index runs for one burst");
+}
