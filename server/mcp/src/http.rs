@@ -1,0 +1,162 @@
+//! Streamable HTTP: an axum router with the guard (Host, Origin, body size, bearer token)
+//! in front of rmcp's session-based streamable HTTP service.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use codemem_core::config::McpConfig;
+use codemem_service::Workspace;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::AuditLog;
+use crate::auth::{Gate, OriginPolicy, SharedGate, TokenSet};
+use crate::handler::CodememServer;
+use crate::McpError;
+
+pub const DEFAULT_PATH: &str = "/mcp";
+
+/// Where and how to serve. `config` carries host, port, tokens and limits (`[mcp]`).
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// The codemem home: default token file and audit log.
+    pub home: PathBuf,
+    pub config: McpConfig,
+    /// URL path of the endpoint, `/mcp`.
+    pub path: String,
+}
+
+impl HttpOptions {
+    pub fn new(home: PathBuf, config: McpConfig) -> HttpOptions {
+        HttpOptions { home, config, path: DEFAULT_PATH.into() }
+    }
+}
+
+/// A running endpoint. Dropping it does not stop it; cancel the token given to `serve_http`.
+pub struct HttpServer {
+    addr: SocketAddr,
+    path: String,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl HttpServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}{}", self.addr, self.path)
+    }
+
+    /// Waits until the server stops (its shutdown token was cancelled).
+    pub async fn wait(self) -> Result<(), McpError> {
+        match self.task.await {
+            Ok(r) => r.map_err(|e| McpError::Server(e.to_string())),
+            Err(e) => Err(McpError::Server(e.to_string())),
+        }
+    }
+}
+
+fn plain(status: StatusCode, msg: String) -> Response {
+    let mut r = (status, format!("{msg}\n")).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"codemem\""));
+    }
+    r
+}
+
+async fn guard(State(gate): State<SharedGate>, mut req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(String::from).or_else(|| {
+        // HTTP/2 carries the authority in the URI instead.
+        req.uri().authority().map(|a| a.to_string())
+    });
+    if let Err(why) = gate.origins.check_host(host.as_deref()) {
+        tracing::warn!("refused a request: {why}");
+        return plain(StatusCode::FORBIDDEN, why);
+    }
+    let origin = match headers.get(header::ORIGIN).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(o)) => Some(o),
+        Some(Err(_)) => return plain(StatusCode::FORBIDDEN, "the Origin header is not valid text".into()),
+    };
+    if let Err(why) = gate.origins.check_origin(origin) {
+        tracing::warn!("refused a request: {why}");
+        return plain(StatusCode::FORBIDDEN, why);
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > gate.max_body_bytes as u64) {
+        return plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {} bytes (mcp.max_body_bytes); send less", gate.max_body_bytes),
+        );
+    }
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let Some(principal) = gate.tokens.authenticate(auth) else {
+        let msg = if auth.is_none() {
+            "missing bearer token: send `Authorization: Bearer <token>`; `codemem token` prints the token"
+        } else {
+            "wrong bearer token: `codemem token` prints the right one (or see [[mcp.token]] in codemem.toml)"
+        };
+        return plain(StatusCode::UNAUTHORIZED, msg.into());
+    };
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+/// Binds `opts.config.host:port` and serves MCP at `opts.path` until `shutdown` is cancelled.
+pub async fn serve_http(
+    ws: Arc<Workspace>,
+    opts: HttpOptions,
+    shutdown: CancellationToken,
+) -> Result<HttpServer, McpError> {
+    let cfg = &opts.config;
+    let tokens = TokenSet::load(&opts.home, cfg)?;
+    let bind = format!("{}:{}", cfg.host, cfg.port);
+    let listener = match tokio::net::TcpListener::bind(bind.as_str()).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            return Err(McpError::PortInUse { host: cfg.host.clone(), port: cfg.port })
+        }
+        Err(e) => return Err(McpError::Bind { addr: bind, source: e }),
+    };
+    let addr = listener.local_addr().map_err(|e| McpError::Bind { addr: bind.clone(), source: e })?;
+    if !addr.ip().is_loopback() && tokens.is_open() {
+        return Err(McpError::InsecureBind { addr: addr.to_string() });
+    }
+    let gate: SharedGate = Arc::new(Gate {
+        origins: OriginPolicy::new(cfg, &cfg.host),
+        tokens,
+        max_body_bytes: cfg.max_body_bytes,
+    });
+    let audit = Arc::new(AuditLog::new(&opts.home));
+    let server = CodememServer::new(ws, audit, None);
+    let mut rmcp_cfg = StreamableHttpServerConfig::default()
+        // The guard checks Host against loopback names plus mcp.allowed_hosts.
+        .disable_allowed_hosts()
+        .with_cancellation_token(shutdown.child_token());
+    rmcp_cfg.max_request_body_bytes = cfg.max_body_bytes;
+    let service: StreamableHttpService<CodememServer, LocalSessionManager> =
+        StreamableHttpService::new(move || Ok(server.clone()), Default::default(), rmcp_cfg);
+    let path = if opts.path.starts_with('/') { opts.path.clone() } else { format!("/{}", opts.path) };
+    let router = axum::Router::new()
+        .nest_service(&path, service)
+        .layer(axum::middleware::from_fn_with_state(gate, guard))
+        .fallback(|| async { plain(StatusCode::NOT_FOUND, "not found; the MCP endpoint is /mcp".into()) });
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service())
+            .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
+            .await
+    });
+    tracing::info!("MCP over streamable HTTP at http://{addr}{path}");
+    Ok(HttpServer { addr, path, task })
+}

@@ -1,0 +1,706 @@
+//! The tools: argument types (their JSON schemas are generated from these structs), the
+//! descriptions models read, and the translation to `Workspace` calls and back to text +
+//! structured content. Nothing here decides what a search or a memory is.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use codemem_core::{Language, Namespace, Query, MAX_QUERY_BYTES};
+use codemem_service::{NewMemory, RecallQuery, ServiceError, Workspace};
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::Principal;
+
+/// How many symbol matches `find_symbol` returns.
+const SYMBOL_LIMIT: usize = 20;
+/// Longest argument string accepted anywhere (text of a memory is limited by the service).
+const MAX_ARG_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchCodeArgs {
+    /// What to look for: a question in plain words ("where are failed HTTP calls retried")
+    /// or an exact identifier ("RateLimiter"), whose definition then ranks first.
+    pub query: String,
+    /// Namespaces to search: coding, architecture, documentation, testing, shared (see
+    /// list_namespaces). Default: coding and documentation.
+    #[serde(default)]
+    pub namespaces: Option<Vec<String>>,
+    /// Only files whose workspace-relative path matches this glob, e.g. "src/**/*.rs" or "server/api/**".
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Only this language: rust, python, javascript, typescript, tsx, go, java, c, cpp, markdown, ...
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Number of results, 1-50 (default 10).
+    #[serde(default)]
+    pub k: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FindSymbolArgs {
+    /// The name to look up: exact ("parse_config"), partial ("parse") or a camelCase fragment.
+    pub name: String,
+    /// Only definitions of this kind: function, method, class, struct, enum, interface, trait, impl, module, constant, type.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecallArgs {
+    /// What you want to remember or know, in plain words.
+    pub query: String,
+    /// Namespaces to search; default: all of them.
+    #[serde(default)]
+    pub namespaces: Option<Vec<String>>,
+    /// Only memories carrying at least one of these tags (documentation is then left out).
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Number of results, 1-50 (default 10).
+    #[serde(default)]
+    pub k: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RememberArgs {
+    /// The note itself, self-contained (it will be read later without this conversation):
+    /// a decision and its reason, a pitfall, how something works. At most 16 KiB.
+    pub text: String,
+    /// Where it belongs: coding, architecture, documentation, testing, or shared for
+    /// cross-cutting notes (see list_namespaces).
+    pub namespace: String,
+    /// Short labels to find it by, e.g. ["auth", "decision"] (letters, digits, - _ . : /).
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Pin to this file (workspace-relative, e.g. "src/db/pool.rs"); editors show the note there.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Pin to this symbol in that file, e.g. "ConnectionPool::acquire".
+    #[serde(default)]
+    pub symbol: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgetArgs {
+    /// The memory id, as returned by remember or recall (e.g. "mem_0123456789abcdef").
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReindexArgs {
+    /// A workspace root, or any path inside one, to re-index (its whole root is brought up to
+    /// date). Default: every root.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// Every tool: (name, description, schema of its arguments, annotations).
+pub fn tools() -> Vec<Tool> {
+    fn tool<T: JsonSchema>(name: &'static str, description: &'static str, ann: ToolAnnotations) -> Tool {
+        Tool::new(name, description, Arc::new(schema_of::<T>())).with_annotations(ann)
+    }
+    let read = || ToolAnnotations::new().read_only(true).open_world(false);
+    vec![
+        tool::<SearchCodeArgs>(
+            "search_code",
+            "Search this workspace's code and docs. Ask in plain words (\"where do we retry failed HTTP calls?\") or give an exact identifier (\"RateLimiter\"): the definition of an identifier ranks first. Lexical and semantic ranking are fused. Each hit has the file path (relative to its workspace root), line range, symbol, a snippet and a score; the answer also says how fresh the index is (files still being indexed, unsaved editor buffers). Narrow with `path` (a glob), `language` or `namespaces`. Use find_symbol instead when you know a definition's name.",
+            read(),
+        ),
+        tool::<FindSymbolArgs>(
+            "find_symbol",
+            "Find where a function, method, class, struct, trait, ... is defined, by name. Exact matches come first, then fuzzy ones (case-insensitive, prefix, camelCase/snake_case parts). Returns path, line range, kind and language of each definition. Faster and more precise than search_code when you know (part of) the name.",
+            read(),
+        ),
+        tool::<RecallArgs>(
+            "recall",
+            "Recall notes saved with `remember` (decisions, pitfalls, explanations left by people and agents) together with relevant documentation, ranked by meaning. Use it at the start of a task to learn what is already known. Each memory comes with its id, namespace, tags and the file/symbol it is pinned to.",
+            read(),
+        ),
+        tool::<RememberArgs>(
+            "remember",
+            "Save a durable note for future sessions and teammates: a decision and why, a pitfall, how something works. Write it self-contained. Optionally pin it to a file (`path`) and `symbol`; editors then show it next to that code. Returns the memory id (needed by `forget`). The note is stored on disk before this returns.",
+            ToolAnnotations::new().read_only(false).destructive(false).idempotent(false).open_world(false),
+        ),
+        tool::<ForgetArgs>(
+            "forget",
+            "Delete a memory by its id (from remember or recall). Use it when a note is wrong or obsolete.",
+            ToolAnnotations::new().read_only(false).destructive(true).idempotent(true).open_world(false),
+        ),
+        tool::<NoArgs>(
+            "index_status",
+            "How complete and fresh the index is: per workspace root, files and points per namespace, files still waiting for embeddings, whether indexing is running, the last indexed commit against HEAD, memories, unsaved buffers, and the health of the storage backends. Check it when results look incomplete.",
+            read(),
+        ),
+        tool::<ReindexArgs>(
+            "reindex",
+            "Bring the index up to date with the files on disk; only changed files are re-read and only new chunks embedded. Rarely needed: the index follows file changes by itself. Waits until the run finishes; sends progress notifications when the request has a progressToken and stops early on notifications/cancelled (the next run resumes).",
+            ToolAnnotations::new().read_only(false).destructive(false).idempotent(true).open_world(false),
+        ),
+        tool::<NoArgs>(
+            "list_namespaces",
+            "List the namespaces you can search and write (coding, architecture, documentation, testing, shared, plus configured ones), what each holds, and how many files, points and memories each has.",
+            read(),
+        ),
+    ]
+}
+
+/// The JSON schema of `T` as MCP wants it: an object schema without `$schema`/`title`, and
+/// optional fields typed plainly (not `["string", "null"]`), which some clients mishandle.
+pub fn schema_of<T: JsonSchema>() -> JsonObject {
+    let schema = schemars::SchemaGenerator::default().into_root_schema_for::<T>();
+    let mut v = serde_json::to_value(schema).unwrap_or_else(|_| json!({"type": "object"}));
+    fn strip_null(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::Array(types)) = m.get("type") {
+                    let kept: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                    if kept.len() == 1 {
+                        m.insert("type".into(), kept[0].clone());
+                    }
+                }
+                if let Some(Value::Array(any)) = m.get("anyOf") {
+                    let kept: Vec<Value> = any.iter().filter(|s| s.get("type") != Some(&json!("null"))).cloned().collect();
+                    if kept.len() == 1 {
+                        m.remove("anyOf");
+                        if let Value::Object(inner) = &kept[0] {
+                            for (k, val) in inner {
+                                m.entry(k.clone()).or_insert(val.clone());
+                            }
+                        }
+                    }
+                }
+                m.remove("default");
+                for (_, child) in m.iter_mut() {
+                    strip_null(child);
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip_null),
+            _ => {}
+        }
+    }
+    strip_null(&mut v);
+    let mut obj = match v {
+        Value::Object(m) => m,
+        _ => JsonObject::new(),
+    };
+    obj.remove("$schema");
+    obj.remove("title");
+    obj.insert("type".into(), json!("object"));
+    obj.entry("properties").or_insert(json!({}));
+    obj
+}
+
+/// A failed call, as the model will read it.
+pub struct ToolFailure(pub String);
+
+impl From<ServiceError> for ToolFailure {
+    fn from(e: ServiceError) -> Self {
+        if e.is_invalid_input() {
+            ToolFailure(e.to_string())
+        } else {
+            ToolFailure(format!("codemem could not complete the request: {e}"))
+        }
+    }
+}
+
+impl From<String> for ToolFailure {
+    fn from(s: String) -> Self {
+        ToolFailure(s)
+    }
+}
+
+pub type ToolResult = Result<CallToolResult, ToolFailure>;
+
+pub fn failure_result(f: ToolFailure) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(f.0)])
+}
+
+fn ok(text: String, structured: Value) -> ToolResult {
+    let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+    r.structured_content = Some(structured);
+    Ok(r)
+}
+
+/// Parses a tool's arguments; the error names the tool, what was wrong and what is expected.
+pub fn parse_args<T: DeserializeOwned + JsonSchema>(tool: &str, args: Option<JsonObject>) -> Result<T, ToolFailure> {
+    let args = args.unwrap_or_default();
+    if let Some((k, _)) = args.iter().find(|(_, v)| too_big(v)) {
+        return Err(ToolFailure(format!(
+            "invalid arguments for {tool}: `{k}` is larger than {MAX_ARG_BYTES} bytes; send less"
+        )));
+    }
+    serde_json::from_value(Value::Object(args)).map_err(|e| {
+        let schema = schema_of::<T>();
+        let fields = schema
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .map(|p| {
+                let required: Vec<&str> = schema
+                    .get("required")
+                    .and_then(|r| r.as_array())
+                    .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+                    .unwrap_or_default();
+                p.iter()
+                    .map(|(name, s)| {
+                        let ty = match s.get("type") {
+                            Some(Value::String(t)) if t == "array" => "string[]".to_string(),
+                            Some(Value::String(t)) => t.clone(),
+                            _ => "value".into(),
+                        };
+                        format!("{name}{}: {ty}", if required.contains(&name.as_str()) { "" } else { "?" })
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        ToolFailure(format!("invalid arguments for {tool}: {e}. Expected {{{fields}}}."))
+    })
+}
+
+fn too_big(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.len() > MAX_ARG_BYTES,
+        Value::Array(a) => a.len() > 1000 || a.iter().any(too_big),
+        Value::Object(o) => o.len() > 1000 || o.values().any(too_big),
+        _ => false,
+    }
+}
+
+fn namespaces(names: &[String]) -> Result<Vec<Namespace>, ToolFailure> {
+    names
+        .iter()
+        .map(|n| {
+            Namespace::new(n).map_err(|_| {
+                ToolFailure(format!(
+                    "`{n}` is not a namespace; call list_namespaces for the valid ones (coding, architecture, documentation, testing, shared, ...)"
+                ))
+            })
+        })
+        .collect()
+}
+
+fn k_of(k: Option<u32>) -> Result<usize, ToolFailure> {
+    match k {
+        None => Ok(10),
+        Some(k) if (1..=50).contains(&k) => Ok(k as usize),
+        Some(k) => Err(ToolFailure(format!("k must be between 1 and 50, got {k}"))),
+    }
+}
+
+fn check_query(q: &str) -> Result<(), ToolFailure> {
+    if q.trim().is_empty() {
+        return Err(ToolFailure("the query is empty; say what to look for".into()));
+    }
+    if q.len() > MAX_QUERY_BYTES {
+        return Err(ToolFailure(format!(
+            "the query is {} bytes; the limit is {MAX_QUERY_BYTES} bytes, shorten it",
+            q.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A path glob for search, made workspace-relative; `..` and absolute paths outside the
+/// roots are refused (the sandbox covers globs too).
+fn path_glob(ws: &Workspace, glob: &str) -> Result<String, ToolFailure> {
+    if glob.split(['/', '\\']).any(|c| c == "..") {
+        return Err(ToolFailure(format!(
+            "path {glob:?} contains `..`; give a glob relative to the workspace root, e.g. \"src/**\""
+        )));
+    }
+    if glob.starts_with('/') {
+        for root in ws.roots() {
+            let r = root.display().to_string();
+            if let Some(rest) = glob.strip_prefix(&r) {
+                let rest = rest.trim_start_matches('/');
+                return Ok(if rest.is_empty() { "**".into() } else { rest.to_string() });
+            }
+        }
+        return Err(ServiceError::OutsideWorkspace {
+            path: glob.to_string(),
+            roots: ws.roots().iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        }
+        .into());
+    }
+    Ok(glob.trim_start_matches("./").to_string())
+}
+
+fn multi_root(ws: &Workspace) -> bool {
+    ws.roots().len() > 1
+}
+
+fn shown_path(multi: bool, root: Option<&str>, path: &str) -> String {
+    match (multi, root) {
+        (true, Some(r)) => format!("{r}/{path}"),
+        _ => path.to_string(),
+    }
+}
+
+fn snippet_lines(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, l) in s.lines().enumerate() {
+        if i == max {
+            out.push_str("    …\n");
+            break;
+        }
+        let _ = writeln!(out, "    {l}");
+    }
+    out
+}
+
+pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolResult {
+    check_query(&a.query)?;
+    let requested = a.namespaces.unwrap_or_default();
+    let default = if who.namespaces.is_some() {
+        codemem_core::DEFAULT_QUERY_NAMESPACES.iter().map(|s| s.to_string()).collect()
+    } else {
+        Vec::new()
+    };
+    let names = who.scope_read(&requested, default)?;
+    let mut q = Query::new(a.query.clone());
+    q.namespaces = namespaces(&names)?;
+    q.k = k_of(a.k)?;
+    if let Some(l) = &a.language {
+        q.language = Some(Language::parse(l).ok_or_else(|| {
+            ToolFailure(format!(
+                "unknown language `{l}`; use one of: {}",
+                Language::ALL.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })?);
+    }
+    if let Some(p) = &a.path {
+        q.path_glob = Some(path_glob(ws, p)?);
+    }
+    let resp = ws.search(&q)?;
+    let multi = multi_root(ws);
+    let f = &resp.freshness;
+    let mut text = format!(
+        "{} result{} for {:?} ({}, {:.1} ms)",
+        resp.hits.len(),
+        if resp.hits.len() == 1 { "" } else { "s" },
+        a.query,
+        match resp.mode {
+            codemem_core::SearchMode::Hybrid => "hybrid",
+            codemem_core::SearchMode::Lexical => "lexical",
+            codemem_core::SearchMode::Dense => "dense",
+        },
+        resp.took_ms
+    );
+    let mut notes = Vec::new();
+    if f.pending_files > 0 {
+        notes.push(format!("{} files still awaiting embeddings, lexical only for them", f.pending_files));
+    }
+    if f.stale {
+        notes.push("HEAD moved since the last index".to_string());
+    }
+    if f.unsaved_files > 0 {
+        notes.push(format!("{} unsaved editor buffers included", f.unsaved_files));
+    }
+    if !resp.dense_available {
+        notes.push("semantic ranking unavailable (model not loaded)".into());
+    }
+    if !notes.is_empty() {
+        let _ = write!(text, "; {}", notes.join("; "));
+    }
+    text.push('\n');
+    for (i, h) in resp.hits.iter().enumerate() {
+        let _ = writeln!(
+            text,
+            "\n{}. {}:{}-{}{}  [{}, {}]{}  score {:.3}",
+            i + 1,
+            shown_path(multi, h.root.as_deref(), &h.path),
+            h.start_line,
+            h.end_line,
+            h.symbol.as_deref().map(|s| format!("  {} {s}", h.kind.as_str())).unwrap_or_default(),
+            h.namespace,
+            h.language.as_str(),
+            if h.unsaved { " (unsaved)" } else { "" },
+            h.score
+        );
+        text.push_str(&snippet_lines(&h.snippet, 12));
+    }
+    if resp.hits.is_empty() {
+        text.push_str("\nNo match. Try other words, fewer filters, or more namespaces (list_namespaces).\n");
+    }
+    let structured = serde_json::to_value(&resp).map_err(|e| ToolFailure(e.to_string()))?;
+    ok(text, structured)
+}
+
+pub fn find_symbol(ws: &Workspace, a: FindSymbolArgs) -> ToolResult {
+    let found = ws.find_symbol(&a.name, a.kind.as_deref(), SYMBOL_LIMIT)?;
+    let multi = multi_root(ws);
+    let mut text = if found.is_empty() {
+        format!("No definition named like {:?}. Try search_code with a description instead.\n", a.name)
+    } else {
+        format!("{} definition{} for {:?}:\n", found.len(), if found.len() == 1 { "" } else { "s" }, a.name)
+    };
+    for m in &found {
+        let _ = writeln!(
+            text,
+            "- {} {} — {}:{}-{} [{}, {}]{}{}",
+            m.kind,
+            m.name,
+            shown_path(multi, Some(&m.root), &m.path),
+            m.start_line,
+            m.end_line,
+            m.namespace,
+            m.language,
+            if m.exact { " (exact)" } else { "" },
+            if m.unsaved { " (unsaved)" } else { "" },
+        );
+    }
+    ok(text, json!({ "matches": found }))
+}
+
+pub fn recall(ws: &Workspace, who: &Principal, a: RecallArgs) -> ToolResult {
+    check_query(&a.query)?;
+    let requested = a.namespaces.unwrap_or_default();
+    // Unscoped tokens search every namespace (empty list); scoped ones only theirs.
+    let names = match &who.namespaces {
+        None => requested.clone(),
+        Some(scope) => who.scope_read(&requested, scope.clone())?,
+    };
+    let q = RecallQuery {
+        text: a.query.clone(),
+        namespaces: namespaces(&names)?,
+        tags: a.tags.unwrap_or_default(),
+        k: k_of(a.k)?,
+    };
+    let resp = ws.recall(&q)?;
+    let multi = multi_root(ws);
+    let mut text = format!("{} result{} for {:?}\n", resp.hits.len(), if resp.hits.len() == 1 { "" } else { "s" }, a.query);
+    for (i, h) in resp.hits.iter().enumerate() {
+        match &h.memory {
+            Some(m) => {
+                let pin = match (&m.path, &m.symbol) {
+                    (Some(p), Some(s)) => format!(", pinned to {p} ({s})"),
+                    (Some(p), None) => format!(", pinned to {p}"),
+                    (None, Some(s)) => format!(", about {s}"),
+                    _ => String::new(),
+                };
+                let tags = if m.tags.is_empty() { String::new() } else { format!(", tags: {}", m.tags.join(", ")) };
+                let _ = writeln!(text, "\n{}. memory {} [{}{}{}]  score {:.3}", i + 1, m.id, m.namespace, tags, pin, h.score);
+                text.push_str(&snippet_lines(&m.text, 20));
+            }
+            None => {
+                let _ = writeln!(
+                    text,
+                    "\n{}. {}:{}-{} [{}]  score {:.3}",
+                    i + 1,
+                    shown_path(multi, h.hit.root.as_deref(), &h.hit.path),
+                    h.hit.start_line,
+                    h.hit.end_line,
+                    h.hit.namespace,
+                    h.score
+                );
+                text.push_str(&snippet_lines(&h.hit.snippet, 8));
+            }
+        }
+    }
+    if resp.hits.is_empty() {
+        text.push_str("Nothing recalled. Nobody has saved a note about this yet (see remember).\n");
+    }
+    let structured = serde_json::to_value(&resp).map_err(|e| ToolFailure(e.to_string()))?;
+    ok(text, structured)
+}
+
+pub fn remember(ws: &Workspace, who: &Principal, a: RememberArgs) -> ToolResult {
+    who.require_write("remember")?;
+    if !who.may_use(&a.namespace) {
+        return Err(who.out_of_scope(&a.namespace).into());
+    }
+    namespaces(std::slice::from_ref(&a.namespace))?;
+    if a.text.trim().is_empty() {
+        return Err(ToolFailure("the memory text is empty; write the note in `text`".into()));
+    }
+    let m = ws.remember(NewMemory {
+        text: a.text,
+        namespace: a.namespace,
+        tags: a.tags.unwrap_or_default(),
+        path: a.path,
+        symbol: a.symbol,
+        line: None,
+        author: Some(format!("mcp:{}", who.name)),
+    })?;
+    let text = format!(
+        "Remembered as {} in {}{}. Use forget with this id to delete it.",
+        m.id,
+        m.namespace,
+        m.path.as_deref().map(|p| format!(", pinned to {p}")).unwrap_or_default()
+    );
+    let structured = json!({ "id": m.id, "memory": m });
+    ok(text, structured)
+}
+
+pub fn forget(ws: &Workspace, who: &Principal, a: ForgetArgs) -> ToolResult {
+    who.require_write("forget")?;
+    let id = a.id.trim();
+    if !(id.starts_with("mem_") && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+        return Err(ToolFailure(format!("{id:?} is not a memory id; ids look like \"mem_0123456789abcdef\" (see recall)")));
+    }
+    if who.namespaces.is_some() {
+        // The memory's namespace is not known before deleting it, so a namespace-limited
+        // token cannot prove it may delete this one.
+        return Err(ToolFailure(format!(
+            "the token `{}` is limited to namespaces and cannot forget memories; use an unrestricted write token",
+            who.name
+        )));
+    }
+    let removed = ws.forget(id)?;
+    if !removed {
+        return Err(ToolFailure(format!("no memory with id {id}; recall shows the ids of existing memories")));
+    }
+    ok(format!("Forgot {id}."), json!({ "id": id, "removed": true }))
+}
+
+pub fn index_status(ws: &Workspace) -> ToolResult {
+    let st = ws.status()?;
+    let mut text = format!("state: {}; model: {}\n", st.state, st.model.as_deref().unwrap_or("none (lexical only)"));
+    for r in &st.roots {
+        let p = &r.project;
+        let _ = writeln!(
+            text,
+            "\n{}{}\n  files indexed: {}, awaiting embeddings: {}, memories: {}, unsaved buffers: {}",
+            p.root,
+            if r.indexing { " (indexing…)" } else { "" },
+            p.files_indexed,
+            p.pending_files,
+            r.memories,
+            r.unsaved_files
+        );
+        let _ = writeln!(
+            text,
+            "  last indexed commit: {}; HEAD: {}",
+            p.last_commit.as_deref().unwrap_or("-"),
+            p.head_commit.as_deref().unwrap_or("-")
+        );
+        for n in &p.namespaces {
+            let _ = writeln!(text, "  {:<14} {:>6} files {:>8} points", n.name, n.files, n.points);
+        }
+        if let Some(e) = &r.last_error {
+            let _ = writeln!(text, "  last error: {e}");
+        }
+    }
+    for b in &st.backends {
+        let _ = writeln!(
+            text,
+            "backend {} ({}): {}{}",
+            b.name,
+            b.kind,
+            if b.healthy { "healthy" } else { "UNHEALTHY" },
+            b.breaker.as_deref().map(|s| format!(", breaker {s}")).unwrap_or_default()
+        );
+    }
+    let structured = serde_json::to_value(&st).map_err(|e| ToolFailure(e.to_string()))?;
+    ok(text, structured)
+}
+
+pub fn list_namespaces(ws: &Workspace, who: &Principal) -> ToolResult {
+    let all = ws.namespaces()?;
+    let visible: Vec<_> = all.into_iter().filter(|n| who.may_use(&n.name)).collect();
+    let mut text = String::from("Namespaces:\n");
+    for n in &visible {
+        let _ = writeln!(
+            text,
+            "- {}: {} ({} files, {} points, {} memories)",
+            n.name, n.description, n.files, n.points, n.memories
+        );
+    }
+    let access = if who.can_write() { "read and write" } else { "read only" };
+    let _ = writeln!(text, "\nYour token (`{}`) may {access} these.", who.name);
+    ok(text, json!({ "namespaces": visible, "access": access }))
+}
+
+/// Resolves reindex's optional path to the root it names (sandboxed).
+pub fn reindex_target(ws: &Workspace, a: &ReindexArgs) -> Result<Option<PathBuf>, ToolFailure> {
+    match &a.path {
+        None => Ok(None),
+        Some(p) => {
+            let (root, _) = ws.resolve_path(p)?;
+            Ok(Some(root))
+        }
+    }
+}
+
+pub fn reindex(
+    ws: &Workspace,
+    root: Option<PathBuf>,
+    progress: &dyn codemem_service::ProgressSink,
+    cancel: &AtomicBool,
+) -> ToolResult {
+    let stats = ws.reindex(root.as_deref(), progress, cancel)?;
+    let cancelled = stats.iter().any(|s| s.cancelled);
+    let mut text = String::new();
+    for s in &stats {
+        let _ = writeln!(
+            text,
+            "{} files scanned, {} re-indexed, {} unchanged, {} deleted, {} skipped; {} chunks embedded ({} from cache) in {:.1} s{}",
+            s.files_scanned,
+            s.files_indexed,
+            s.files_unchanged,
+            s.files_deleted,
+            s.files_skipped,
+            s.chunks_embedded,
+            s.cache_hits,
+            s.elapsed_ms as f64 / 1000.0,
+            if s.cancelled { " — cancelled; the next run resumes" } else { "" }
+        );
+    }
+    let structured = json!({ "runs": stats, "cancelled": cancelled });
+    ok(text, structured)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemas_are_plain_objects() {
+        for t in tools() {
+            let s = &t.input_schema;
+            assert_eq!(s["type"], "object", "{}", t.name);
+            assert!(s.get("$schema").is_none());
+            let text = serde_json::to_string(s).unwrap();
+            assert!(!text.contains("null"), "{}: {text}", t.name);
+            assert!(t.description.as_ref().unwrap().len() > 60, "{}", t.name);
+        }
+        let s = schema_of::<SearchCodeArgs>();
+        assert_eq!(s["required"], json!(["query"]));
+        assert_eq!(s["properties"]["namespaces"]["type"], "array");
+        assert_eq!(s["properties"]["k"]["type"], "integer");
+    }
+
+    #[test]
+    fn bad_arguments_say_what_is_expected() {
+        let e = parse_args::<SearchCodeArgs>("search_code", None).err().unwrap().0;
+        assert!(e.contains("missing field `query`") && e.contains("query: string"), "{e}");
+        let mut a = JsonObject::new();
+        a.insert("query".into(), json!(5));
+        let e = parse_args::<SearchCodeArgs>("search_code", Some(a)).err().unwrap().0;
+        assert!(e.contains("invalid type"), "{e}");
+        let mut a = JsonObject::new();
+        a.insert("query".into(), json!("x"));
+        a.insert("bogus".into(), json!(1));
+        let e = parse_args::<SearchCodeArgs>("search_code", Some(a)).err().unwrap().0;
+        assert!(e.contains("unknown field `bogus`"), "{e}");
+        let mut a = JsonObject::new();
+        a.insert("query".into(), json!("x".repeat(MAX_ARG_BYTES + 1)));
+        let e = parse_args::<SearchCodeArgs>("search_code", Some(a)).err().unwrap().0;
+        assert!(e.contains("larger than"), "{e}");
+    }
+}
