@@ -402,12 +402,14 @@ class Session:
         assert isinstance(res, dict) and isinstance(res.get("hits"), list), f"codemem/search answer: {res!r}"
         return res
 
-    async def command(self, command: str, *args: Any) -> Any:
+    async def command(self, command: str, *args: Any, timeout: float | None = None) -> Any:
+        if timeout is None:  # codemem.reindex blocks until its run is done
+            timeout = INDEX_TIMEOUT if command == "codemem.reindex" else REQUEST_TIMEOUT
         return await asyncio.wait_for(
             self.client.workspace_execute_command_async(
                 types.ExecuteCommandParams(command=command, arguments=list(args))
             ),
-            REQUEST_TIMEOUT,
+            timeout,
         )
 
     async def symbols(self, query: str) -> list:
@@ -505,6 +507,28 @@ class Session:
             return None
 
         return await self.wait_for(ok, timeout, f"codemem/status ready for {sorted(want)}")
+
+    async def wait_run(self, roots: list[Path], since: int, *, embedded: bool = False, timeout: float = INDEX_TIMEOUT):
+        """Waits for an index run that began after event `since`: its $/progress begin, its end,
+        then a codemem/status saying the roots are ready. Returns the run's progress values."""
+
+        def begun():
+            for i, (k, p) in enumerate(self.events[since:], since):
+                if k == "progress" and p[1].get("kind") == "begin":
+                    return (i, p[0])
+            return None
+
+        _, token = await self.wait_for(begun, timeout, "the $/progress begin of an index run")
+
+        def ended():
+            for i, (k, p) in enumerate(self.events):
+                if k == "progress" and p[0] == token and p[1].get("kind") == "end":
+                    return (i,)
+            return None
+
+        (end_idx,) = await self.wait_for(ended, timeout, f"the $/progress end of run {token!r}")
+        await self.wait_ready(roots, since=end_idx, embedded=embedded, timeout=timeout)
+        return [v for t, v in self.progress_values() if t == token]
 
     async def wait_for_value(self, make: Callable[[], Any], pred: Callable[[Any], Any], what: str, timeout: float = 30.0) -> Any:
         """Polls an async request (make() returns an awaitable) until pred(result) holds."""

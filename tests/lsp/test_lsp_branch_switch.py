@@ -91,8 +91,7 @@ async def checkout_and_wait(s, root: Path, branch: str, notify_watched: bool):
             types.DidChangeWatchedFilesParams(changes=[types.FileEvent(uri=uri(p), type=k) for p, k in changes])
         )
     # Wait for a run that started after the checkout to end with the root ready.
-    await s.wait_for(lambda: s.begins(m), 120, f"an index run after checkout of {branch}")
-    await s.wait_ready([root], since=m)
+    await s.wait_run([root], since=m)
     return m
 
 

@@ -111,7 +111,7 @@ async def test_multi_root_add_and_remove_folders(client):
                 )
             )
         )
-        await s.wait_ready([poly, notes, inventory], since=m)
+        await s.wait_run([poly, notes, inventory], since=m)
         res = await s.search("RestockWarehouseBin")
         assert res["hits"] and rel(res["hits"][0]["uri"], inventory) == "inventory/stock.go", summary(res["hits"])
 
@@ -180,3 +180,21 @@ async def test_closing_stdin_ends_the_server():
         s.process.stdin.close()
         code = await asyncio.wait_for(s.process.wait(), REQUEST_TIMEOUT)
         assert code is not None
+
+
+async def test_mcp_endpoint_on_an_ephemeral_port_is_announced():
+    """With {"mcp": {"port": 0}} the LSP process also serves MCP over HTTP on a free port and
+    says where in codemem/status (two editors at once must not fight over 9200)."""
+    import re
+    import socket
+    from urllib.parse import urlparse
+
+    root = copy_polyglot(tempdir("mcp"))
+    async with session("visual-studio-code", [root], {"mcp": {"port": 0}, "lexicalOnly": True}) as s:
+        st = await s.wait_ready([root])
+        mcp = st.get("mcp") or (await s.command("codemem.status")).get("mcp")
+        assert mcp and re.fullmatch(r"http://127\.0\.0\.1:\d+/mcp", mcp.get("url", "")), st
+        port = urlparse(mcp["url"]).port
+        assert port and port > 0, mcp
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            pass

@@ -153,10 +153,10 @@ async def test_cancel_stops_the_index_run_and_reindex_completes_it():
         res = await s.search("aggregate station readings", mode="lexical")
         assert isinstance(res["hits"], list)
         # A reindex finishes the job.
-        m = s.mark()
         out = await s.command("codemem.reindex")
         assert out["roots"][0].get("cancelled") in (None, False), out
-        st = await s.wait_ready([root], since=m, embedded=True)
+        # codemem.reindex blocks until the run is done.
+        st = await s.command("codemem.status")
         (r,) = st["roots"]
         assert r["files"] == 120 and r["pendingFiles"] == 0, st
         res = await s.search("describe_station_77")
