@@ -2,6 +2,7 @@
 //! codemem-service; this file only translates between the command line and the service.
 
 mod mcp;
+mod lsp;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -100,6 +101,10 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Serve LSP on stdin/stdout (what editor extensions start): indexes the editor's workspace
+    /// folders in the background, searches unsaved buffers, and serves the same index to agents
+    /// over MCP HTTP (initializationOptions `mcp.port`, default 9200; `mcp.enabled: false` turns it off).
+    Lsp,
     /// Serve MCP (Model Context Protocol) on stdin/stdout, for agents that start codemem
     /// themselves (Claude Code, Cursor, ...). Indexes the project in the background and
     /// follows file changes.
@@ -315,6 +320,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             let root = root_for(cli.root.as_deref());
             Ok(output::doctor(&home, &root, json))
         }
+        Cmd::Lsp => lsp::run(home),
         Cmd::Mcp => {
             let root = root_for(cli.root.as_deref());
             check_root(&root)?;
