@@ -41,4 +41,9 @@ pub trait Embedder: Send + Sync {
     fn dim(&self) -> usize;
     /// One call per batch; callers bound the batch size.
     fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
+    /// One search query. Implementations may use a separate session so a query does not
+    /// wait behind an indexing batch.
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        Ok(self.embed(&[text.to_string()])?.pop().unwrap_or_default())
+    }
 }

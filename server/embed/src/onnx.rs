@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use fastembed::{
@@ -102,9 +102,48 @@ pub struct OnnxEmbedder {
     // fastembed's `embed` takes `&mut self`; one batch runs at a time (ORT itself uses
     // `intra_threads` threads for it).
     model: Mutex<TextEmbedding>,
+    /// A second, single-threaded session for search queries, made on first need: a query
+    /// never waits behind an indexing batch holding `model`.
+    query_model: OnceLock<std::result::Result<Mutex<TextEmbedding>, String>>,
+    recipe: Recipe,
     model_id: String,
     max_length: usize,
     threads: usize,
+}
+
+/// What it takes to build another session of the same model.
+struct Recipe {
+    runtime_lib: std::path::PathBuf,
+    model_onnx: std::path::PathBuf,
+    onnx: Vec<u8>,
+    tokenizer: TokenizerFiles,
+}
+
+fn build_session(r: &Recipe, max_length: usize, threads: usize) -> Result<TextEmbedding> {
+    let env = environment(&r.runtime_lib)?;
+    let model = UserDefinedEmbeddingModel::new(r.onnx.clone(), r.tokenizer.clone()).with_pooling(Pooling::Mean);
+    let opts = InitOptionsUserDefined::new()
+        .with_environment(env)
+        .with_max_length(max_length)
+        .with_intra_threads(threads)
+        // Spinning threads cost 3-6x latency on a busy 2-core machine (see deps.md).
+        .with_session_config("session.intra_op.allow_spinning", "0");
+    catch_unwind(AssertUnwindSafe(|| TextEmbedding::try_new_from_user_defined(model, opts)))
+        .map_err(|p| EmbedError::Model(format!("panicked: {}", panic_message(p))))?
+        .map_err(|e| EmbedError::Model(format!("{} ({e})", r.model_onnx.display())))
+}
+
+fn run_session(model: &mut TextEmbedding, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+    let out = catch_unwind(AssertUnwindSafe(|| model.embed(texts, Some(texts.len()))))
+        .map_err(|p| EmbedError::Inference(format!("panicked: {}", panic_message(p))))?
+        .map_err(|e| EmbedError::Inference(e.to_string()))?;
+    if out.len() != texts.len() {
+        return Err(EmbedError::Inference(format!("got {} vectors for {} texts", out.len(), texts.len())));
+    }
+    if let Some(bad) = out.iter().find(|v| v.len() != DIM) {
+        return Err(EmbedError::Inference(format!("got a {}-dimensional vector, expected {DIM}", bad.len())));
+    }
+    Ok(out)
 }
 
 impl std::fmt::Debug for OnnxEmbedder {
@@ -141,42 +180,29 @@ impl OnnxEmbedder {
         };
         let started = Instant::now();
         paths.verify_sizes()?;
-        let env = environment(&paths.runtime_lib)?;
-
         let read = |p: &Path, what: &str| {
             std::fs::read(p).map_err(|e| EmbedError::MissingAsset {
                 what: format!("{what} (unreadable: {e})"),
                 path: p.display().to_string(),
             })
         };
-        let model = UserDefinedEmbeddingModel::new(
-            read(&paths.model_onnx, "model.onnx")?,
-            TokenizerFiles {
+        let recipe = Recipe {
+            runtime_lib: paths.runtime_lib.clone(),
+            model_onnx: paths.model_onnx.clone(),
+            onnx: read(&paths.model_onnx, "model.onnx")?,
+            tokenizer: TokenizerFiles {
                 tokenizer_file: read(&paths.tokenizer, "tokenizer.json")?,
                 config_file: read(&paths.config, "config.json")?,
-                special_tokens_map_file: read(
-                    &paths.special_tokens_map,
-                    "special_tokens_map.json",
-                )?,
+                special_tokens_map_file: read(&paths.special_tokens_map, "special_tokens_map.json")?,
                 tokenizer_config_file: read(&paths.tokenizer_config, "tokenizer_config.json")?,
             },
-        )
-        .with_pooling(Pooling::Mean);
-        let opts = InitOptionsUserDefined::new()
-            .with_environment(env)
-            .with_max_length(max_length)
-            .with_intra_threads(threads)
-            // Spinning threads cost 3-6x latency on a busy 2-core machine (see deps.md).
-            .with_session_config("session.intra_op.allow_spinning", "0");
-
-        let text_embedding = catch_unwind(AssertUnwindSafe(|| {
-            TextEmbedding::try_new_from_user_defined(model, opts)
-        }))
-        .map_err(|p| EmbedError::Model(format!("panicked: {}", panic_message(p))))?
-        .map_err(|e| EmbedError::Model(format!("{} ({e})", paths.model_onnx.display())))?;
+        };
+        let text_embedding = build_session(&recipe, max_length, threads)?;
 
         let embedder = OnnxEmbedder {
             model: Mutex::new(text_embedding),
+            query_model: OnceLock::new(),
+            recipe,
             model_id: format!("{MODEL_NAME}@{max_length}"),
             max_length,
             threads,
@@ -224,22 +250,26 @@ impl Embedder for OnnxEmbedder {
         }
         // Panics are caught below, so the lock is not poisoned by them; recover anyway.
         let mut model = self.model.lock().unwrap_or_else(|e| e.into_inner());
-        let out = catch_unwind(AssertUnwindSafe(|| model.embed(texts, Some(texts.len()))))
-            .map_err(|p| EmbedError::Inference(format!("panicked: {}", panic_message(p))))?
-            .map_err(|e| EmbedError::Inference(e.to_string()))?;
-        if out.len() != texts.len() {
-            return Err(EmbedError::Inference(format!(
-                "got {} vectors for {} texts",
-                out.len(),
-                texts.len()
-            )));
-        }
-        if let Some(bad) = out.iter().find(|v| v.len() != DIM) {
-            return Err(EmbedError::Inference(format!(
-                "got a {}-dimensional vector, expected {DIM}",
-                bad.len()
-            )));
-        }
-        Ok(out)
+        run_session(&mut model, texts)
+    }
+
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        let texts = [text.to_string()];
+        let out = match self.model.try_lock() {
+            Ok(mut m) => run_session(&mut m, &texts)?,
+            Err(_) => {
+                let q = self.query_model.get_or_init(|| {
+                    build_session(&self.recipe, self.max_length, 1).map(Mutex::new).map_err(|e| e.to_string())
+                });
+                match q {
+                    Ok(m) => run_session(&mut m.lock().unwrap_or_else(|e| e.into_inner()), &texts)?,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "no query session; waiting for the shared one");
+                        self.embed(&texts)?
+                    }
+                }
+            }
+        };
+        Ok(out.into_iter().next().unwrap_or_default())
     }
 }

@@ -90,7 +90,7 @@ impl Project {
         }
         if q.mode != SearchMode::Lexical {
             if let Some(e) = &self.embedder {
-                let v = e.embed(&[q.text.clone()])?.pop().unwrap_or_default();
+                let v = e.embed_query(&q.text)?;
                 lists.push(self.ranked(&namespaces, &SearchVector::Dense(v), &filter, depth)?);
             }
         }
