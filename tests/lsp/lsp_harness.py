@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Union
 from urllib.parse import quote, unquote, urlparse
 
 from lsprotocol import types
@@ -255,6 +255,16 @@ def raw_converter():
     c = converters.get_converter()
     for cls in (JsonRPCRequestMessage, JsonRPCResponseMessage, JsonRPCNotification):
         c.register_structure_hook(cls, lambda obj, cls: cls(**obj))
+
+    # lsprotocol 2025.0.0 takes every object with a "command" key for a Command, so a
+    # CodeAction that carries a command would be mangled; editors tell them apart the way the
+    # spec says: a Command's `command` is a string.
+    def command_or_code_action(obj, _):
+        if isinstance(obj.get("command"), str):
+            return c.structure(obj, types.Command)
+        return c.structure(obj, types.CodeAction)
+
+    c.register_structure_hook(Union[types.Command, types.CodeAction], command_or_code_action)
     return c
 
 
@@ -391,11 +401,21 @@ class Session:
                 time.sleep(0.1)
 
     # -- requests
+    def _typed(self, method: str, params: Any) -> Any:
+        """pygls serializes standard methods through their lsprotocol types: JSON params of a
+        standard method are structured into that type first (custom methods stay JSON)."""
+        spec = types.METHOD_TO_TYPES.get(method)
+        if spec is None or not isinstance(params, dict) or len(spec) < 3 or spec[2] is None:
+            return params
+        return self.client.protocol._converter.structure(params, spec[2])
+
     async def request(self, method: str, params: Any = None, timeout: float = REQUEST_TIMEOUT) -> Any:
-        return await asyncio.wait_for(self.client.protocol.send_request_async(method, params), timeout)
+        return await asyncio.wait_for(
+            self.client.protocol.send_request_async(method, self._typed(method, params)), timeout
+        )
 
     def notify(self, method: str, params: Any = None) -> None:
-        self.client.protocol.notify(method, params)
+        self.client.protocol.notify(method, self._typed(method, params))
 
     async def search(self, query: str, **kw) -> dict:
         res = await self.request("codemem/search", {"query": query, **kw})

@@ -47,6 +47,7 @@ class RawServer:
         self.frame_error: Exception | None = None
         self.stderr = bytearray()
         self.next_id = 1000
+        self.unclaimed: list[dict] = []
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
 
@@ -120,6 +121,9 @@ class RawServer:
         """The response with this id (id None: an error response with id null); a tuple of
         ids: the first response with any of them."""
         ids = msg_id if isinstance(msg_id, tuple) else (msg_id,)
+        for i, held in enumerate(self.unclaimed):
+            if held.get("id") in ids:
+                return self.unclaimed.pop(i)
         deadline = time.monotonic() + timeout
         while True:
             self.check_alive()
@@ -134,6 +138,7 @@ class RawServer:
                 continue  # notifications: codemem/status, $/progress, window/logMessage
             if msg.get("id") in ids:
                 return msg
+            self.unclaimed.append(msg)  # responses may come in any order
 
     def request(self, method: str, params=None, timeout: float = WAIT) -> dict:
         self.next_id += 1
@@ -143,7 +148,7 @@ class RawServer:
 
     def drain(self) -> list[dict]:
         """Forgets messages left over from earlier cases (e.g. extra parse errors)."""
-        out = []
+        out, self.unclaimed = self.unclaimed, []
         while True:
             try:
                 out.append(self.messages.get_nowait())
@@ -199,8 +204,10 @@ def initialize(srv: RawServer) -> None:
     srv.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def raw():
+    """One server per case (a tiny lexical workspace starts in well under a second), so one
+    fatal case cannot hide the others."""
     d = tempdir("raw")
     srv = RawServer(birds_workspace(d), make_home(d))
     try:
@@ -213,10 +220,11 @@ def raw():
             assert time.monotonic() < deadline, f"workspace never indexed: {r}"
             time.sleep(0.2)
         yield srv
-        code = srv.close()
         assert srv.frame_error is None, f"stdout is not pure LSP: {srv.frame_error}"
-        assert code == 0, f"shutdown + exit ends with 0, got {code}; stderr:\n{srv.stderr_text()}"
         assert b"panicked" not in srv.stderr, srv.stderr_text()
+        if srv.proc.poll() is None:  # (a server that died has already failed its test)
+            code = srv.close()
+            assert code == 0, f"shutdown + exit ends with 0, got {code}; stderr:\n{srv.stderr_text()}"
     finally:
         if srv.proc.poll() is None:
             srv.proc.kill()
@@ -245,8 +253,6 @@ def test_requests_before_initialize_are_refused():
 @pytest.fixture(autouse=True)
 def fresh(raw):
     raw.drain()
-    raw.check_alive()
-    yield
     raw.check_alive()
 
 

@@ -83,13 +83,18 @@ async def test_hover_out_of_range_line_is_invalid_params(ws, line):
 
 async def test_code_action_bad_ranges_are_invalid_params(ws):
     u = uri(ws.root / "src/ratelimit.rs")
+    wrong = []
     for r in (rng(5000, 0, 5001, 0), rng(10, 0, 3, 0)):
-        with pytest.raises(JsonRpcException) as e:
-            await ws.s.request(
+        try:
+            got = await ws.s.request(
                 "textDocument/codeAction",
                 {"textDocument": {"uri": u}, "range": r, "context": {"diagnostics": []}},
             )
-        assert e.value.code == INVALID_PARAMS, (r, e.value)
+            wrong.append(f"{r}: answered {str(got)[:150]}")
+        except JsonRpcException as e:
+            if e.code != INVALID_PARAMS:
+                wrong.append(f"{r}: error {e.code} {e.message}")
+    assert not wrong, "out-of-range / reversed ranges must be InvalidParams:\n" + "\n".join(wrong)
     await still_answers(ws)
 
 
@@ -104,15 +109,20 @@ async def test_code_action_bad_ranges_are_invalid_params(ws):
     ],
 )
 async def test_requests_on_unknown_or_non_file_uris_are_invalid_params(ws, u):
+    wrong = []
     for method, params in (
         ("textDocument/hover", {"textDocument": {"uri": u}, "position": {"line": 0, "character": 0}}),
         ("textDocument/codeLens", {"textDocument": {"uri": u}}),
         ("textDocument/codeAction", {"textDocument": {"uri": u}, "range": rng(0, 0, 0, 1), "context": {"diagnostics": []}}),
         ("codemem/similar", {"textDocument": {"uri": u}, "position": {"line": 0, "character": 0}}),
     ):
-        with pytest.raises(JsonRpcException) as e:
-            await ws.s.request(method, params)
-        assert e.value.code == INVALID_PARAMS, (method, u, e.value)
+        try:
+            got = await ws.s.request(method, params)
+            wrong.append(f"{method}: answered {str(got)[:150]}")
+        except JsonRpcException as e:
+            if e.code != INVALID_PARAMS:
+                wrong.append(f"{method}: error {e.code} {e.message}")
+    assert not wrong, f"{u!r} must be InvalidParams:\n" + "\n".join(wrong)
     await still_answers(ws)
 
 
@@ -132,9 +142,9 @@ async def test_notifications_on_non_file_or_unknown_documents_are_ignored(ws):
     ws.s.open(outside, text="def outside_the_workspace_fn(): pass\n", language="python")
     await still_answers(ws)
     res = await ws.s.search("stray_untitled_buffer_fn")
-    assert not res["hits"], summary(res["hits"])
+    assert not any("stray_untitled_buffer_fn" in h["snippet"] for h in res["hits"]), summary(res["hits"])
     res = await ws.s.search("outside_the_workspace_fn")
-    assert not res["hits"], summary(res["hits"])
+    assert not any("outside_the_workspace_fn" in h["snippet"] for h in res["hits"]), summary(res["hits"])
     ws.s.close_doc(uri(outside))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def test_neovim_finds_symbols_and_searches():
     symbols = json.loads(lines["CODEMEM_SYMBOLS"])
     assert isinstance(symbols, list) and symbols, report
     first = symbols[0]
-    assert first["name"].split("::")[-1] == "TokenBucket", first
+    assert re.split(r"::|\.|#", first["name"])[-1] == "TokenBucket", first
     assert rel(first["location"]["uri"], root) == "src/ratelimit.rs", first
 
     search = json.loads(lines["CODEMEM_SEARCH"])
