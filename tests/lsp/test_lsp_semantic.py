@@ -128,9 +128,9 @@ async def test_similar_for_a_selection(ws):
 
 
 async def test_code_action_find_similar_code_runs_the_command(ws):
-    path = "billing/invoice.py"
-    start = line_of(ws.root / path, "def calculate_invoice_total")
-    r = types.Range(start=types.Position(line=start, character=0), end=types.Position(line=start + 12, character=0))
+    path = "sales/quotes.py"
+    start = line_of(ws.root / path, "def quote_price_breakdown")
+    r = types.Range(start=types.Position(line=start, character=0), end=types.Position(line=start + 11, character=0))
     actions = await ws.s.client.text_document_code_action_async(
         types.CodeActionParams(
             text_document=types.TextDocumentIdentifier(uri=uri(ws.root / path)),
@@ -145,7 +145,13 @@ async def test_code_action_find_similar_code_runs_the_command(ws):
     assert cmd is not None and cmd.command == "codemem.findSimilar", action
     # Running the command the action carries gives the same kind of answer as codemem/similar.
     res = await ws.s.command(cmd.command, *(cmd.arguments or []))
-    assert rank_of(res["hits"], ws.root, ["sales/quotes.py"]) in (1, 2, 3), summary(res["hits"], ws.root)
+    assert rank_of(res["hits"], ws.root, ["billing/invoice.py"]) in (1, 2, 3), summary(res["hits"], ws.root)
+    direct = await ws.s.request(
+        "codemem/similar", {"textDocument": {"uri": uri(ws.root / path)}, "range": {"start": {"line": start, "character": 0}, "end": {"line": start + 11, "character": 0}}}
+    )
+    assert [(h["uri"], h["range"]) for h in res["hits"]] == [(h["uri"], h["range"]) for h in direct["hits"]], (
+        "the action's command answers like codemem/similar on the same range"
+    )
 
 
 async def test_find_similar_command_with_explicit_arguments(ws):
@@ -188,7 +194,9 @@ async def test_similar_character_past_the_end_of_line_is_clamped(ws):
     """LSP: a character beyond the line length defaults back to the line length (not an error)."""
     path = "billing/invoice.py"
     line = line_of(ws.root / path, "def calculate_invoice_total") + 3
-    res = await ws.s.request(
-        "codemem/similar", {"textDocument": {"uri": uri(ws.root / path)}, "position": {"line": line, "character": 5000}}
-    )
-    assert rank_of(res["hits"], ws.root, ["sales/quotes.py"]) in (1, 2, 3), summary(res["hits"], ws.root)
+    length = len((ws.root / path).read_text().splitlines()[line])
+    u = uri(ws.root / path)
+    past = await ws.s.request("codemem/similar", {"textDocument": {"uri": u}, "position": {"line": line, "character": 5000}})
+    at_end = await ws.s.request("codemem/similar", {"textDocument": {"uri": u}, "position": {"line": line, "character": length}})
+    assert past["hits"], past
+    assert [(h["uri"], h["range"]) for h in past["hits"]] == [(h["uri"], h["range"]) for h in at_end["hits"]]
