@@ -293,7 +293,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             let root = root_for(cli.root.as_deref());
             check_root(&root)?;
             if config {
-                let cfg = Config::load(&root).map_err(ServiceError::from)?;
+                let mut cfg = Config::load(&root).map_err(ServiceError::from)?;
+                for t in &mut cfg.mcp.tokens {
+                    t.token = t.token.as_ref().map(|_| "<redacted>".to_string());
+                }
                 print!("{}", toml::to_string_pretty(&cfg).context("cannot render the configuration")?);
                 return Ok(0);
             }

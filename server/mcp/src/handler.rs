@@ -126,14 +126,23 @@ impl CodememServer {
     }
 
     fn audit(&self, who: &Principal, tool: &str, namespace: Option<&str>, id: Option<&str>, r: &ToolResult) {
-        let err = r.as_ref().err().map(|f| f.0.as_str());
+        let cancelled = r
+            .as_ref()
+            .ok()
+            .and_then(|r| r.structured_content.as_ref()?.get("cancelled")?.as_bool())
+            .unwrap_or(false);
+        let err = match r {
+            Err(f) => Some(f.0.as_str()),
+            Ok(_) if cancelled => Some("cancelled"),
+            Ok(_) => None,
+        };
         self.audit.record(AuditRecord {
             time: String::new(),
             token: &who.name,
             tool,
             namespace,
             id,
-            ok: r.is_ok(),
+            ok: r.is_ok() && !cancelled,
             error: err,
         });
     }
@@ -175,7 +184,7 @@ impl CodememServer {
         let flag = cancel.clone();
         let run = tokio::task::spawn_blocking(move || {
             let last = std::sync::Mutex::new(0.0f64);
-            let sink = move |e: IndexEvent| {
+            let sink = |e: IndexEvent| {
                 let (pct, msg) = match &e {
                     IndexEvent::Scanned { files, changed, deleted } => {
                         (1.0, format!("scanned {files} files: {changed} changed, {deleted} deleted"))
@@ -197,7 +206,12 @@ impl CodememServer {
                     let _ = tx.send((pct, msg));
                 }
             };
-            tools::reindex(&ws, target, &sink, &flag)
+            let r = tools::reindex(&ws, target, &sink, &flag);
+            // A run that had nothing to do may skip the last events; the client still sees 100 %.
+            if r.is_ok() && *last.lock().unwrap_or_else(|p| p.into_inner()) < 100.0 {
+                let _ = tx.send((100.0, "done".to_string()));
+            }
+            r
         })
         .await;
         watcher.abort();

@@ -1,0 +1,445 @@
+"""MCP over streamable HTTP (`codemem serve`): every tool through the low-level
+`ClientSession` and the high-level `Client`, authentication and scopes, limits, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+
+import httpx2 as httpx
+import pytest
+from mcp import Client, MCPError
+from mcp.client.streamable_http import streamable_http_client
+
+from mcp_harness import (
+    READER_TOKEN,
+    TESTER_TOKEN,
+    TOOLS,
+    HttpServer,
+    Sandbox,
+    codemem_bin,
+    http_session,
+    text_of,
+)
+
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def post(server: HttpServer, body, headers: dict[str, str]) -> httpx.Response:
+    with httpx.Client(timeout=30) as c:
+        return c.post(server.url, content=body if isinstance(body, (bytes, str)) else json.dumps(body), headers={**ACCEPT, **headers})
+
+
+def sse_json(resp: httpx.Response) -> dict:
+    """The JSON-RPC message in a response (SSE `data:` line or plain JSON)."""
+    if resp.headers.get("content-type", "").startswith("application/json"):
+        return resp.json()
+    for line in resp.text.splitlines():
+        if line.startswith("data:") and line[5:].strip():
+            return json.loads(line[5:])
+    raise AssertionError(f"no JSON-RPC message in {resp.status_code} {resp.text!r}")
+
+
+# --------------------------------------------------------------------------- tools
+
+
+@pytest.mark.asyncio
+async def test_tools_are_listed_with_schemas_and_descriptions(served):
+    async with http_session(served.url, served.headers()) as s:
+        listed = (await s.list_tools()).tools
+    by_name = {t.name: t for t in listed}
+    assert set(by_name) == TOOLS
+    for t in listed:
+        assert t.description and len(t.description) > 60, t.name
+        assert t.input_schema["type"] == "object", t.name
+    assert by_name["search_code"].input_schema["required"] == ["query"]
+    assert set(by_name["remember"].input_schema["required"]) == {"text", "namespace"}
+    assert by_name["forget"].input_schema["required"] == ["id"]
+    assert by_name["search_code"].annotations.read_only_hint is True
+    assert by_name["forget"].annotations.destructive_hint is True
+
+
+@pytest.mark.asyncio
+async def test_every_tool_with_the_low_level_session(served):
+    async with http_session(served.url, served.headers()) as s:
+        r = await s.call_tool("search_code", {"query": "token bucket rate limiting per client"})
+        assert not r.is_error, text_of(r)
+        paths = [h["path"] for h in r.structured_content["hits"]]
+        assert "src/ratelimit.rs" in paths[:3], paths
+        assert "freshness" in r.structured_content and "src/ratelimit.rs" in text_of(r)
+
+        r = await s.call_tool("search_code", {"query": "retry", "path": "pkg/**", "language": "go", "k": 3})
+        assert not r.is_error, text_of(r)
+        hits = r.structured_content["hits"]
+        assert hits and len(hits) <= 3 and all(h["path"].startswith("pkg/") and h["language"] == "go" for h in hits)
+
+        r = await s.call_tool("find_symbol", {"name": "TokenBucket"})
+        assert not r.is_error, text_of(r)
+        first = r.structured_content["matches"][0]
+        assert (first["name"], first["path"], first["exact"]) == ("TokenBucket", "src/ratelimit.rs", True)
+        r = await s.call_tool("find_symbol", {"name": "lrucache", "kind": "class"})
+        assert not r.is_error and r.structured_content["matches"][0]["name"] == "LruCache", text_of(r)
+
+        r = await s.call_tool(
+            "remember",
+            {
+                "text": "Invoices are rounded half-even per line item, never on the total.",
+                "namespace": "shared",
+                "tags": ["billing", "decision"],
+                "path": "billing/invoice.py",
+                "symbol": "Invoice",
+            },
+        )
+        assert not r.is_error, text_of(r)
+        mid = r.structured_content["id"]
+        assert mid.startswith("mem_") and mid in text_of(r)
+
+        r = await s.call_tool("recall", {"query": "how are invoice amounts rounded", "tags": ["billing"]})
+        assert not r.is_error, text_of(r)
+        hits = r.structured_content["hits"]
+        assert hits[0]["memory"]["id"] == mid and hits[0]["memory"]["path"] == "billing/invoice.py"
+
+        r = await s.call_tool("forget", {"id": mid})
+        assert not r.is_error and r.structured_content["removed"] is True, text_of(r)
+        r = await s.call_tool("recall", {"query": "how are invoice amounts rounded", "tags": ["billing"]})
+        assert all((h.get("memory") or {}).get("id") != mid for h in r.structured_content["hits"])
+        r = await s.call_tool("forget", {"id": mid})
+        assert r.is_error and "no memory" in text_of(r)
+
+        r = await s.call_tool("index_status", {})
+        assert not r.is_error, text_of(r)
+        st = r.structured_content
+        assert st["state"] == "ready" and st["roots"][0]["files_indexed"] >= 30
+        assert {n["name"] for n in st["roots"][0]["namespaces"]} >= {"coding", "testing", "documentation"}
+        assert st["backends"] and "files indexed" in text_of(r)
+
+        r = await s.call_tool("list_namespaces", {})
+        assert not r.is_error, text_of(r)
+        names = {n["name"] for n in r.structured_content["namespaces"]}
+        assert names >= {"coding", "architecture", "documentation", "testing", "shared"}
+
+        progress: list[tuple[float, float | None, str | None]] = []
+
+        async def on_progress(p, total, message):
+            progress.append((p, total, message))
+
+        r = await s.call_tool("reindex", {"path": "src"}, progress_callback=on_progress)
+        assert not r.is_error, text_of(r)
+        assert r.structured_content["runs"][0]["files_scanned"] >= 30
+        assert progress and progress[-1][0] == 100.0, progress
+        assert [p for p, _, _ in progress] == sorted(p for p, _, _ in progress)
+
+
+@pytest.mark.asyncio
+async def test_every_tool_with_the_high_level_client(served):
+    """`Client` probes `server/discover` first; the server answers "method not found" and the
+    client falls back to `initialize` on the same endpoint."""
+    async with httpx.AsyncClient(headers=served.headers(), timeout=60) as hc:
+        async with Client(streamable_http_client(served.url, http_client=hc)) as c:
+            assert c.protocol_version == "2025-11-25"
+            assert {t.name for t in (await c.list_tools()).tools} == TOOLS
+            r = await c.call_tool("search_code", {"query": "hash passwords with pbkdf2"})
+            assert not r.is_error and "auth/passwords.py" in [h["path"] for h in r.structured_content["hits"][:3]]
+            r = await c.call_tool("find_symbol", {"name": "RingBuffer"})
+            assert not r.is_error and r.structured_content["matches"], text_of(r)
+            r = await c.call_tool("remember", {"text": "The UART logger drops bytes when the ring is full.", "namespace": "architecture"})
+            assert not r.is_error, text_of(r)
+            mid = r.structured_content["id"]
+            r = await c.call_tool("recall", {"query": "what happens when the uart ring buffer is full", "namespaces": ["architecture"]})
+            assert mid in [(h.get("memory") or {}).get("id") for h in r.structured_content["hits"]], text_of(r)
+            assert not (await c.call_tool("forget", {"id": mid})).is_error
+            assert not (await c.call_tool("index_status", {})).is_error
+            assert not (await c.call_tool("list_namespaces", {})).is_error
+            assert not (await c.call_tool("reindex", {})).is_error
+
+
+@pytest.mark.asyncio
+async def test_server_discover_is_method_not_found_and_the_endpoint_stays_usable(served):
+    discover = {"jsonrpc": "2.0", "id": 7, "method": "server/discover", "params": {}}
+    r = post(served, discover, served.headers())
+    msg = sse_json(r)
+    assert msg["error"]["code"] in (-32601, -32602), msg  # method not found (or malformed probe)
+    discover["params"] = {
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+    }
+    r = post(served, discover, {**served.headers(), "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "server/discover"})
+    # A modern-only probe learns which (handshake) versions are supported ...
+    assert sse_json(r)["error"]["code"] == -32022 and "2025-11-25" in r.text, r.text
+    # ... and a probe at a version this server speaks is "method not found".
+    for k in ("io.modelcontextprotocol/protocolVersion",):
+        discover["params"]["_meta"][k] = "2025-11-25"
+    r = post(served, discover, {**served.headers(), "MCP-Protocol-Version": "2025-11-25", "Mcp-Method": "server/discover"})
+    assert sse_json(r)["error"]["code"] == -32601, r.text
+    r = post(served, INIT, served.headers())
+    assert r.status_code == 200 and sse_json(r)["result"]["serverInfo"]["name"] == "codemem"
+
+
+# --------------------------------------------------------------------------- security
+
+
+@pytest.mark.asyncio
+async def test_requests_without_or_with_a_wrong_token_get_401(served):
+    r = post(served, INIT, {})
+    assert r.status_code == 401 and "codemem token" in r.text
+    assert r.headers["www-authenticate"].lower().startswith("bearer")
+    r = post(served, INIT, {"Authorization": "Bearer wrong-wrong-wrong-wrong"})
+    assert r.status_code == 401 and "wrong bearer token" in r.text
+    r = post(served, INIT, {"Authorization": served.token})  # no scheme
+    assert r.status_code == 401
+    with pytest.raises(Exception):
+        async with http_session(served.url, {}) as s:
+            await s.list_tools()
+    assert post(served, INIT, served.headers()).status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_foreign_origin_and_host_are_refused(served):
+    r = post(served, INIT, {**served.headers(), "Origin": "https://evil.example"})
+    assert r.status_code == 403 and "allowed_origins" in r.text
+    r = post(served, INIT, {**served.headers(), "Origin": "null"})
+    assert r.status_code == 403
+    r = post(served, INIT, {**served.headers(), "Host": "evil.example:9200"})
+    assert r.status_code == 403 and "DNS-rebinding" in r.text
+    r = post(served, INIT, {**served.headers(), "Host": "localhost.evil.example"})
+    assert r.status_code == 403
+    # Loopback origins and names are fine.
+    port = served.url.split(":")[2].split("/")[0]
+    r = post(served, INIT, {**served.headers(), "Origin": "http://localhost:3000", "Host": f"localhost:{port}"})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.asyncio
+async def test_read_only_token_cannot_write(served):
+    before = len(served.sb.audit())
+    async with http_session(served.url, served.headers(READER_TOKEN)) as s:
+        r = await s.call_tool("search_code", {"query": "debounce"})
+        assert not r.is_error, text_of(r)
+        for tool, args in [
+            ("remember", {"text": "should not be stored", "namespace": "shared"}),
+            ("forget", {"id": "mem_0123456789abcdef"}),
+            ("reindex", {}),
+        ]:
+            r = await s.call_tool(tool, args)
+            assert r.is_error and "read-only" in text_of(r), (tool, text_of(r))
+        r = await s.call_tool("recall", {"query": "should not be stored"})
+        assert all("should not be stored" not in ((h.get("memory") or {}).get("text") or "") for h in r.structured_content["hits"])
+        r = await s.call_tool("list_namespaces", {})
+        assert "read only" in text_of(r)
+    audit = served.sb.audit()[before:]
+    assert [(a["token"], a["tool"], a["ok"]) for a in audit] == [
+        ("reader", "remember", False),
+        ("reader", "forget", False),
+        ("reader", "reindex", False),
+    ], audit
+
+
+@pytest.mark.asyncio
+async def test_namespace_scoped_token(served):
+    async with http_session(served.url, served.headers(TESTER_TOKEN)) as s:
+        r = await s.call_tool("search_code", {"query": "password hashing"})
+        assert not r.is_error, text_of(r)
+        hits = r.structured_content["hits"]
+        assert hits and {h["namespace"] for h in hits} == {"testing"}, hits
+        r = await s.call_tool("search_code", {"query": "password hashing", "namespaces": ["coding"]})
+        assert r.is_error and "limited to: testing" in text_of(r)
+        r = await s.call_tool("remember", {"text": "nope", "namespace": "coding"})
+        assert r.is_error and "may not use namespace `coding`" in text_of(r)
+        r = await s.call_tool("remember", {"text": "Invoice tests use fixed clocks.", "namespace": "testing"})
+        assert not r.is_error, text_of(r)
+        mid = r.structured_content["id"]
+        r = await s.call_tool("recall", {"query": "invoice tests clocks"})
+        assert r.structured_content["hits"] and {h["hit"]["namespace"] for h in r.structured_content["hits"]} == {"testing"}
+        r = await s.call_tool("list_namespaces", {})
+        assert [n["name"] for n in r.structured_content["namespaces"]] == ["testing"]
+    audit = served.sb.audit()
+    assert {"token": "tester", "tool": "remember", "namespace": "testing", "id": mid, "ok": True}.items() <= audit[-1].items()
+    assert all(set(a) >= {"time", "token", "tool", "ok"} for a in audit)
+
+
+@pytest.mark.asyncio
+async def test_body_and_query_limits(served):
+    big = json.dumps({**INIT, "params": {**INIT["params"], "pad": "x" * (2 * 1024 * 1024)}})
+    r = post(served, big, served.headers())
+    assert r.status_code == 413 and "max_body_bytes" in r.text
+    async with http_session(served.url, served.headers()) as s:
+        r = await s.call_tool("search_code", {"query": "x" * 9000})
+        assert r.is_error and "limit is 8192 bytes" in text_of(r)
+        r = await s.call_tool("remember", {"text": "y" * 20000, "namespace": "shared"})
+        assert r.is_error and "KiB" in text_of(r) or "bytes" in text_of(r), text_of(r)
+        r = await s.call_tool("search_code", {"query": "ok"})
+        assert not r.is_error
+
+
+@pytest.mark.asyncio
+async def test_bad_arguments_are_tool_errors_that_say_what_to_do(served):
+    cases = [
+        ("search_code", {}, "missing field `query`"),
+        ("search_code", {"query": 42}, "invalid type"),
+        ("search_code", {"query": "x", "k": "ten"}, "invalid type"),
+        ("search_code", {"query": "x", "bogus": 1}, "unknown field `bogus`"),
+        ("search_code", {"query": "   "}, "empty"),
+        ("search_code", {"query": "x", "k": 0}, "between 1 and 50"),
+        ("search_code", {"query": "x", "namespaces": ["nope"]}, "unknown namespace `nope`"),
+        ("search_code", {"query": "x", "namespaces": ["../etc"]}, "not a namespace"),
+        ("search_code", {"query": "x", "language": "cobol"}, "unknown language"),
+        ("search_code", {"query": "x", "path": "../**"}, "contains `..`"),
+        ("search_code", {"query": "x", "path": "/etc/**"}, "outside the workspace"),
+        ("find_symbol", {"name": ""}, "symbol name"),
+        ("find_symbol", {"name": "x", "kind": "gizmo"}, "unknown kind"),
+        ("remember", {"text": "x"}, "missing field `namespace`"),
+        ("remember", {"text": "x", "namespace": "nope"}, "nope"),
+        ("remember", {"text": "x", "namespace": "shared", "path": "/etc/passwd"}, "outside the workspace"),
+        ("remember", {"text": "x", "namespace": "shared", "path": "../../etc/passwd"}, "contains `..`"),
+        ("remember", {"text": "x", "namespace": "shared", "tags": ["bad tag!"]}, "tag"),
+        ("forget", {"id": "../../x"}, "not a memory id"),
+        ("forget", {}, "missing field `id`"),
+        ("recall", {"query": "x", "k": 1000}, "between 1 and 50"),
+        ("reindex", {"path": "/etc"}, "outside the workspace"),
+        ("index_status", {"unexpected": True}, "unknown field"),
+    ]
+    async with http_session(served.url, served.headers()) as s:
+        for tool, args, expected in cases:
+            r = await s.call_tool(tool, args)
+            assert r.is_error, (tool, args, text_of(r))
+            assert expected in text_of(r), (tool, args, text_of(r))
+        with pytest.raises(MCPError) as e:
+            await s.call_tool("no_such_tool", {})
+        assert "unknown tool" in str(e.value)
+        # The session survives all of that.
+        assert not (await s.call_tool("search_code", {"query": "debounce"})).is_error
+
+
+@pytest.mark.asyncio
+async def test_symlink_escaping_the_workspace_is_refused(served):
+    link = served.sb.root / "escape"
+    link.symlink_to("/etc")
+    try:
+        async with http_session(served.url, served.headers()) as s:
+            r = await s.call_tool("remember", {"text": "x", "namespace": "shared", "path": "escape/passwd"})
+            assert r.is_error and "outside the workspace" in text_of(r), text_of(r)
+    finally:
+        link.unlink()
+
+
+# --------------------------------------------------------------------------- load
+
+
+@pytest.mark.asyncio
+async def test_32_concurrent_clients_search_while_reindex_runs(served):
+    errors: list[str] = []
+    done = 0
+    queries = ["token bucket", "retry with backoff", "password hashing", "LruCache", "debounce", "ring buffer", "invoice total", "matrix multiply"]
+    marker = "zqxjreindexmarker"
+    touched = 0
+
+    async def client(i: int) -> None:
+        nonlocal done
+        async with http_session(served.url, served.headers()) as s:
+            for j in range(8):
+                r = await s.call_tool("search_code", {"query": queries[(i + j) % len(queries)], "k": 5})
+                if r.is_error or not r.structured_content["hits"]:
+                    errors.append(text_of(r))
+                done += 1
+
+    async def reindex() -> dict:
+        nonlocal touched
+        async with http_session(served.url, served.headers()) as s:
+            await asyncio.sleep(0.3)  # the searches are under way
+            # Real work for the index: every source file changes.
+            for p in sorted(served.sb.root.rglob("*")):
+                if p.is_file() and p.suffix in {".rs", ".py", ".go", ".ts", ".tsx", ".js", ".java", ".c", ".cpp"}:
+                    p.write_text(p.read_text() + f"\n// {marker} {p.stem}\n")
+                    touched += 1
+            r = await s.call_tool("reindex", {})
+            assert not r.is_error, text_of(r)
+            return r.structured_content
+
+    started = time.monotonic()
+    results = await asyncio.gather(reindex(), *[client(i) for i in range(32)], return_exceptions=True)
+    elapsed = time.monotonic() - started
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert not failures, failures
+    assert not errors, errors[:3]
+    assert done == 32 * 8
+    # The changed files were re-indexed while the clients searched (by this reindex or by the
+    # file watcher it coalesces with).
+    async with http_session(served.url, served.headers()) as s:
+        r = await s.call_tool("search_code", {"query": marker, "k": 50, "namespaces": ["coding", "testing"]})
+        found = {h["path"] for h in r.structured_content["hits"]}
+    assert touched >= 20 and len(found) >= touched * 0.9, (touched, sorted(found))
+    print(f"32 clients x 8 searches while {touched} changed files were re-indexed: {elapsed:.1f} s, 0 errors")
+
+
+# --------------------------------------------------------------------------- startup
+
+
+def test_a_taken_port_is_a_clear_error():
+    sb1, sb2 = Sandbox("port-a"), Sandbox("port-b")
+    first = HttpServer(sb1)
+    try:
+        port = first.url.split(":")[2].split("/")[0]
+        out = subprocess.run(
+            [str(codemem_bin()), "--root", str(sb2.root), "serve", "--port", port],
+            env=sb2.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 1, (out.returncode, out.stderr)
+        assert f"port {port}" in out.stderr and "--port" in out.stderr and "CODEMEM_MCP_PORT" in out.stderr, out.stderr
+        assert "panicked" not in out.stderr and out.stdout == ""
+        # The config and the environment choose the port too.
+        second = HttpServer(sb2, env=sb2.env(CODEMEM_MCP_PORT="0"))
+        assert second.url != first.url
+        assert second.stop() == 0
+    finally:
+        first.stop()
+        sb1.cleanup()
+        sb2.cleanup()
+
+
+def test_non_loopback_bind_without_a_token_is_refused():
+    sb = Sandbox("open", "[mcp]\nrequire_token = false\n")
+    try:
+        out = subprocess.run(
+            [str(codemem_bin()), "--root", str(sb.root), "serve", "--port", "0", "--host", "0.0.0.0"],
+            env=sb.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 2 and "refusing to serve MCP" in out.stderr, (out.returncode, out.stderr)
+        # On loopback an open server is allowed (and needs no token).
+        server = HttpServer(sb)
+        try:
+            r = post(server, INIT, {})
+            assert r.status_code == 200, r.text
+        finally:
+            server.stop()
+    finally:
+        sb.cleanup()
+
+
+def test_token_file_is_private_and_printed():
+    sb = Sandbox("token")
+    try:
+        t1 = sb.token()
+        assert t1.startswith("cmm_") and len(t1) > 40
+        assert (sb.home / "mcp-token").stat().st_mode & 0o777 == 0o600
+        out = subprocess.run([str(codemem_bin()), "token", "--json"], env=sb.env(), capture_output=True, text=True, timeout=60)
+        j = json.loads(out.stdout)
+        assert j["token"] == t1 and j["path"] == str(sb.home / "mcp-token") and j["header"] == f"Authorization: Bearer {t1}"
+    finally:
+        sb.cleanup()
