@@ -153,6 +153,12 @@ pub async fn serve_http(
         .layer(axum::middleware::from_fn_with_state(gate, guard))
         .fallback(|| async { plain(StatusCode::NOT_FOUND, "not found; the MCP endpoint is /mcp".into()) });
     let task = tokio::spawn(async move {
+        // Small SSE frames must not wait for the client's delayed ACK (Nagle: +40 ms per call).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY not set: {e}");
+            }
+        });
         axum::serve(listener, router.into_make_service())
             .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
             .await
