@@ -65,7 +65,15 @@ export class CodememServer implements Server {
       this.lastStatus = s;
       this.render();
     });
-    // The index run's progress feeds the status bar (rather than a separate progress popup).
+    try {
+      await client.start();
+    } catch (e) {
+      this.stopped = `codemem: the server did not start: ${e instanceof Error ? e.message : String(e)}`;
+      this.render();
+      throw e;
+    }
+    // The index run's progress feeds the status bar. Registered after start(): the client's
+    // built-in progress feature installs its own handler while starting and would replace ours.
     client.onRequest(WorkDoneProgressCreateRequest.type, ({ token }) => {
       const sub = client.onProgress(WorkDoneProgress.type, token, (v) => {
         if (v.kind === "begin") this.runs.set(token, { title: v.title, message: v.message, percentage: v.percentage });
@@ -79,13 +87,6 @@ export class CodememServer implements Server {
         this.render();
       });
     });
-    try {
-      await client.start();
-    } catch (e) {
-      this.stopped = `codemem: the server did not start: ${e instanceof Error ? e.message : String(e)}`;
-      this.render();
-      throw e;
-    }
   }
 
   async stop(): Promise<void> {
