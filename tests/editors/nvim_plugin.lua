@@ -141,6 +141,10 @@ local function main()
     return #notes > n0 and notes[#notes].msg:match("reindexed:") ~= nil
   end, 120000)
   out("CODEMEM_REINDEX", { msg = notes[#notes].msg })
+  wait("codemem/status ready after the reindex", function()
+    local st = codemem.state.status[client.id]
+    return st and st.state == "ready"
+  end, 60000)
 
   vim.cmd("checkhealth codemem")
   out("CODEMEM_HEALTH", { text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "\n") })

@@ -63,7 +63,9 @@ function M.check()
     h.info("no codemem server running yet (it starts when you open a file in a project)")
   end
   for _, c in ipairs(clients) do
-    local s = codemem.state.status[c.id]
+    -- Ask now; the last codemem/status notification may be older than the index.
+    local resp = c:request_sync("workspace/executeCommand", { command = "codemem.status", arguments = {} }, 10000)
+    local s = (resp and not resp.err and resp.result) or codemem.state.status[c.id]
     if not s then
       h.info("client " .. c.id .. ": no status yet")
     elseif s.state == "error" then
