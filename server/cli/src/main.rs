@@ -297,6 +297,16 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 for t in &mut cfg.mcp.tokens {
                     t.token = t.token.as_ref().map(|_| "<redacted>".to_string());
                 }
+                if !cfg.backends.qdrant_api_key.is_empty() {
+                    cfg.backends.qdrant_api_key = "<redacted>".into();
+                }
+                // redis://user:password@host → redis://user:<redacted>@host
+                if let Some((scheme, rest)) = cfg.backends.redis_url.clone().split_once("://") {
+                    if let Some((cred, host)) = rest.rsplit_once('@') {
+                        let user = cred.split_once(':').map_or("", |(u, _)| u);
+                        cfg.backends.redis_url = format!("{scheme}://{user}:<redacted>@{host}");
+                    }
+                }
                 print!("{}", toml::to_string_pretty(&cfg).context("cannot render the configuration")?);
                 return Ok(0);
             }

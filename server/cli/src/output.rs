@@ -166,6 +166,16 @@ pub fn print_status(s: &ProjectStatus) {
         let note = if head != c { "  (HEAD has moved: run `codemem index`)" } else { "" };
         println!("commit    {}{note}", &c[..c.len().min(12)]);
     }
+    for b in &s.backends {
+        println!(
+            "backend   {} ({}): {}{} — {}",
+            b.name,
+            b.kind,
+            if b.healthy { "healthy" } else { "UNHEALTHY" },
+            b.breaker.as_deref().map(|s| format!(", breaker {s}")).unwrap_or_default(),
+            b.detail
+        );
+    }
     if let Some(r) = &s.last_run {
         println!(
             "last run  {} files indexed, {} chunks embedded, {} cache hits, {:.1}s{}",
@@ -207,6 +217,11 @@ pub fn doctor(home: &Path, root: &Path, json: bool) -> u8 {
             },
             Err(f) => Check { name: "embedding model".into(), ok: false, detail: format!("{:#}", f.err), fix: Some(assets::fix_command(home, true)) },
         });
+    }
+    if let Ok(cfg) = &cfg {
+        for b in codemem_service::probe_backends(cfg) {
+            checks.push(Check { name: b.name, ok: b.ok, detail: b.detail, fix: b.fix });
+        }
     }
     let probe = home.join("projects");
     let writable = std::fs::create_dir_all(&probe).and_then(|_| {

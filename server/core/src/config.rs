@@ -21,6 +21,48 @@ pub struct Config {
     #[serde(rename = "route")]
     pub routes: Vec<RouteRule>,
     pub mcp: McpConfig,
+    pub backends: BackendsConfig,
+}
+
+/// Team mode: remote Redis / Qdrant servers instead of the embedded stores. Each backend switches
+/// independently: an empty URL keeps the embedded one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendsConfig {
+    /// `redis://host:port[/db]`; empty = the embedded key-value store.
+    pub redis_url: String,
+    /// Qdrant gRPC endpoint, e.g. `http://127.0.0.1:6334`; empty = the embedded vector store.
+    pub qdrant_url: String,
+    /// Qdrant API key; prefer the CODEMEM_QDRANT_API_KEY variable over writing it here.
+    pub qdrant_api_key: String,
+    /// Connections per remote backend.
+    pub pool_size: usize,
+    /// Consecutive failures that open a backend's circuit breaker.
+    pub breaker_failures: u32,
+    /// Seconds an open breaker waits before a trial call.
+    pub breaker_recovery_secs: u64,
+    /// Connect timeout (milliseconds).
+    pub connect_timeout_ms: u64,
+    /// Per-request timeout (milliseconds).
+    pub request_timeout_ms: u64,
+    /// How long a request waits for a free pooled connection (milliseconds).
+    pub checkout_timeout_ms: u64,
+}
+
+impl Default for BackendsConfig {
+    fn default() -> Self {
+        BackendsConfig {
+            redis_url: String::new(),
+            qdrant_url: String::new(),
+            qdrant_api_key: String::new(),
+            pool_size: 10,
+            breaker_failures: 5,
+            breaker_recovery_secs: 60,
+            connect_timeout_ms: 2000,
+            request_timeout_ms: 10_000,
+            checkout_timeout_ms: 5000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,6 +184,7 @@ impl Default for Config {
             search: SearchConfig::default(),
             routes: Vec::new(),
             mcp: McpConfig::default(),
+            backends: BackendsConfig::default(),
         }
     }
 }
@@ -257,6 +300,15 @@ impl Config {
         if let Some(v) = get("CODEMEM_MCP_HOST") {
             self.mcp.host = v.trim().to_string();
         }
+        if let Some(v) = get("CODEMEM_REDIS_URL") {
+            self.backends.redis_url = v.trim().to_string();
+        }
+        if let Some(v) = get("CODEMEM_QDRANT_URL") {
+            self.backends.qdrant_url = v.trim().to_string();
+        }
+        if let Some(v) = get("CODEMEM_QDRANT_API_KEY") {
+            self.backends.qdrant_api_key = v.trim().to_string();
+        }
         Ok(())
     }
 
@@ -289,7 +341,41 @@ impl Config {
         if self.search.k == 0 || self.search.k > crate::types::MAX_K {
             return Err(bad(format!("search.k must be 1..={}", crate::types::MAX_K)));
         }
-        self.validate_mcp()
+        self.validate_mcp()?;
+        self.validate_backends()
+    }
+
+    fn validate_backends(&self) -> Result<()> {
+        let bad = |reason: String| CoreError::Config { source_name: CONFIG_FILE.into(), reason };
+        let b = &self.backends;
+        if !b.redis_url.is_empty() && !(b.redis_url.starts_with("redis://") || b.redis_url.starts_with("rediss://")) {
+            return Err(bad(format!("backends.redis_url `{}` must start with redis:// or rediss://", b.redis_url)));
+        }
+        if !b.qdrant_url.is_empty() && !(b.qdrant_url.starts_with("http://") || b.qdrant_url.starts_with("https://")) {
+            return Err(bad(format!(
+                "backends.qdrant_url `{}` must look like http://host:6334 (Qdrant's gRPC port)",
+                b.qdrant_url
+            )));
+        }
+        if !(1..=256).contains(&b.pool_size) {
+            return Err(bad(format!("backends.pool_size must be 1..=256, got {}", b.pool_size)));
+        }
+        if b.breaker_failures == 0 {
+            return Err(bad("backends.breaker_failures must be at least 1".into()));
+        }
+        if b.breaker_recovery_secs == 0 {
+            return Err(bad("backends.breaker_recovery_secs must be at least 1".into()));
+        }
+        for (k, v) in [
+            ("connect_timeout_ms", b.connect_timeout_ms),
+            ("request_timeout_ms", b.request_timeout_ms),
+            ("checkout_timeout_ms", b.checkout_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(bad(format!("backends.{k} must be positive")));
+            }
+        }
+        Ok(())
     }
 
     fn validate_mcp(&self) -> Result<()> {
@@ -429,6 +515,32 @@ mod tests {
         cfg.apply_env(|k| (k == "CODEMEM_MCP_PORT").then(|| "0".to_string())).unwrap();
         assert_eq!(cfg.mcp.port, 0);
         assert!(cfg.apply_env(|k| (k == "CODEMEM_MCP_PORT").then(|| "99999".to_string())).is_err());
+    }
+
+    #[test]
+    fn backends_section_and_env() {
+        let cfg = Config::default();
+        assert_eq!((cfg.backends.pool_size, cfg.backends.breaker_failures, cfg.backends.breaker_recovery_secs), (10, 5, 60));
+        assert!(cfg.backends.redis_url.is_empty() && cfg.backends.qdrant_url.is_empty(), "embedded by default");
+        let cfg = Config::from_toml("[backends]\nredis_url = \"redis://127.0.0.1:6379\"\npool_size = 3\n", "t").unwrap();
+        assert_eq!(cfg.backends.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(cfg.backends.pool_size, 3);
+        assert!(Config::from_toml("[backends]\nredis = \"x\"\n", "t").is_err(), "unknown keys are refused");
+        let e = Config::from_toml("[backends]\nqdrant_url = \"localhost:6334\"\n", "t").unwrap_err();
+        assert!(e.to_string().contains("qdrant_url"), "{e}");
+        assert!(Config::from_toml("[backends]\npool_size = 0\n", "t").is_err());
+        let mut cfg = Config::default();
+        cfg.apply_env(|k| match k {
+            "CODEMEM_REDIS_URL" => Some("redis://r:1".into()),
+            "CODEMEM_QDRANT_URL" => Some("http://q:6334".into()),
+            "CODEMEM_QDRANT_API_KEY" => Some("secret".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            (cfg.backends.redis_url.as_str(), cfg.backends.qdrant_url.as_str(), cfg.backends.qdrant_api_key.as_str()),
+            ("redis://r:1", "http://q:6334", "secret")
+        );
     }
 
     #[test]

@@ -1,15 +1,21 @@
 //! codemem-kv: small durable key-value state.
 //!
 //! Owns the `KeyValue` trait used for the embedding cache, the file manifest and index
-//! metadata, and its embedded backend on redb (`RedbStore`: crash-safe, a write returns only
-//! after it is durable). A Redis backend plugs in behind the same trait.
+//! metadata, and its backends: embedded on redb (`RedbStore`: crash-safe, a write returns only
+//! after it is durable) and Redis (`RedisStore`, pooled, behind a circuit breaker).
+//! `SharedCacheKv` keeps a project's state in redb and shares the embedding cache through Redis.
 //!
 //! Keys and values are opaque bytes here; the service gives them meaning. This crate must not
 //! know about chunks, vectors, LSP or MCP.
 
 mod redb_store;
+mod redis_store;
+mod shared_cache;
+pub mod testing;
 
 pub use redb_store::RedbStore;
+pub use redis_store::{RedisOptions, RedisStore};
+pub use shared_cache::{SharedCacheKv, SharedCacheStats};
 
 /// Logical tables. Backends map them to redb tables or key prefixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,6 +58,9 @@ pub enum KvError {
     Open { path: String, reason: String },
     #[error("key-value store operation `{op}` failed: {reason}")]
     Operation { op: &'static str, reason: String },
+    /// The remote server could not be reached or its circuit breaker is open.
+    #[error("{backend} at {url} is unavailable: {reason}")]
+    Unavailable { backend: &'static str, url: String, reason: String },
 }
 
 pub type Result<T, E = KvError> = std::result::Result<T, E>;
@@ -72,6 +81,7 @@ pub trait KeyValue: Send + Sync {
 pub mod contract {
     use super::*;
 
+    /// Every case; `kv` must start empty.
     pub fn run_all(kv: &dyn KeyValue) {
         put_get_delete(kv);
         tables_are_isolated(kv);

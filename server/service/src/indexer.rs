@@ -289,7 +289,13 @@ impl Project {
     fn total_points(&self) -> Result<u64> {
         let mut n = 0;
         for ns in self.cfg.index_namespaces() {
-            n += self.store.count(&ns)?;
+            match self.store.count(&ns) {
+                Ok(c) => n += c,
+                // A vector server that is down does not fail the run: its writes wait in the
+                // outbox, and the count is only a statistic.
+                Err(codemem_store::StoreError::Unavailable { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(n)
     }

@@ -31,7 +31,7 @@ pub use lock::LockInfo;
 pub use memory::{Memory, NewMemory, RecallHit, RecallQuery, RecallResponse};
 pub use overlay::OverlayChange;
 pub use symbols::{match_score, SymbolDef, SymbolMatch};
-pub use project::{NamespaceStatus, OpenOptions, Project, ProjectStatus};
+pub use project::{probe_backends, BackendProbe, NamespaceStatus, OpenOptions, Project, ProjectStatus};
 pub use search::{Freshness, SearchResponse};
 pub use workspace::{BackendStatus, NamespaceInfo, RootStatus, Workspace, WorkspaceEvent, WorkspaceOptions, WorkspaceStatus};
 pub use walk::{decode_text, is_generated, walk, Walk, WalkedFile};

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use codemem_core::{route::Router, Config, ProjectId};
 use codemem_embed::Embedder;
-use codemem_kv::{KeyValue, RedbStore, Table, WriteOp};
-use codemem_store::{EdgeStore, VectorStore};
+use codemem_kv::{KeyValue, RedbStore, RedisOptions, RedisStore, SharedCacheKv, Table, WriteOp};
+use codemem_resilience::BreakerConfig;
+use codemem_store::{collection_prefix, EdgeStore, Outbox, QdrantOptions, QdrantStore, VectorStore};
 use serde::Serialize;
 
 use crate::error::{Result, ServiceError};
@@ -52,7 +53,54 @@ pub struct Project {
     pub(crate) overlay: Mutex<Overlay>,
     /// Memory records (id → memory), mirrored from the KV store.
     pub(crate) memories: RwLock<HashMap<String, Memory>>,
+    /// Remote backends configured in `[backends]` (team mode); `None` = embedded.
+    pub(crate) redis: Option<Arc<RedisStore>>,
+    /// The Qdrant server behind its durable write outbox (`outbox.redb` in the data dir).
+    pub(crate) qdrant: Option<Arc<Outbox<QdrantStore>>>,
     _lock: DataDirLock,
+}
+
+/// Hash under which every project on one Redis shares its embedding cache (the cache key
+/// already holds the model id, the chunker version and the content hash).
+pub const SHARED_CACHE_PREFIX: &str = "codemem";
+
+fn breaker_config(cfg: &Config) -> BreakerConfig {
+    BreakerConfig {
+        failure_threshold: cfg.backends.breaker_failures,
+        recovery: Duration::from_secs(cfg.backends.breaker_recovery_secs),
+    }
+}
+
+/// The Redis client of `[backends] redis_url` (no connection is made yet: Redis being down
+/// must not stop a project from opening; the cache is bypassed meanwhile).
+pub fn redis_for(cfg: &Config) -> Result<Option<Arc<RedisStore>>> {
+    let b = &cfg.backends;
+    if b.redis_url.is_empty() {
+        return Ok(None);
+    }
+    let mut o = RedisOptions::new(b.redis_url.clone(), SHARED_CACHE_PREFIX);
+    o.pool_size = b.pool_size;
+    o.connect_timeout = Duration::from_millis(b.connect_timeout_ms);
+    o.request_timeout = Duration::from_millis(b.request_timeout_ms);
+    o.checkout_timeout = Duration::from_millis(b.checkout_timeout_ms);
+    o.breaker = breaker_config(cfg);
+    Ok(Some(Arc::new(RedisStore::connect(o)?)))
+}
+
+/// Qdrant client options of `[backends] qdrant_url` for one project (collections
+/// `codemem_<project id>_<namespace>`).
+pub fn qdrant_options(cfg: &Config, id: &ProjectId) -> Option<QdrantOptions> {
+    let b = &cfg.backends;
+    if b.qdrant_url.is_empty() {
+        return None;
+    }
+    let mut o = QdrantOptions::new(b.qdrant_url.clone(), format!("codemem_{}", collection_prefix(id.as_str())));
+    o.api_key = (!b.qdrant_api_key.is_empty()).then(|| b.qdrant_api_key.clone());
+    o.pool_size = b.pool_size;
+    o.connect_timeout = Duration::from_millis(b.connect_timeout_ms);
+    o.request_timeout = Duration::from_millis(b.request_timeout_ms);
+    o.breaker = breaker_config(cfg);
+    Some(o)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,6 +125,8 @@ pub struct ProjectStatus {
     pub last_commit: Option<String>,
     pub head_commit: Option<String>,
     pub last_run: Option<IndexStats>,
+    /// Vector and key-value backends with their health and breaker state.
+    pub backends: Vec<crate::workspace::BackendStatus>,
 }
 
 impl Project {
@@ -99,7 +149,13 @@ impl Project {
             None => Config::load(&root)?,
         };
         let router = Router::new(&cfg)?;
-        let kv: Arc<dyn KeyValue> = Arc::new(RedbStore::open(&kv_path)?);
+        let local: Arc<dyn KeyValue> = Arc::new(RedbStore::open(&kv_path)?);
+        let redis = redis_for(&cfg)?;
+        let kv: Arc<dyn KeyValue> = match &redis {
+            Some(r) => Arc::new(SharedCacheKv::new(local, r.clone())) as Arc<dyn KeyValue>,
+            None => local,
+        };
+        let id = ProjectId::for_root(&root);
         let dim = opts.embedder.as_ref().map(|e| e.dim()).unwrap_or(DEFAULT_DIM);
         let shards = data_dir.join("shards");
 
@@ -114,7 +170,13 @@ impl Project {
             }
             kv.write(vec![manifest::meta_op("model_id", &e.model_id()), manifest::meta_op("dim", &e.dim())])?;
         }
-        let store: Arc<dyn VectorStore> = Arc::new(EdgeStore::open(&shards, dim)?);
+        let (store, qdrant): (Arc<dyn VectorStore>, Option<Arc<Outbox<QdrantStore>>>) = match qdrant_options(&cfg, &id) {
+            Some(o) => {
+                let q = Arc::new(Outbox::open(Arc::new(QdrantStore::open(o, dim)?), &data_dir.join("outbox.redb"))?);
+                (q.clone() as Arc<dyn VectorStore>, Some(q))
+            }
+            None => (Arc::new(EdgeStore::open(&shards, dim)?) as Arc<dyn VectorStore>, None),
+        };
         let mut files = manifest::load(kv.as_ref())?;
         let version: Option<u32> = manifest::get_meta(kv.as_ref(), "manifest_version")?;
         if version.unwrap_or(0) < manifest::MANIFEST_VERSION {
@@ -131,7 +193,7 @@ impl Project {
         }
         let _ = std::fs::write(data_dir.join("root.txt"), root.display().to_string());
         let project = Project {
-            id: ProjectId::for_root(&root),
+            id,
             root,
             data_dir,
             cfg,
@@ -142,6 +204,8 @@ impl Project {
             files: RwLock::new(files),
             overlay: Mutex::new(Overlay::new()),
             memories: RwLock::new(HashMap::new()),
+            redis,
+            qdrant,
             _lock: lock,
         };
         let purged = project.purge_stale_overlay()?;
@@ -173,7 +237,12 @@ impl Project {
         let mut namespaces = Vec::new();
         for ns in self.cfg.index_namespaces() {
             let count = files.values().filter(|e| e.namespace == ns.as_str()).count();
-            namespaces.push(NamespaceStatus { name: ns.to_string(), files: count, points: self.store.count(&ns)? });
+            // An unreachable vector server shows in the backends' status, not as a failed status.
+            let points = match self.store.count(&ns) {
+                Err(codemem_store::StoreError::Unavailable { .. }) => 0,
+                other => other?,
+            };
+            namespaces.push(NamespaceStatus { name: ns.to_string(), files: count, points });
         }
         Ok(ProjectStatus {
             project: self.id.to_string(),
@@ -188,7 +257,67 @@ impl Project {
             last_commit: manifest::get_meta(self.kv.as_ref(), "last_commit")?,
             head_commit: git_head(&self.root),
             last_run: manifest::get_meta(self.kv.as_ref(), "last_run")?,
+            backends: self.backends(),
         })
+    }
+}
+
+impl Project {
+    /// Health of this project's vector and key-value backends (embedded or remote). Remote
+    /// backends are asked once (through their breaker: an open breaker is not hammered).
+    pub fn backends(&self) -> Vec<crate::workspace::BackendStatus> {
+        use crate::workspace::BackendStatus;
+        let mut out = Vec::new();
+        match &self.qdrant {
+            Some(ob) => {
+                let q = ob.inner();
+                let health = q.health();
+                let b = q.breaker();
+                let queued = match ob.pending() {
+                    0 => String::new(),
+                    n => format!("; {n} writes queued in the outbox (replayed when it is back)"),
+                };
+                out.push(BackendStatus {
+                    name: "vectors".into(),
+                    kind: "qdrant".into(),
+                    healthy: health.is_ok(),
+                    breaker: Some(b.state.to_string()),
+                    detail: match health {
+                        Ok(v) => format!("Qdrant {v} at {}{queued}", q.url()),
+                        Err(e) => format!("{e}{queued}"),
+                    },
+                });
+            }
+            None => out.push(BackendStatus {
+                name: "vectors".into(),
+                kind: "embedded".into(),
+                healthy: true,
+                breaker: None,
+                detail: "qdrant-edge shards in the data dir".into(),
+            }),
+        }
+        out.push(BackendStatus {
+            name: "kv".into(),
+            kind: "embedded".into(),
+            healthy: true,
+            breaker: None,
+            detail: "redb file in the data dir".into(),
+        });
+        if let Some(r) = &self.redis {
+            let ping = r.ping();
+            let (size, idle, max) = r.pool_status();
+            out.push(BackendStatus {
+                name: "embedding cache".into(),
+                kind: "redis".into(),
+                healthy: ping.is_ok(),
+                breaker: Some(r.breaker().state.to_string()),
+                detail: match ping {
+                    Ok(()) => format!("Redis at {}; pool {size}/{max} open, {idle} idle", r.url()),
+                    Err(e) => format!("{e}; the shared cache is bypassed (indexing and search go on)"),
+                },
+            });
+        }
+        out
     }
 }
 
@@ -214,4 +343,77 @@ pub fn git_head(root: &Path) -> Option<String> {
         .filter_map(|l| l.split_once(' '))
         .find(|(_, name)| *name == reference)
         .map(|(id, _)| id.to_string())
+}
+
+/// One line of `codemem doctor` about a configured remote backend.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendProbe {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    /// The command or setting that fixes it.
+    pub fix: Option<String>,
+}
+
+fn host_port(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+/// Reachability, version and authentication of the backends `[backends]` configures (none
+/// when both are embedded). Each failure comes with a one-line fix.
+pub fn probe_backends(cfg: &Config) -> Vec<BackendProbe> {
+    let mut out = Vec::new();
+    let b = &cfg.backends;
+    let mut quick = cfg.clone();
+    quick.backends.pool_size = 1;
+    quick.backends.connect_timeout_ms = b.connect_timeout_ms.min(2000);
+    quick.backends.request_timeout_ms = b.request_timeout_ms.min(3000);
+    if !b.redis_url.is_empty() {
+        let at = host_port(&b.redis_url).to_string();
+        let probe = redis_for(&quick).map_err(|e| e.to_string()).and_then(|r| {
+            let r = r.expect("redis_url is set");
+            r.server_version().map_err(|e| e.to_string())
+        });
+        out.push(match probe {
+            Ok(v) => BackendProbe { name: "redis".into(), ok: true, detail: format!("Redis {v} at {at} answers"), fix: None },
+            Err(e) => {
+                let low = e.to_lowercase();
+                let (detail, fix) = if low.contains("noauth") || low.contains("wrongpass") || (low.contains("auth") && low.contains("password")) {
+                    (format!("Redis at {at} requires a password ({e})"), "put it in the URL: redis://:PASSWORD@host:port (CODEMEM_REDIS_URL)".to_string())
+                } else if low.contains("refused") {
+                    (format!("Redis at {at} refused the connection"), "start it with `redis-server` or unset CODEMEM_REDIS_URL".to_string())
+                } else {
+                    (format!("Redis at {at} is unreachable: {e}"), "check the host and port in CODEMEM_REDIS_URL / [backends] redis_url, or unset it".to_string())
+                };
+                BackendProbe { name: "redis".into(), ok: false, detail: format!("{detail}; {fix}"), fix: Some(fix) }
+            }
+        });
+    }
+    if !b.qdrant_url.is_empty() {
+        let at = host_port(&b.qdrant_url).to_string();
+        let mut o = qdrant_options(&quick, &ProjectId::for_root(Path::new("/codemem-doctor"))).expect("qdrant_url is set");
+        o.prefix = "codemem_doctor_probe".into();
+        let probe = QdrantStore::open(o, DEFAULT_DIM).and_then(|q| q.health());
+        out.push(match probe {
+            Ok(v) => BackendProbe { name: "qdrant".into(), ok: true, detail: format!("Qdrant {v} at {at} answers (gRPC)"), fix: None },
+            Err(e) => {
+                let msg = e.to_string();
+                let low = msg.to_lowercase();
+                let fix = if low.contains("unauthenticated") || low.contains("permissiondenied") || low.contains("api key") {
+                    "set the right key in CODEMEM_QDRANT_API_KEY ([backends] qdrant_api_key)".to_string()
+                } else if at.ends_with(":6333") {
+                    "qdrant_url must name the gRPC port (usually 6334), not the REST port 6333".to_string()
+                } else if low.contains("refused") || low.contains("transport") || low.contains("unavailable") {
+                    "start the Qdrant server (`qdrant`, or `docker run -p 6333:6333 -p 6334:6334 qdrant/qdrant`) or unset CODEMEM_QDRANT_URL".to_string()
+                } else {
+                    "check CODEMEM_QDRANT_URL / [backends] qdrant_url (gRPC endpoint, e.g. http://127.0.0.1:6334), or unset it".to_string()
+                };
+                let what = if low.contains("refused") { "refused the connection".to_string() } else { msg.clone() };
+                BackendProbe { name: "qdrant".into(), ok: false, detail: format!("Qdrant at {at} {what}; {fix}"), fix: Some(fix) }
+            }
+        });
+    }
+    out
 }

@@ -545,12 +545,22 @@ impl Workspace {
 
     pub fn status(&self) -> Result<WorkspaceStatus> {
         let mut roots = Vec::new();
+        // Each root has its own connections; one entry per backend, the least healthy one wins.
+        let mut backends: Vec<BackendStatus> = Vec::new();
         for r in self.all() {
+            let project = r.project.status()?;
+            for b in project.backends.iter().cloned() {
+                match backends.iter_mut().find(|x| x.name == b.name && x.kind == b.kind) {
+                    Some(x) if x.healthy && !b.healthy => *x = b,
+                    Some(_) => {}
+                    None => backends.push(b),
+                }
+            }
             let st = r.run.lock().unwrap_or_else(|e| e.into_inner());
             let (indexing, last_error) = (st.running || st.requested > st.completed, st.last_error.clone());
             drop(st);
             roots.push(RootStatus {
-                project: r.project.status()?,
+                project,
                 indexing,
                 last_error,
                 memories: r.project.memory_count(),
@@ -566,26 +576,23 @@ impl Workspace {
         } else {
             "ready"
         };
+        if backends.is_empty() {
+            // No root yet: the embedded defaults.
+            for (name, detail) in [("vectors", "qdrant-edge shards in the data dir"), ("kv", "redb file in the data dir")] {
+                backends.push(BackendStatus {
+                    name: name.into(),
+                    kind: "embedded".into(),
+                    healthy: true,
+                    breaker: None,
+                    detail: detail.into(),
+                });
+            }
+        }
         Ok(WorkspaceStatus {
             state: state.into(),
             model: self.opts.embedder.as_ref().map(|e| e.model_id().to_string()),
             roots,
-            backends: vec![
-                BackendStatus {
-                    name: "vectors".into(),
-                    kind: "embedded".into(),
-                    healthy: true,
-                    breaker: None,
-                    detail: "qdrant-edge shards in the data dir".into(),
-                },
-                BackendStatus {
-                    name: "kv".into(),
-                    kind: "embedded".into(),
-                    healthy: true,
-                    breaker: None,
-                    detail: "redb file in the data dir".into(),
-                },
-            ],
+            backends,
         })
     }
 

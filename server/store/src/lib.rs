@@ -2,15 +2,20 @@
 //!
 //! Owns the `VectorStore` trait (one isolated collection/shard per namespace, each point with
 //! an optional dense vector, a lexical sparse vector and a chunk payload) and its backends:
-//! the embedded one on qdrant-edge (`EdgeStore`). A remote Qdrant-server backend plugs in
-//! behind the same trait and must pass the same contract suite (`contract` module).
+//! the embedded one on qdrant-edge (`EdgeStore`) and the Qdrant server (`QdrantStore`, gRPC), both
+//! held to the same contract suite (`contract` module).
 //!
 //! It must not know how chunks are made or embedded, nor anything about LSP or MCP.
 
 pub mod contract;
 mod edge;
+mod outbox;
+mod server;
+pub mod testing;
 
 pub use edge::EdgeStore;
+pub use outbox::Outbox;
+pub use server::{collection_prefix, QdrantOptions, QdrantStore};
 
 use codemem_core::{lexical::SparseVec, Namespace};
 use serde_json::{Map, Value};
@@ -26,6 +31,10 @@ pub enum StoreError {
     Operation { op: &'static str, namespace: String, reason: String },
     #[error("vector has {got} dimensions; this store holds {expected}-dimensional vectors")]
     Dimension { expected: usize, got: usize },
+    /// The remote server could not be reached or its circuit breaker is open: the request was
+    /// not applied (a write may be retried later).
+    #[error("{backend} at {url} is unavailable: {reason}")]
+    Unavailable { backend: &'static str, url: String, reason: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,259 @@
+//! Remote backend on Redis: each logical table is one Redis hash, `<prefix>:<table>`, whose
+//! fields are the keys. A [`KeyValue::write`] is one MULTI/EXEC transaction (atomic, in order).
+//!
+//! Connections come from a deadpool-redis pool (`pool_size`, default 10): a connection is
+//! PINGed before it is handed out again (a dead one is dropped and replaced, never handed out),
+//! and checkout waits at most `checkout_timeout`. Every call runs under a [`CircuitBreaker`]:
+//! refused connections and timeouts count against it; while it is open calls fail at once with
+//! [`KvError::Unavailable`] naming the URL and the breaker state.
+//!
+//! The trait is synchronous; the pool lives on a small tokio runtime owned by the store. Calls
+//! made from inside another tokio runtime are driven on a scoped helper thread (never by
+//! blocking that runtime's executor with `block_on`).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use codemem_resilience::{BreakerConfig, BreakerSnapshot, CircuitBreaker};
+use deadpool_redis::{Config as PoolCfg, Pool, PoolConfig, Runtime, Timeouts};
+use redis::AsyncCommands;
+
+use crate::{KeyValue, KvError, Result, Table, WriteOp};
+
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `redis://host:port[/db]`.
+    pub url: String,
+    /// Hash names are `<prefix>:<table>`; two stores with one prefix share their data.
+    pub prefix: String,
+    pub pool_size: usize,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub checkout_timeout: Duration,
+    pub breaker: BreakerConfig,
+}
+
+impl RedisOptions {
+    pub fn new(url: impl Into<String>, prefix: impl Into<String>) -> RedisOptions {
+        RedisOptions {
+            url: url.into(),
+            prefix: prefix.into(),
+            pool_size: 10,
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            checkout_timeout: Duration::from_secs(5),
+            breaker: BreakerConfig::default(),
+        }
+    }
+}
+
+pub struct RedisStore {
+    opts: RedisOptions,
+    pool: Pool,
+    rt: tokio::runtime::Runtime,
+    breaker: Arc<CircuitBreaker>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("url", &self.opts.url).field("prefix", &self.opts.prefix).finish()
+    }
+}
+
+/// Why a call failed.
+enum CallError {
+    /// Not reached: counts against the breaker.
+    Transport(String),
+    /// An answer from the server (wrong type, script error, ...).
+    Server(String),
+}
+
+fn classify(e: redis::RedisError) -> CallError {
+    if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+        CallError::Transport(e.to_string())
+    } else {
+        CallError::Server(e.to_string())
+    }
+}
+
+impl RedisStore {
+    /// Builds the pool and checks the server answers PING.
+    pub fn open(opts: RedisOptions) -> Result<RedisStore> {
+        let store = RedisStore::connect(opts)?;
+        store.ping().map_err(|e| KvError::Open { path: store.opts.url.clone(), reason: e.to_string() })?;
+        Ok(store)
+    }
+
+    /// Builds the pool without connecting (connections are made on first use).
+    pub fn connect(opts: RedisOptions) -> Result<RedisStore> {
+        let open_err = |reason: String| KvError::Open { path: opts.url.clone(), reason };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("codemem-redis")
+            .enable_all()
+            .build()
+            .map_err(|e| open_err(format!("cannot start the client runtime: {e}")))?;
+        let mut cfg = PoolCfg::from_url(opts.url.clone());
+        cfg.pool = Some(PoolConfig {
+            max_size: opts.pool_size.max(1),
+            timeouts: Timeouts {
+                wait: Some(opts.checkout_timeout),
+                create: Some(opts.connect_timeout),
+                recycle: Some(opts.connect_timeout),
+            },
+            ..Default::default()
+        });
+        let pool = {
+            let _g = rt.enter();
+            cfg.create_pool(Some(Runtime::Tokio1)).map_err(|e| open_err(e.to_string()))?
+        };
+        let breaker = Arc::new(CircuitBreaker::new(format!("Redis at {}", opts.url), opts.breaker));
+        Ok(RedisStore { opts, pool, rt, breaker })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.opts.url
+    }
+
+    pub fn breaker(&self) -> BreakerSnapshot {
+        self.breaker.snapshot()
+    }
+
+    /// Pool figures: (connections open, idle, max).
+    pub fn pool_status(&self) -> (usize, usize, usize) {
+        let s = self.pool.status();
+        (s.size, s.available, s.max_size)
+    }
+
+    /// PING through the pool and the breaker.
+    pub fn ping(&self) -> Result<()> {
+        self.call("ping", |mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })?;
+        Ok(())
+    }
+
+    /// The server's version (`INFO server`).
+    pub fn server_version(&self) -> Result<String> {
+        let info: String =
+            self.call("info", |mut c| async move { redis::cmd("INFO").arg("server").query_async(&mut c).await })?;
+        Ok(info
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .unwrap_or("unknown")
+            .trim()
+            .to_string())
+    }
+
+    fn hash(&self, t: Table) -> String {
+        format!("{}:{}", self.opts.prefix, t.name())
+    }
+
+    fn block<F: Future + Send>(&self, f: F) -> F::Output
+    where
+        F::Output: Send,
+    {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|s| s.spawn(|| self.rt.block_on(f)).join().expect("redis call panicked"))
+        } else {
+            self.rt.block_on(f)
+        }
+    }
+
+    fn unavailable(&self, reason: String) -> KvError {
+        KvError::Unavailable { backend: "Redis", url: self.opts.url.clone(), reason }
+    }
+
+    /// One command (or transaction) on a pooled connection, under the breaker and a timeout.
+    fn call<T, Fut>(&self, op: &'static str, f: impl FnOnce(deadpool_redis::Connection) -> Fut + Send) -> Result<T>
+    where
+        Fut: Future<Output = redis::RedisResult<T>> + Send,
+        T: Send,
+    {
+        if let Err(rej) = self.breaker.acquire() {
+            return Err(self.unavailable(format!(
+                "circuit breaker open after {} consecutive failures; next attempt in {:.1} s",
+                rej.failures,
+                rej.retry_in.as_secs_f64()
+            )));
+        }
+        let pool = self.pool.clone();
+        let timeout = self.opts.request_timeout;
+        let r = self.block(async move {
+            let conn = match pool.get().await {
+                Ok(c) => c,
+                Err(e) => return Err(CallError::Transport(format!("no connection: {e}"))),
+            };
+            match tokio::time::timeout(timeout, f(conn)).await {
+                Ok(r) => r.map_err(classify),
+                Err(_) => Err(CallError::Transport(format!("no answer within {timeout:?}"))),
+            }
+        });
+        match r {
+            Ok(v) => {
+                self.breaker.on_success();
+                Ok(v)
+            }
+            Err(CallError::Transport(reason)) => {
+                self.breaker.on_failure();
+                let s = self.breaker.snapshot();
+                Err(self.unavailable(format!("{reason} (breaker {}, {} consecutive failures)", s.state, s.consecutive_failures)))
+            }
+            Err(CallError::Server(reason)) => {
+                self.breaker.on_success();
+                Err(KvError::Operation { op, reason: format!("Redis at {}: {reason}", self.opts.url) })
+            }
+        }
+    }
+}
+
+impl KeyValue for RedisStore {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let h = self.hash(table);
+        let key = key.to_vec();
+        self.call("get", |mut c| async move { c.hget::<_, _, Option<Vec<u8>>>(h, key).await })
+    }
+
+    fn get_many(&self, table: Table, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let h = self.hash(table);
+        let keys = keys.to_vec();
+        let got: Vec<Option<Vec<u8>>> = self.call("get_many", |mut c| async move {
+            redis::cmd("HMGET").arg(h).arg(keys).query_async(&mut c).await
+        })?;
+        Ok(got)
+    }
+
+    fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for op in ops {
+            match op {
+                WriteOp::Put { table, key, value } => {
+                    pipe.hset(self.hash(table), key, value).ignore();
+                }
+                WriteOp::Delete { table, key } => {
+                    pipe.hdel(self.hash(table), key).ignore();
+                }
+            }
+        }
+        self.call("write", |mut c| async move { pipe.query_async::<()>(&mut c).await })
+    }
+
+    fn scan(&self, table: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let h = self.hash(table);
+        let mut all: Vec<(Vec<u8>, Vec<u8>)> =
+            self.call("scan", |mut c| async move { c.hgetall::<_, Vec<(Vec<u8>, Vec<u8>)>>(h).await })?;
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all)
+    }
+
+    fn len(&self, table: Table) -> Result<u64> {
+        let h = self.hash(table);
+        self.call("len", |mut c| async move { c.hlen::<_, u64>(h).await })
+    }
+}

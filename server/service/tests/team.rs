@@ -1,0 +1,286 @@
+//! Team mode with real servers: a redis-server and a Qdrant server started by the test on free
+//! ports (see codemem_kv::testing / codemem_store::testing; both fail, never skip, when the
+//! server binary is missing).
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use codemem_core::Config;
+use codemem_embed::{Embedder, HashEmbedder};
+use codemem_kv::testing::RedisServer;
+use codemem_service::{IndexEvent, IndexOptions, IndexStats, OpenOptions, ProgressSink, Project};
+use codemem_store::testing::QdrantServer;
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// `n` Rust files with a few functions each, plus docs and tests.
+fn tree(root: &Path, n: usize) {
+    for i in 0..n {
+        let mut s = String::new();
+        for f in 0..4 {
+            s.push_str(&format!(
+                "/// Handles request kind {i}/{f}.\npub fn handle_{i}_{f}(req: &Request) -> Response {{\n    let v = req.value * {f} + {i};\n    if v > 10 {{\n        return Response::ok(v);\n    }}\n    Response::err(\"small {i} {f}\")\n}}\n\n"
+            ));
+        }
+        write(root, &format!("src/mod_{i}.rs"), &s);
+    }
+    write(root, "README.md", "# Team\n\nA project indexed in team mode.\n\n## Usage\n\nRun it.\n");
+    write(root, "tests/test_it.py", "def test_it():\n    assert handle(1) == 2\n");
+}
+
+fn team_config(redis: Option<&str>, qdrant: Option<&str>) -> Config {
+    let mut cfg = Config::default();
+    cfg.backends.redis_url = redis.unwrap_or_default().to_string();
+    cfg.backends.qdrant_url = qdrant.unwrap_or_default().to_string();
+    cfg.backends.breaker_recovery_secs = 1;
+    cfg.backends.connect_timeout_ms = 500;
+    cfg.backends.request_timeout_ms = 3000;
+    cfg
+}
+
+fn open(home: &Path, root: &Path, cfg: Config) -> Project {
+    let embedder: Arc<dyn Embedder> = Arc::new(HashEmbedder::new(384));
+    Project::open(
+        root,
+        OpenOptions {
+            home: home.to_path_buf(),
+            embedder: Some(embedder),
+            purpose: "test".into(),
+            lock_wait: Duration::ZERO,
+            create: true,
+            config: Some(cfg),
+        },
+    )
+    .unwrap()
+}
+
+fn index_with(p: &Project, progress: &dyn ProgressSink) -> IndexStats {
+    let cancel = AtomicBool::new(false);
+    p.index(IndexOptions { cancel: &cancel, progress }).unwrap()
+}
+
+fn points(p: &Project) -> Vec<(String, u64)> {
+    p.status().unwrap().namespaces.into_iter().map(|n| (n.name, n.points)).collect()
+}
+
+/// Two machines (two homes, two clones of the same tree) on one Redis + Qdrant: the second
+/// embeds nothing, and both hold exactly what the embedded backend holds.
+#[test]
+fn second_clone_embeds_nothing_and_counts_match_embedded() {
+    let redis = RedisServer::start();
+    let qdrant = QdrantServer::start();
+    let cfg = team_config(Some(&redis.url()), Some(&qdrant.url()));
+
+    let (home_a, home_b, home_ref) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (root_a, root_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    tree(root_a.path(), 30);
+    tree(root_b.path(), 30);
+
+    let reference = open(home_ref.path(), root_a.path(), Config::default());
+    let r = index_with(&reference, &|_: IndexEvent| {});
+    let reference_points = points(&reference);
+    drop(reference);
+
+    let a = open(home_a.path(), root_a.path(), cfg.clone());
+    let sa = index_with(&a, &|_: IndexEvent| {});
+    assert_eq!(sa.chunks_embedded, r.chunks_embedded, "the first clone embeds everything");
+    assert_eq!(points(&a), reference_points, "Qdrant holds what the embedded store holds");
+
+    let b = open(home_b.path(), root_b.path(), cfg.clone());
+    let sb = index_with(&b, &|_: IndexEvent| {});
+    eprintln!("first: {} embedded in {} ms; second: {} embedded, {} cache hits, {} ms", sa.chunks_embedded, sa.elapsed_ms, sb.chunks_embedded, sb.cache_hits, sb.elapsed_ms);
+    assert_eq!(sb.chunks_embedded, 0, "every vector came from the shared cache");
+    assert_eq!(sb.cache_hits, sa.chunks_embedded);
+    assert_eq!(points(&b), reference_points);
+
+    let hits = b.search(&codemem_core::Query::new("handle_7_2")).unwrap().hits;
+    assert_eq!(hits.first().map(|h| h.path.as_str()), Some("src/mod_7.rs"));
+    let backends = b.backends();
+    eprintln!("{backends:#?}");
+    assert!(backends.iter().any(|x| x.kind == "qdrant" && x.healthy && x.breaker.as_deref() == Some("closed")));
+    assert!(backends.iter().any(|x| x.kind == "redis" && x.healthy && x.breaker.as_deref() == Some("closed")));
+}
+
+/// Redis dies in the middle of an index run: the run completes (the cache is bypassed), the
+/// breaker opens, and it closes by itself once Redis is back.
+#[test]
+fn redis_killed_mid_index_run_completes_and_breaker_recovers() {
+    let redis = Mutex::new(RedisServer::start());
+    let url = redis.lock().unwrap().url();
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    tree(root.path(), 40);
+    let mut cfg = team_config(Some(&url), None);
+    cfg.embed.batch_size = 2;
+    let p = open(home.path(), root.path(), cfg);
+    let killed = AtomicBool::new(false);
+    let s = index_with(&p, &|e: IndexEvent| {
+        if let IndexEvent::Embed { done, .. } = e {
+            if done > 0 && !killed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                redis.lock().unwrap().kill();
+            }
+        }
+    });
+    assert!(killed.load(std::sync::atomic::Ordering::SeqCst), "Redis was killed during the run");
+    assert!(!s.cancelled && s.embed_errors == 0, "{s:?}");
+    assert_eq!(s.files_indexed, 42);
+    assert_eq!(p.status().unwrap().pending_files, 0, "every file got its vectors");
+    let b = p.backends().into_iter().find(|b| b.kind == "redis").unwrap();
+    eprintln!("after the run: {b:?}");
+    assert!(!b.healthy && b.detail.contains(&url), "{b:?}");
+    // Every further call counts against the breaker until it opens (5 consecutive failures),
+    // then status answers at once without touching Redis.
+    let mut calls = 0;
+    while p.backends().into_iter().find(|b| b.kind == "redis").unwrap().breaker.as_deref() != Some("open") {
+        calls += 1;
+        assert!(calls <= 5, "the breaker opens after 5 consecutive failures");
+    }
+    let t = std::time::Instant::now();
+    let b = p.backends().into_iter().find(|b| b.kind == "redis").unwrap();
+    assert!(t.elapsed() < Duration::from_millis(100), "an open breaker answers at once: {:?}", t.elapsed());
+    assert!(!b.healthy && b.detail.contains("circuit breaker open"), "{b:?}");
+    // Search goes on.
+    assert!(!p.search(&codemem_core::Query::new("handle_3_1")).unwrap().hits.is_empty());
+
+    redis.lock().unwrap().restart();
+    std::thread::sleep(Duration::from_millis(1100));
+    let b = p.backends().into_iter().find(|b| b.kind == "redis").unwrap();
+    assert!(b.healthy, "{b:?}");
+    assert_eq!(b.breaker.as_deref(), Some("closed"));
+}
+
+/// Team-mode figures, not a test: `scripts/bench --only team` runs it with
+/// CODEMEM_BENCH_CORPUS (a tree to index) and CODEMEM_BENCH_ASSETS (a codemem home holding the
+/// model; without it the deterministic hash embedder stands in and the cold/warm ratio means
+/// little). Prints search p50/p99 for the Qdrant server vs embedded, and cold vs warm (shared
+/// Redis cache) index throughput.
+#[test]
+#[ignore]
+fn bench_team() {
+    use codemem_core::{Query, SearchMode};
+    use std::time::Instant;
+    let corpus = std::path::PathBuf::from(std::env::var("CODEMEM_BENCH_CORPUS").expect("CODEMEM_BENCH_CORPUS"));
+    let embedder: Arc<dyn Embedder> = match std::env::var_os("CODEMEM_BENCH_ASSETS") {
+        Some(h) => Arc::new(
+            codemem_embed::OnnxEmbedder::load(&codemem_embed::assets::AssetPaths::in_home(Path::new(&h)), 0, 256)
+                .expect("the model (run scripts/setup)"),
+        ),
+        None => Arc::new(HashEmbedder::new(384)),
+    };
+    let open_with = |home: &Path, root: &Path, cfg: Config| {
+        Project::open(
+            root,
+            OpenOptions { home: home.to_path_buf(), embedder: Some(embedder.clone()), purpose: "bench".into(), lock_wait: Duration::ZERO, create: true, config: Some(cfg) },
+        )
+        .unwrap()
+    };
+    let redis = RedisServer::start();
+    let qdrant = QdrantServer::start();
+    let team = team_config(Some(&redis.url()), Some(&qdrant.url()));
+    let copy = |to: &Path| {
+        let st = std::process::Command::new("cp").arg("-a").arg(format!("{}/.", corpus.display())).arg(to).status().unwrap();
+        assert!(st.success());
+    };
+    let (h1, h2, h3) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (r1, r2, r3) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    copy(r1.path());
+    copy(r2.path());
+    copy(r3.path());
+
+    let embedded = open_with(h3.path(), r3.path(), Config::default());
+    let se = index_with(&embedded, &|_: IndexEvent| {});
+    let cold_p = open_with(h1.path(), r1.path(), team.clone());
+    let cold = index_with(&cold_p, &|_: IndexEvent| {});
+    let warm_p = open_with(h2.path(), r2.path(), team.clone());
+    let warm = index_with(&warm_p, &|_: IndexEvent| {});
+    let rate = |s: &IndexStats| s.chunks_upserted as f64 / (s.elapsed_ms.max(1) as f64 / 1000.0);
+    println!(
+        "BENCH team index: embedded {} chunks in {:.1} s; Redis+Qdrant cold {:.1} s ({:.0} chunks/s, {} embedded); \
+         warm shared cache {:.1} s ({:.0} chunks/s, {} embedded, {} cache hits): warm is {:.1}x faster than cold",
+        se.chunks_upserted,
+        se.elapsed_ms as f64 / 1e3,
+        cold.elapsed_ms as f64 / 1e3,
+        rate(&cold),
+        cold.chunks_embedded,
+        warm.elapsed_ms as f64 / 1e3,
+        rate(&warm),
+        warm.chunks_embedded,
+        warm.cache_hits,
+        cold.elapsed_ms as f64 / warm.elapsed_ms.max(1) as f64
+    );
+    let words = ["parse", "config", "error handling", "read file", "buffer", "serialize", "thread pool", "timeout", "iterator", "hash map"];
+    for mode in [SearchMode::Lexical, SearchMode::Dense, SearchMode::Hybrid] {
+        let mut line = format!("BENCH team search {mode:?}:");
+        for (name, p) in [("embedded", &embedded), ("qdrant-server", &warm_p)] {
+            let mut times: Vec<f64> = Vec::new();
+            for round in 0..5 {
+                for w in words {
+                    let mut q = Query::new(format!("{w} {round}"));
+                    q.mode = mode;
+                    let t = Instant::now();
+                    p.search(&q).unwrap();
+                    times.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            times.sort_by(|a, b| a.total_cmp(b));
+            let pct = |f: f64| times[((times.len() as f64 * f) as usize).min(times.len() - 1)];
+            line.push_str(&format!("  {name} p50 {:.1} ms p99 {:.1} ms", pct(0.5), pct(0.99)));
+        }
+        println!("{line}");
+    }
+}
+
+/// The Qdrant server dies in the middle of an index run: the run completes (writes wait in the
+/// outbox), and once the server is back the outbox is replayed and the server holds exactly
+/// what the embedded reference holds.
+#[test]
+fn qdrant_killed_mid_index_outbox_replays_to_embedded_reference() {
+    let qdrant = Mutex::new(QdrantServer::start());
+    let url = qdrant.lock().unwrap().url();
+    let (home, home_ref) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let root = tempfile::tempdir().unwrap();
+    tree(root.path(), 40);
+    let reference = open(home_ref.path(), root.path(), Config::default());
+    index_with(&reference, &|_: IndexEvent| {});
+    let want = points(&reference);
+    drop(reference);
+
+    let mut cfg = team_config(None, Some(&url));
+    cfg.embed.batch_size = 2;
+    let p = open(home.path(), root.path(), cfg);
+    let killed = AtomicBool::new(false);
+    let s = index_with(&p, &|e: IndexEvent| {
+        if let IndexEvent::Embed { done, .. } = e {
+            if done > 0 && !killed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                qdrant.lock().unwrap().kill();
+            }
+        }
+    });
+    assert!(killed.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(!s.cancelled, "{s:?}");
+    let b = p.backends().into_iter().find(|b| b.kind == "qdrant").unwrap();
+    eprintln!("after the run: {b:?}");
+    assert!(!b.healthy && b.detail.contains("outbox"), "{b:?}");
+    let t = std::time::Instant::now();
+    let e = p.search(&codemem_core::Query::new("handle_3_1")).unwrap_err().to_string();
+    assert!(t.elapsed() < Duration::from_millis(100) && e.contains(&url), "fails fast, naming the URL: {e} ({:?})", t.elapsed());
+
+    qdrant.lock().unwrap().restart();
+    let t = std::time::Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        if points(&p) == want {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "outbox not replayed: {:?} vs {want:?}", points(&p));
+    }
+    let b = p.backends().into_iter().find(|b| b.kind == "qdrant").unwrap();
+    assert!(b.healthy && !b.detail.contains("outbox"), "{b:?}");
+    assert_eq!(p.search(&codemem_core::Query::new("handle_3_1")).unwrap().hits[0].path, "src/mod_3.rs");
+}
