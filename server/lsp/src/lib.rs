@@ -7,6 +7,7 @@
 
 mod convert;
 mod events;
+mod framing;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -56,8 +57,9 @@ pub(crate) struct Shared {
 
 pub struct Backend(Arc<Shared>);
 
-/// Serves LSP on stdin/stdout until the client sends `exit`.
-pub async fn run_stdio(opts: LspOptions) {
+/// Serves LSP on stdin/stdout until the client sends `exit` (or closes stdin). Returns the
+/// process exit code the spec asks for: 1 when `exit` came without `shutdown`.
+pub async fn run_stdio(opts: LspOptions) -> i32 {
     let (service, socket) = LspService::build(|client| {
         Backend(Arc::new(Shared {
             client,
@@ -75,7 +77,23 @@ pub async fn run_stdio(opts: LspOptions) {
     .custom_method("codemem/similar", Backend::similar)
     .custom_method("window/workDoneProgress/cancel", Backend::cancel_progress)
     .finish();
-    Server::new(tokio::io::stdin(), tokio::io::stdout(), socket).serve(service).await;
+    // Malformed client messages are answered by the guard, never seen by the transport
+    // (which would end the session on the first one).
+    let (to_server, server_in) = tokio::io::duplex(1 << 20);
+    let (server_out, from_server) = tokio::io::duplex(1 << 20);
+    let (frames, rx) = tokio::sync::mpsc::unbounded_channel();
+    let writer = tokio::spawn(framing::write_frames(tokio::io::stdout(), rx));
+    tokio::spawn(framing::split_output(from_server, frames.clone()));
+    let guard = tokio::spawn(framing::guard_input(tokio::io::stdin(), to_server, frames));
+    Server::new(server_in, server_out, socket).serve(service).await;
+    let seen = guard.await.unwrap_or_default();
+    // Let the last replies reach stdout.
+    let _ = tokio::time::timeout(Duration::from_millis(500), writer).await;
+    if seen.exit && !seen.shutdown {
+        1
+    } else {
+        0
+    }
 }
 
 fn service_error(e: ServiceError) -> Error {
@@ -486,6 +504,9 @@ impl LanguageServer for Backend {
     async fn code_lens(&self, p: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
         let ws = self.ws()?;
         let path = convert::path(&p.text_document.uri)?;
+        if ws.document_text(&path).is_none() && !path.is_file() {
+            return Err(Error::invalid_params(format!("{} is neither open nor a file on disk", path.display())));
+        }
         let (memories, symbols) =
             tokio::task::spawn_blocking(move || (ws.memories_for(&path), ws.symbols_in(&path))).await.map_err(join_error)?;
         if memories.is_empty() {
@@ -512,6 +533,13 @@ impl LanguageServer for Backend {
     }
 
     async fn code_action(&self, p: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        let ws = self.ws()?;
+        let path = convert::path(&p.text_document.uri)?;
+        if p.range.end < p.range.start {
+            return Err(Error::invalid_params("range end is before its start"));
+        }
+        self.check_position(&ws, &path, p.range.start)?;
+        self.check_position(&ws, &path, p.range.end)?;
         let args = json!({"uri": p.text_document.uri, "range": p.range});
         Ok(Some(vec![CodeActionOrCommand::CodeAction(CodeAction {
             title: "Find similar code".into(),

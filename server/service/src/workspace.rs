@@ -415,7 +415,8 @@ impl Workspace {
         while !query_text.is_char_boundary(cut) {
             cut -= 1;
         }
-        let mode = if self.has_embedder() { SearchMode::Dense } else { SearchMode::Lexical };
+        // Dense finds paraphrases; lexical keeps renamed copies (same tokens) near the top.
+        let mode = if self.has_embedder() { SearchMode::Hybrid } else { SearchMode::Lexical };
         let q = Query {
             namespaces: vec![codemem_core::Namespace::coding(), codemem_core::Namespace::new("testing")?],
             k: (k + 5).min(codemem_core::MAX_K),
