@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-# The harness module lives next to the tests.
+# The harness module lives next to the tests; it builds on the LSP harness in tests/lsp.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "lsp"))
 
 from mcp_harness import SCOPED_CONFIG, HttpServer, Sandbox, http_session, wait_indexed  # noqa: E402
 

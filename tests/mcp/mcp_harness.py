@@ -28,6 +28,9 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+# The temporary CODEMEM_HOME and the binary under test come from the LSP harness (tests/lsp).
+from lsp_harness import codemem_bin, make_home  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 
@@ -62,47 +65,13 @@ TOOLS = {
 }
 
 
-def codemem_bin() -> Path:
-    env = os.environ.get("CODEMEM_BIN")
-    p = Path(env) if env else REPO / "target" / "release" / "codemem"
-    assert p.is_file(), (
-        f"{p} does not exist: build it with `cargo build --release -p codemem-cli` "
-        "(or point CODEMEM_BIN at a codemem binary)"
-    )
-    return p
-
-
-def real_asset_home() -> Path:
-    if os.environ.get("CODEMEM_HOME"):
-        return Path(os.environ["CODEMEM_HOME"])
-    if os.environ.get("XDG_DATA_HOME"):
-        return Path(os.environ["XDG_DATA_HOME"]) / "codemem"
-    return Path.home() / ".local" / "share" / "codemem"
-
-
-REQUIRED_ASSETS = [
-    "runtime/libonnxruntime.so.1.32.0",
-    "models/all-minilm-l6-v2-int8/model.onnx",
-    "models/all-minilm-l6-v2-int8/tokenizer.json",
-]
-
-
 class Sandbox:
     """A temporary codemem home and a copy of the polyglot fixture as the workspace."""
 
     def __init__(self, name: str, config: str = "") -> None:
-        real = real_asset_home()
-        missing = [str(real / a) for a in REQUIRED_ASSETS if not (real / a).is_file()]
-        assert not missing, (
-            f"the embedding runtime/model are not installed (missing: {', '.join(missing)}); "
-            "run scripts/setup from the workspace root, then run the tests again"
-        )
         # No leading dot anywhere in the path: the walker skips hidden entries.
         self.dir = Path(tempfile.mkdtemp(prefix=f"codemem-mcp-{name}-")).resolve()
-        self.home = self.dir / "home"
-        self.home.mkdir()
-        for sub in ("runtime", "models"):
-            os.symlink(real / sub, self.home / sub)
+        self.home = make_home(self.dir)
         self.root = self.dir / "polyglot"
         shutil.copytree(FIXTURES / "polyglot", self.root)
         if config:
