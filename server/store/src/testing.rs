@@ -32,15 +32,32 @@ pub struct QdrantServer {
 }
 
 impl QdrantServer {
-    /// Starts a server and waits until `/readyz` answers (panics with a clear message otherwise).
+    /// Starts a server and waits until `/readyz` answers and the gRPC port accepts connections
+    /// (panics with a clear message otherwise).
     pub fn start() -> QdrantServer {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut s = QdrantServer { child: None, http_port: free_port(), grpc_port: free_port(), dir };
-        s.spawn();
-        s
+        let mut s = QdrantServer { child: None, http_port: 0, grpc_port: 0, dir };
+        // A port picked as free can be taken by a parallel test before the server binds it:
+        // start again on other ports when the server does not come up.
+        for attempt in 1..=3 {
+            s.http_port = free_port();
+            s.grpc_port = free_port();
+            match s.try_spawn() {
+                Ok(()) => return s,
+                Err(e) if attempt < 3 => eprintln!("qdrant test server: {e}; retrying on other ports"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        unreachable!()
     }
 
     fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_spawn(&mut self) -> Result<(), String> {
         let bin = qdrant_bin();
         assert!(
             bin.is_file(),
@@ -62,19 +79,27 @@ impl QdrantServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         self.child = Some(child);
-        self.wait_ready(Duration::from_secs(60));
+        self.wait_ready(Duration::from_secs(60))
     }
 
-    fn wait_ready(&mut self, limit: Duration) {
+    fn wait_ready(&mut self, limit: Duration) -> Result<(), String> {
         let t = Instant::now();
         loop {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("the Qdrant server exited during start-up ({status})");
+                self.child = None;
+                return Err(format!("the Qdrant server exited during start-up ({status})"));
             }
-            if http_get_ok(self.http_port, "/readyz") {
-                return;
+            // The HTTP API can be ready before the gRPC listener (what qdrant-client uses) is bound.
+            if http_get_ok(self.http_port, "/readyz") && accepts(self.grpc_port) {
+                return Ok(());
             }
-            assert!(t.elapsed() < limit, "the Qdrant server did not become ready within {limit:?}");
+            if t.elapsed() > limit {
+                self.kill();
+                return Err(format!(
+                    "the Qdrant server did not become ready (HTTP /readyz on {}, gRPC on {}) within {limit:?}",
+                    self.http_port, self.grpc_port
+                ));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -103,6 +128,11 @@ impl Drop for QdrantServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// True when something accepts TCP connections on the port.
+fn accepts(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
 }
 
 /// A bare HTTP/1.0 GET; true on a 200 answer.
