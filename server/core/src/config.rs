@@ -47,6 +47,9 @@ pub struct BackendsConfig {
     pub request_timeout_ms: u64,
     /// How long a request waits for a free pooled connection (milliseconds).
     pub checkout_timeout_ms: u64,
+    /// Seconds between background health checks of each remote backend (idle Redis
+    /// connections PINGed, the Qdrant health call); 0 disables them.
+    pub health_interval_secs: u64,
 }
 
 impl Default for BackendsConfig {
@@ -61,6 +64,7 @@ impl Default for BackendsConfig {
             connect_timeout_ms: 2000,
             request_timeout_ms: 10_000,
             checkout_timeout_ms: 5000,
+            health_interval_secs: 30,
         }
     }
 }

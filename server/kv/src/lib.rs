@@ -14,7 +14,7 @@ mod shared_cache;
 pub mod testing;
 
 pub use redb_store::RedbStore;
-pub use redis_store::{RedisOptions, RedisStore};
+pub use redis_store::{RedisHealth, RedisOptions, RedisStore};
 pub use shared_cache::{SharedCacheKv, SharedCacheStats};
 
 /// Logical tables. Backends map them to redb tables or key prefixes.

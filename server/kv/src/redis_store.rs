@@ -7,15 +7,24 @@
 //! refused connections and timeouts count against it; while it is open calls fail at once with
 //! [`KvError::Unavailable`] naming the URL and the breaker state.
 //!
+//! A health task on the store's runtime runs every `health_interval` (default 30 s; zero
+//! disables it): it PINGs the idle pooled connections and drops the dead ones, so a restarted
+//! or vanished server does not leave stale connections waiting for the next checkout. When it
+//! finds dead ones, or the breaker's recovery time is over, it makes one PING through the pool
+//! and the breaker like any call (a failure counts). While the breaker is open it does nothing.
+//! [`RedisStore::health_stats`] reports what it did.
+//!
 //! The trait is synchronous; the pool lives on a small tokio runtime owned by the store. Calls
 //! made from inside another tokio runtime are driven on a scoped helper thread (never by
 //! blocking that runtime's executor with `block_on`).
 
+use std::collections::HashSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use codemem_resilience::{BreakerConfig, BreakerSnapshot, CircuitBreaker};
+use codemem_resilience::{BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker};
 use deadpool_redis::{Config as PoolCfg, Pool, PoolConfig, Runtime, Timeouts};
 use redis::AsyncCommands;
 
@@ -32,6 +41,8 @@ pub struct RedisOptions {
     pub request_timeout: Duration,
     pub checkout_timeout: Duration,
     pub breaker: BreakerConfig,
+    /// How often idle pooled connections are PINGed; zero disables the health task.
+    pub health_interval: Duration,
 }
 
 impl RedisOptions {
@@ -44,6 +55,7 @@ impl RedisOptions {
             request_timeout: Duration::from_secs(10),
             checkout_timeout: Duration::from_secs(5),
             breaker: BreakerConfig::default(),
+            health_interval: Duration::from_secs(30),
         }
     }
 }
@@ -53,6 +65,7 @@ pub struct RedisStore {
     pool: Pool,
     rt: tokio::runtime::Runtime,
     breaker: Arc<CircuitBreaker>,
+    health: Arc<HealthCounters>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -74,6 +87,128 @@ fn classify(e: redis::RedisError) -> CallError {
         CallError::Transport(e.to_string())
     } else {
         CallError::Server(e.to_string())
+    }
+}
+
+/// What the background health task has done since the store was built (for `status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RedisHealth {
+    /// Health rounds run (rounds skipped while the breaker was open not included).
+    pub checks: u64,
+    /// Rounds skipped because the breaker was open.
+    pub skipped_open: u64,
+    /// Rounds whose PING through the pool failed (each counted against the breaker).
+    pub failures: u64,
+    /// Idle pooled connections PINGed.
+    pub connections_pinged: u64,
+    /// Dead idle connections dropped from the pool.
+    pub connections_dropped: u64,
+}
+
+#[derive(Default)]
+struct HealthCounters {
+    checks: AtomicU64,
+    skipped_open: AtomicU64,
+    failures: AtomicU64,
+    pinged: AtomicU64,
+    dropped: AtomicU64,
+}
+
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// PING on a pooled connection (created if none is idle), like a call.
+async fn ping_pooled(pool: &Pool, timeout: Duration) -> std::result::Result<(), CallError> {
+    let mut conn = pool.get().await.map_err(|e| CallError::Transport(format!("no connection: {e}")))?;
+    match tokio::time::timeout(timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await {
+        Ok(r) => r.map(drop).map_err(classify),
+        Err(_) => Err(CallError::Transport(format!("no answer within {timeout:?}"))),
+    }
+}
+
+/// The background health task's state.
+struct HealthTask {
+    url: String,
+    pool: Pool,
+    breaker: Arc<CircuitBreaker>,
+    counters: Arc<HealthCounters>,
+    /// For a PING on an idle connection (the pool's recycle timeout).
+    ping_timeout: Duration,
+    request_timeout: Duration,
+}
+
+impl HealthTask {
+    async fn run(self, every: Duration) {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.round().await;
+        }
+    }
+
+    async fn round(&self) {
+        let c = &self.counters;
+        let snap = self.breaker.snapshot();
+        if snap.state == BreakerState::Open && snap.retry_in.is_some_and(|d| !d.is_zero()) {
+            bump(&c.skipped_open, 1);
+            return;
+        }
+        bump(&c.checks, 1);
+        if snap.state == BreakerState::Closed && self.drop_dead_idle().await == 0 {
+            return;
+        }
+        // Dead connections found, or the recovery time is over: one PING through the pool
+        // under the breaker, like any call (it opens a fresh connection if none is idle).
+        if self.breaker.acquire().is_err() {
+            return; // another call holds the half-open trial
+        }
+        match ping_pooled(&self.pool, self.request_timeout).await {
+            Ok(()) | Err(CallError::Server(_)) => self.breaker.on_success(),
+            Err(CallError::Transport(reason)) => {
+                self.breaker.on_failure();
+                bump(&c.failures, 1);
+                tracing::warn!(url = %self.url, %reason, "Redis health check failed");
+            }
+        }
+    }
+
+    /// PINGs every idle pooled connection, concurrently, and drops the ones that do not
+    /// answer. The PING goes through a clone (a multiplexed connection serves concurrent
+    /// requests), so the pool keeps serving meanwhile. Returns how many did not answer.
+    async fn drop_dead_idle(&self) -> usize {
+        let mut idle = Vec::new();
+        self.pool.retain(|conn, m| {
+            idle.push((conn.clone(), (m.created, m.recycled)));
+            true
+        });
+        if idle.is_empty() {
+            return 0;
+        }
+        bump(&self.counters.pinged, idle.len() as u64);
+        let mut pings = tokio::task::JoinSet::new();
+        for (mut conn, key) in idle {
+            let t = self.ping_timeout;
+            pings.spawn(async move {
+                let ok = matches!(tokio::time::timeout(t, redis::cmd("PING").query_async::<String>(&mut conn)).await, Ok(Ok(_)));
+                (key, ok)
+            });
+        }
+        let mut dead: HashSet<(Instant, Option<Instant>)> = HashSet::new();
+        while let Some(r) = pings.join_next().await {
+            if let Ok((key, false)) = r {
+                dead.insert(key);
+            }
+        }
+        if dead.is_empty() {
+            return 0;
+        }
+        // Only those still idle and not handed out since (a checkout PINGs them again anyway).
+        let removed = self.pool.retain(|_, m| !dead.contains(&(m.created, m.recycled))).removed.len();
+        bump(&self.counters.dropped, removed as u64);
+        tracing::info!(url = %self.url, dead = dead.len(), dropped = removed, "dropped dead pooled Redis connections");
+        dead.len()
     }
 }
 
@@ -109,7 +244,33 @@ impl RedisStore {
             cfg.create_pool(Some(Runtime::Tokio1)).map_err(|e| open_err(e.to_string()))?
         };
         let breaker = Arc::new(CircuitBreaker::new(format!("Redis at {}", opts.url), opts.breaker));
-        Ok(RedisStore { opts, pool, rt, breaker })
+        let health = Arc::new(HealthCounters::default());
+        if !opts.health_interval.is_zero() {
+            let task = HealthTask {
+                url: opts.url.clone(),
+                pool: pool.clone(),
+                breaker: breaker.clone(),
+                counters: health.clone(),
+                ping_timeout: opts.connect_timeout,
+                request_timeout: opts.request_timeout,
+            };
+            // Lives on the store's runtime: it ends when the store (and so the runtime) is dropped.
+            rt.spawn(task.run(opts.health_interval));
+        }
+        Ok(RedisStore { opts, pool, rt, breaker, health })
+    }
+
+    /// What the background health task has done so far.
+    pub fn health_stats(&self) -> RedisHealth {
+        let c = &self.health;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        RedisHealth {
+            checks: get(&c.checks),
+            skipped_open: get(&c.skipped_open),
+            failures: get(&c.failures),
+            connections_pinged: get(&c.pinged),
+            connections_dropped: get(&c.dropped),
+        }
     }
 
     pub fn url(&self) -> &str {

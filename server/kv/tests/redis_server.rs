@@ -107,3 +107,81 @@ fn redis_down_bypasses_the_shared_cache_and_breaker_recovers() {
     assert_eq!(shared.breaker().state, BreakerState::Closed, "recovery time + one request closes it");
     assert_eq!(shared.get(Table::Embeddings, b"back").unwrap(), Some(vec![1, 2, 3, 4]));
 }
+
+/// redis-server is killed and restarted on the same port: the health timer finds the pool's
+/// idle connections dead and drops them by itself, so the next call gets a live connection.
+#[test]
+fn health_timer_drops_dead_idle_connections_after_a_restart() {
+    let mut server = RedisServer::start();
+    let mut o = opts(&server, "health");
+    o.health_interval = Duration::from_millis(300);
+    let kv = Arc::new(RedisStore::open(o).unwrap());
+    let threads: Vec<_> = (0..4u8)
+        .map(|t| {
+            let kv = kv.clone();
+            std::thread::spawn(move || {
+                for i in 0..20u8 {
+                    kv.write(vec![WriteOp::Put { table: Table::Meta, key: vec![t, i], value: vec![i] }]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let (size, idle, _) = kv.pool_status();
+    eprintln!("pool before the restart: {size} connections, {idle} idle");
+    assert!(idle >= 1, "idle connections wait in the pool");
+
+    server.restart();
+    let t = Instant::now();
+    while kv.health_stats().connections_dropped == 0 {
+        assert!(t.elapsed() < Duration::from_secs(20), "the health timer dropped no dead connection: {:?}", kv.health_stats());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stats = kv.health_stats();
+    eprintln!("health after the restart: {stats:?}, breaker {:?}", kv.breaker());
+    assert!(stats.checks >= 1 && stats.connections_pinged >= stats.connections_dropped);
+
+    // The first call after the restart succeeds: no dead connection is handed out.
+    assert_eq!(kv.get(Table::Meta, &[0, 0]).unwrap(), None, "the restarted server is empty");
+    let b = kv.breaker();
+    assert_eq!((b.state, b.consecutive_failures, b.times_opened), (BreakerState::Closed, 0, 0));
+}
+
+/// While the breaker is open the health timer leaves the server alone; once the recovery time
+/// is over its trial PING closes the breaker without any call.
+#[test]
+fn health_timer_skips_while_open_and_closes_the_breaker_when_back() {
+    let mut server = RedisServer::start();
+    let mut o = opts(&server, "health-open");
+    o.health_interval = Duration::from_millis(100);
+    o.breaker = BreakerConfig { failure_threshold: 3, recovery: Duration::from_secs(4) };
+    let kv = RedisStore::open(o).unwrap();
+
+    server.kill();
+    for _ in 0..3 {
+        if kv.breaker().state == BreakerState::Open {
+            break;
+        }
+        assert!(matches!(kv.get(Table::Meta, b"k"), Err(KvError::Unavailable { .. })));
+    }
+    assert_eq!(kv.breaker().state, BreakerState::Open);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = kv.health_stats();
+    std::thread::sleep(Duration::from_millis(600));
+    let during = kv.health_stats();
+    eprintln!("while open: {before:?} -> {during:?}");
+    assert_eq!(kv.breaker().state, BreakerState::Open, "recovery time not over yet");
+    assert_eq!(during.checks, before.checks, "no health check while the breaker is open");
+    assert!(during.skipped_open > before.skipped_open, "the timer kept running: {during:?}");
+
+    server.restart();
+    let t = Instant::now();
+    while kv.breaker().state != BreakerState::Closed {
+        assert!(t.elapsed() < Duration::from_secs(30), "the health timer did not close the breaker: {:?}", kv.breaker());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(kv.health_stats().checks > during.checks);
+    assert_eq!(kv.breaker().times_opened, 1);
+}

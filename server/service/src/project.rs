@@ -84,6 +84,7 @@ pub fn redis_for(cfg: &Config) -> Result<Option<Arc<RedisStore>>> {
     o.request_timeout = Duration::from_millis(b.request_timeout_ms);
     o.checkout_timeout = Duration::from_millis(b.checkout_timeout_ms);
     o.breaker = breaker_config(cfg);
+    o.health_interval = Duration::from_secs(b.health_interval_secs);
     Ok(Some(Arc::new(RedisStore::connect(o)?)))
 }
 
@@ -100,6 +101,7 @@ pub fn qdrant_options(cfg: &Config, id: &ProjectId) -> Option<QdrantOptions> {
     o.connect_timeout = Duration::from_millis(b.connect_timeout_ms);
     o.request_timeout = Duration::from_millis(b.request_timeout_ms);
     o.breaker = breaker_config(cfg);
+    o.health_interval = Duration::from_secs(b.health_interval_secs);
     Some(o)
 }
 

@@ -14,8 +14,8 @@ mod server;
 pub mod testing;
 
 pub use edge::EdgeStore;
-pub use outbox::Outbox;
-pub use server::{collection_prefix, QdrantOptions, QdrantStore};
+pub use outbox::{GuardedStore, Outbox, DEFAULT_REPLAY_INTERVAL};
+pub use server::{collection_prefix, QdrantHealth, QdrantOptions, QdrantStore};
 
 use codemem_core::{lexical::SparseVec, Namespace};
 use serde_json::{Map, Value};

@@ -7,17 +7,23 @@
 //! dimension) count as healthy. While the breaker is open, calls fail at once with
 //! [`StoreError::Unavailable`] naming the URL and the breaker state.
 //!
+//! A health task on the store's runtime calls the server's health RPC every `health_interval`
+//! (default 30 s; zero disables it) under the breaker, like any call: a failure counts, a
+//! success after the recovery time closes it, and while it is open the task does nothing.
+//! [`QdrantStore::health_stats`] reports what it did.
+//!
 //! The trait is synchronous; the async client runs on a small runtime owned by the store. A call
 //! made from inside another tokio runtime is driven on a scoped helper thread, so it never
 //! panics there (callers should still use `spawn_blocking`, as for every `VectorStore`).
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use codemem_core::{lexical::SparseVec, Namespace};
-use codemem_resilience::{BreakerConfig, BreakerSnapshot, CircuitBreaker};
+use codemem_resilience::{BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker};
 use qdrant_client::qdrant::{
     point_id::PointIdOptions, vectors_config::Config as VectorsConfigKind, Condition, CountPointsBuilder,
     CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter,
@@ -51,6 +57,8 @@ pub struct QdrantOptions {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub breaker: BreakerConfig,
+    /// How often the health RPC runs in the background; zero disables it.
+    pub health_interval: Duration,
 }
 
 impl QdrantOptions {
@@ -63,6 +71,7 @@ impl QdrantOptions {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
             breaker: BreakerConfig::default(),
+            health_interval: Duration::from_secs(30),
         }
     }
 }
@@ -74,8 +83,51 @@ pub struct QdrantStore {
     client: Qdrant,
     rt: tokio::runtime::Runtime,
     breaker: Arc<CircuitBreaker>,
+    health: Arc<HealthCounters>,
     /// Collections known to exist (created or seen).
     known: RwLock<HashSet<String>>,
+}
+
+/// What the background health task has done since the store was opened (for `status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QdrantHealth {
+    /// Health calls made.
+    pub checks: u64,
+    /// Rounds skipped because the breaker was open (or another call held its trial).
+    pub skipped_open: u64,
+    /// Health calls that did not reach the server (each counted against the breaker).
+    pub failures: u64,
+}
+
+#[derive(Default)]
+struct HealthCounters {
+    checks: AtomicU64,
+    skipped_open: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// The background health task: the health RPC under the breaker, every `every`.
+async fn health_task(url: String, client: Qdrant, breaker: Arc<CircuitBreaker>, counters: Arc<HealthCounters>, every: Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let snap = breaker.snapshot();
+        let waiting = snap.state == BreakerState::Open && snap.retry_in.is_some_and(|d| !d.is_zero());
+        if waiting || breaker.acquire().is_err() {
+            counters.skipped_open.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        counters.checks.fetch_add(1, Ordering::Relaxed);
+        match client.health_check().await {
+            Err(e) if is_transport(&e) => {
+                breaker.on_failure();
+                counters.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(url = %url, error = %short(&e), "Qdrant health check failed");
+            }
+            _ => breaker.on_success(),
+        }
+    }
 }
 
 impl std::fmt::Debug for QdrantStore {
@@ -146,7 +198,12 @@ impl QdrantStore {
             Qdrant::new(cfg).map_err(|e| open_err(e.to_string()))?
         };
         let breaker = Arc::new(CircuitBreaker::new(format!("Qdrant at {}", opts.url), opts.breaker));
-        let store = QdrantStore { opts, dim, client, rt, breaker, known: RwLock::new(HashSet::new()) };
+        let health = Arc::new(HealthCounters::default());
+        if !opts.health_interval.is_zero() {
+            // Lives on the store's runtime: it ends when the store (and so the runtime) is dropped.
+            rt.spawn(health_task(opts.url.clone(), client.clone(), breaker.clone(), health.clone(), opts.health_interval));
+        }
+        let store = QdrantStore { opts, dim, client, rt, breaker, health, known: RwLock::new(HashSet::new()) };
         let existing = match store.call("open", None, |c| async move { c.list_collections().await }) {
             Ok(e) => e,
             // Down now: open anyway (writes can queue in an outbox; reads fail fast until it is
@@ -197,6 +254,16 @@ impl QdrantStore {
     /// The breaker guarding this server (for status reports).
     pub fn breaker(&self) -> BreakerSnapshot {
         self.breaker.snapshot()
+    }
+
+    /// What the background health task has done so far.
+    pub fn health_stats(&self) -> QdrantHealth {
+        let c = &self.health;
+        QdrantHealth {
+            checks: c.checks.load(Ordering::Relaxed),
+            skipped_open: c.skipped_open.load(Ordering::Relaxed),
+            failures: c.failures.load(Ordering::Relaxed),
+        }
     }
 
     /// Server version (a health call that bypasses nothing: it goes through the breaker).
@@ -320,6 +387,12 @@ impl QdrantStore {
         } else {
             Err(StoreError::Dimension { expected: self.dim, got: v.len() })
         }
+    }
+}
+
+impl crate::outbox::GuardedStore for QdrantStore {
+    fn breaker_snapshot(&self) -> Option<BreakerSnapshot> {
+        Some(self.breaker.snapshot())
     }
 }
 

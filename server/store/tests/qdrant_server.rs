@@ -149,3 +149,110 @@ fn qdrant_killed_while_writes_arrive_outbox_replays_to_reference() {
     let remote = Outbox::open(std::sync::Arc::new(QdrantStore::open(o, 8).unwrap()), &dir.path().join("outbox.redb")).unwrap();
     assert_eq!(remote.pending(), 0);
 }
+
+/// The health timer alone (no calls) counts failed health calls against the breaker, leaves
+/// the server alone while the breaker is open, and closes it once the server is back.
+#[test]
+fn health_timer_opens_skips_and_closes_the_breaker_without_calls() {
+    let mut server = QdrantServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(&server, dir.path());
+    o.breaker = BreakerConfig { failure_threshold: 3, recovery: Duration::from_secs(4) };
+    o.connect_timeout = Duration::from_millis(300);
+    o.request_timeout = Duration::from_secs(2);
+    o.health_interval = Duration::from_millis(100);
+    let store = QdrantStore::open(o, 8).unwrap();
+
+    server.kill();
+    let t = Instant::now();
+    while store.breaker().state != BreakerState::Open {
+        assert!(t.elapsed() < Duration::from_secs(30), "failed health calls did not open the breaker: {:?}", store.health_stats());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(store.health_stats().failures >= 3, "{:?}", store.health_stats());
+    std::thread::sleep(Duration::from_millis(200));
+    let before = store.health_stats();
+    std::thread::sleep(Duration::from_millis(600));
+    let during = store.health_stats();
+    eprintln!("while open: {before:?} -> {during:?}");
+    assert_eq!(store.breaker().state, BreakerState::Open, "recovery time not over yet");
+    assert_eq!(during.checks, before.checks, "no health call while the breaker is open");
+    assert!(during.skipped_open > before.skipped_open, "the timer kept running: {during:?}");
+
+    server.restart();
+    let t = Instant::now();
+    while store.breaker().state != BreakerState::Closed {
+        assert!(t.elapsed() < Duration::from_secs(60), "the health timer did not close the breaker: {:?}", store.breaker());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(store.health_stats().checks > during.checks);
+}
+
+/// Qdrant is killed while writes arrive and restarted afterwards; with no further call, the
+/// outbox's background replayer drains the queue in order and the server ends up holding
+/// exactly what the embedded reference holds.
+#[test]
+fn outbox_replays_by_itself_once_qdrant_is_back() {
+    use codemem_store::{EdgeStore, Outbox};
+    let mut server = QdrantServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(&server, dir.path());
+    o.breaker = BreakerConfig { failure_threshold: 5, recovery: Duration::from_millis(500) };
+    o.connect_timeout = Duration::from_millis(300);
+    o.request_timeout = Duration::from_secs(2);
+    // No health timer: the replayer alone must get past the open breaker.
+    o.health_interval = Duration::ZERO;
+    let remote = Outbox::open_with(
+        std::sync::Arc::new(QdrantStore::open(o, 8).unwrap()),
+        &dir.path().join("outbox.redb"),
+        Duration::from_millis(200),
+    )
+    .unwrap();
+    let reference = EdgeStore::open(&dir.path().join("edge"), 8).unwrap();
+    let ns = Namespace::coding();
+    for batch in 0..30u64 {
+        if batch == 10 {
+            server.kill();
+        }
+        let pts: Vec<StorePoint> = (batch * 25..batch * 25 + 25).map(point).collect();
+        remote.upsert(&ns, pts.clone()).expect("a write is acknowledged even while the server is down");
+        reference.upsert(&ns, pts).unwrap();
+        if batch % 4 == 3 {
+            let gone: Vec<u64> = (batch * 25 - 30..batch * 25 - 20).collect();
+            remote.delete_ids(&ns, &gone).unwrap();
+            reference.delete_ids(&ns, &gone).unwrap();
+            let paths = vec![format!("src/{}.rs", batch * 25 + 1)];
+            remote.delete_paths(&ns, &paths).unwrap();
+            reference.delete_paths(&ns, &paths).unwrap();
+            let dense = vec![(batch * 25 + 2, codemem_store::contract::pseudo_random_vector(999 + batch, 8))];
+            remote.set_dense(&ns, dense.clone()).unwrap();
+            reference.set_dense(&ns, dense).unwrap();
+        }
+    }
+    let queued = remote.pending();
+    eprintln!("{queued} writes queued while the server is down");
+    assert!(queued >= 20, "writes were queued while the server was down ({queued})");
+
+    server.restart();
+    let t = Instant::now();
+    while remote.pending() > 0 {
+        assert!(t.elapsed() < Duration::from_secs(30), "outbox not drained by itself: {} left", remote.pending());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(remote.replayed(), queued, "every queued write was replayed, once");
+    assert_eq!(remote.inner().breaker().state, BreakerState::Closed);
+    let want = reference.count(&ns).unwrap();
+    assert_eq!(remote.count(&ns).unwrap(), want, "final point count equals the embedded reference");
+    let ids = |s: &dyn VectorStore| {
+        let mut v: Vec<u64> = s.scroll(&ns, &SearchFilter::default(), 10_000).unwrap().into_iter().map(|h| h.id).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&remote), ids(&reference));
+    let q = SearchVector::Dense(codemem_store::contract::pseudo_random_vector(999 + 27, 8));
+    assert_eq!(
+        remote.search(&ns, &q, &SearchFilter::default(), 1).unwrap()[0].id,
+        reference.search(&ns, &q, &SearchFilter::default(), 1).unwrap()[0].id,
+        "the replayed set_dense landed"
+    );
+}
