@@ -50,6 +50,9 @@ pub struct BackendsConfig {
     /// Seconds between background health checks of each remote backend (idle Redis
     /// connections PINGed, the Qdrant health call); 0 disables them.
     pub health_interval_secs: u64,
+    /// Team mode: the indexing lease in Redis lapses this long after its holder stops renewing
+    /// it (a crashed indexer blocks the others at most this long; milliseconds).
+    pub lease_ttl_ms: u64,
 }
 
 impl Default for BackendsConfig {
@@ -65,6 +68,7 @@ impl Default for BackendsConfig {
             request_timeout_ms: 10_000,
             checkout_timeout_ms: 5000,
             health_interval_secs: 30,
+            lease_ttl_ms: 30_000,
         }
     }
 }
@@ -374,6 +378,7 @@ impl Config {
             ("connect_timeout_ms", b.connect_timeout_ms),
             ("request_timeout_ms", b.request_timeout_ms),
             ("checkout_timeout_ms", b.checkout_timeout_ms),
+            ("lease_ttl_ms", b.lease_ttl_ms),
         ] {
             if v == 0 {
                 return Err(bad(format!("backends.{k} must be positive")));

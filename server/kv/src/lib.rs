@@ -11,11 +11,13 @@
 mod redb_store;
 mod redis_store;
 mod shared_cache;
+mod team;
 pub mod testing;
 
 pub use redb_store::RedbStore;
 pub use redis_store::{RedisHealth, RedisOptions, RedisStore};
 pub use shared_cache::{SharedCacheKv, SharedCacheStats};
+pub use team::{Lease, ProjectState, Subscription};
 
 /// Logical tables. Backends map them to redb tables or key prefixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -63,7 +63,9 @@ impl RedisOptions {
 pub struct RedisStore {
     opts: RedisOptions,
     pool: Pool,
-    rt: tokio::runtime::Runtime,
+    /// Taken on drop and shut down in the background: a store may be dropped on an async
+    /// thread (a server's last reference), where dropping a runtime in place panics.
+    rt: Option<tokio::runtime::Runtime>,
     breaker: Arc<CircuitBreaker>,
     health: Arc<HealthCounters>,
 }
@@ -257,7 +259,7 @@ impl RedisStore {
             // Lives on the store's runtime: it ends when the store (and so the runtime) is dropped.
             rt.spawn(task.run(opts.health_interval));
         }
-        Ok(RedisStore { opts, pool, rt, breaker, health })
+        Ok(RedisStore { opts, pool, rt: Some(rt), breaker, health })
     }
 
     /// What the background health task has done so far.
@@ -309,14 +311,14 @@ impl RedisStore {
         format!("{}:{}", self.opts.prefix, t.name())
     }
 
-    fn block<F: Future + Send>(&self, f: F) -> F::Output
+    pub(crate) fn block<F: Future + Send>(&self, f: F) -> F::Output
     where
         F::Output: Send,
     {
         if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| s.spawn(|| self.rt.block_on(f)).join().expect("redis call panicked"))
+            std::thread::scope(|s| s.spawn(|| self.rt().block_on(f)).join().expect("redis call panicked"))
         } else {
-            self.rt.block_on(f)
+            self.rt().block_on(f)
         }
     }
 
@@ -325,7 +327,7 @@ impl RedisStore {
     }
 
     /// One command (or transaction) on a pooled connection, under the breaker and a timeout.
-    fn call<T, Fut>(&self, op: &'static str, f: impl FnOnce(deadpool_redis::Connection) -> Fut + Send) -> Result<T>
+    pub(crate) fn call<T, Fut>(&self, op: &'static str, f: impl FnOnce(deadpool_redis::Connection) -> Fut + Send) -> Result<T>
     where
         Fut: Future<Output = redis::RedisResult<T>> + Send,
         T: Send,
@@ -367,54 +369,80 @@ impl RedisStore {
     }
 }
 
-impl KeyValue for RedisStore {
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let h = self.hash(table);
-        let key = key.to_vec();
-        self.call("get", |mut c| async move { c.hget::<_, _, Option<Vec<u8>>>(h, key).await })
-    }
-
-    fn get_many(&self, table: Table, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+/// Hash commands on any hash name (the tables of this store, or a project's shared state).
+impl RedisStore {
+    pub(crate) fn hash_get_many(&self, h: String, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let h = self.hash(table);
         let keys = keys.to_vec();
-        let got: Vec<Option<Vec<u8>>> = self.call("get_many", |mut c| async move {
-            redis::cmd("HMGET").arg(h).arg(keys).query_async(&mut c).await
-        })?;
-        Ok(got)
+        self.call("get_many", |mut c| async move { redis::cmd("HMGET").arg(h).arg(keys).query_async(&mut c).await })
     }
 
-    fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
+    /// One MULTI/EXEC transaction over `(hash, op)` pairs, in order.
+    pub(crate) fn hash_write(&self, ops: Vec<(String, WriteOp)>) -> Result<()> {
         if ops.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for op in ops {
+        for (h, op) in ops {
             match op {
-                WriteOp::Put { table, key, value } => {
-                    pipe.hset(self.hash(table), key, value).ignore();
+                WriteOp::Put { key, value, .. } => {
+                    pipe.hset(h, key, value).ignore();
                 }
-                WriteOp::Delete { table, key } => {
-                    pipe.hdel(self.hash(table), key).ignore();
+                WriteOp::Delete { key, .. } => {
+                    pipe.hdel(h, key).ignore();
                 }
             }
         }
         self.call("write", |mut c| async move { pipe.query_async::<()>(&mut c).await })
     }
 
-    fn scan(&self, table: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let h = self.hash(table);
+    pub(crate) fn hash_scan(&self, h: String) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut all: Vec<(Vec<u8>, Vec<u8>)> =
             self.call("scan", |mut c| async move { c.hgetall::<_, Vec<(Vec<u8>, Vec<u8>)>>(h).await })?;
         all.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(all)
     }
 
-    fn len(&self, table: Table) -> Result<u64> {
-        let h = self.hash(table);
+    pub(crate) fn hash_len(&self, h: String) -> Result<u64> {
         self.call("len", |mut c| async move { c.hlen::<_, u64>(h).await })
+    }
+}
+
+impl KeyValue for RedisStore {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_many(table, &[key.to_vec()])?.pop().flatten())
+    }
+
+    fn get_many(&self, table: Table, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.hash_get_many(self.hash(table), keys)
+    }
+
+    fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
+        self.hash_write(ops.into_iter().map(|op| (self.hash(crate::team::op_table(&op)), op)).collect())
+    }
+
+    fn scan(&self, table: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.hash_scan(self.hash(table))
+    }
+
+    fn len(&self, table: Table) -> Result<u64> {
+        self.hash_len(self.hash(table))
+    }
+}
+
+impl RedisStore {
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.rt.as_ref().expect("the runtime lives until the store is dropped")
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
 }

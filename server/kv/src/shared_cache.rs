@@ -6,15 +6,24 @@
 //! machine with the same model finds the vectors already computed. Redis is strictly a cache
 //! here: when it is down (or its breaker is open) lookups are misses and copies are skipped —
 //! indexing goes on, slower, never wrong.
+//!
+//! In team mode (a shared vector server too) the project's own tables — manifest, metadata,
+//! memories — are also copied to the project's [`ProjectState`] after each local write, so the
+//! other processes on the project can load them. A copy that fails marks the state out of
+//! sync ([`SharedCacheKv::take_out_of_sync`]); the owner pushes it again later.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::{KeyValue, RedisStore, Result, Table, WriteOp};
+use std::sync::atomic::AtomicBool;
+
+use crate::{KeyValue, ProjectState, RedisStore, Result, Table, WriteOp};
 
 pub struct SharedCacheKv {
     local: Arc<dyn KeyValue>,
     shared: Arc<RedisStore>,
+    project: Option<ProjectState>,
+    out_of_sync: AtomicBool,
     hits: AtomicU64,
     bypassed: AtomicU64,
 }
@@ -30,7 +39,30 @@ pub struct SharedCacheStats {
 
 impl SharedCacheKv {
     pub fn new(local: Arc<dyn KeyValue>, shared: Arc<RedisStore>) -> SharedCacheKv {
-        SharedCacheKv { local, shared, hits: AtomicU64::new(0), bypassed: AtomicU64::new(0) }
+        SharedCacheKv {
+            local,
+            shared,
+            project: None,
+            out_of_sync: AtomicBool::new(false),
+            hits: AtomicU64::new(0),
+            bypassed: AtomicU64::new(0),
+        }
+    }
+
+    /// Also copies the project's manifest, metadata and memories to `project`.
+    pub fn with_project_state(mut self, project: ProjectState) -> SharedCacheKv {
+        self.project = Some(project);
+        self
+    }
+
+    /// The local store alone (writes there are not copied anywhere).
+    pub fn local(&self) -> &Arc<dyn KeyValue> {
+        &self.local
+    }
+
+    /// True (once) when a copy to the project state failed since the last call.
+    pub fn take_out_of_sync(&self) -> bool {
+        self.out_of_sync.swap(false, Ordering::Relaxed)
     }
 
     pub fn shared(&self) -> &Arc<RedisStore> {
@@ -90,10 +122,20 @@ impl KeyValue for SharedCacheKv {
             .filter(|op| matches!(op, WriteOp::Put { table: Table::Embeddings, .. }))
             .cloned()
             .collect();
+        let state: Vec<WriteOp> = match &self.project {
+            Some(_) => ops.iter().filter(|op| crate::team::op_table(op) != Table::Embeddings).cloned().collect(),
+            None => Vec::new(),
+        };
         self.local.write(ops)?;
         if !copy.is_empty() {
             if let Err(e) = self.shared.write(copy) {
                 self.bypass("a write", &e);
+            }
+        }
+        if let (Some(p), false) = (&self.project, state.is_empty()) {
+            if let Err(e) = p.write(state) {
+                self.out_of_sync.store(true, Ordering::Relaxed);
+                self.bypass("a project state copy", &e);
             }
         }
         Ok(())

@@ -180,6 +180,13 @@ async fn handle(shared: &Shared, e: WorkspaceEvent) {
                 let _ = shared.client.code_lens_refresh().await;
             }
         }
+        WorkspaceEvent::TeamUpdate { .. } => {
+            // Another codemem process on the project indexed files: symbols and lenses moved.
+            send_status(shared).await;
+            if shared.lens_refresh.load(Ordering::Relaxed) {
+                let _ = shared.client.code_lens_refresh().await;
+            }
+        }
         WorkspaceEvent::Overlay { .. } => {}
     }
 }

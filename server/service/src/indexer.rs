@@ -115,6 +115,19 @@ impl Project {
     pub fn index(&self, opts: IndexOptions<'_>) -> Result<IndexStats> {
         let started = Instant::now();
         let mut stats = IndexStats::default();
+        // Team mode: one indexer per project at a time; then start from what the last one wrote.
+        let _lease = match &self.team {
+            Some(t) => {
+                let lease = t.lease(opts.cancel);
+                if opts.cancel.load(Ordering::Relaxed) {
+                    stats.cancelled = true;
+                    return Ok(stats);
+                }
+                self.sync_team_state(t.kv.take_out_of_sync())?;
+                lease
+            }
+            None => None,
+        };
         let walk = walk::walk(&self.root, &self.cfg);
         stats.files_scanned = walk.files.len();
         let mut skipped = walk.skipped;
@@ -473,12 +486,21 @@ impl Project {
             });
         }
         self.kv.write(ops)?;
+        let paths: Vec<String> = match &self.team {
+            Some(_) => entries.iter().map(|(p, _)| p.clone()).collect(),
+            None => Vec::new(),
+        };
         let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
         for (path, e) in entries {
             match e {
                 Some(e) => files.insert(path, e),
                 None => files.remove(&path),
             };
+        }
+        drop(files);
+        if let (Some(t), false) = (&self.team, paths.is_empty()) {
+            t.wrote_manifest();
+            t.publish(crate::team::ChangeEvent { kind: "index".into(), paths, ..Default::default() });
         }
         j.last = Some(Instant::now());
         Ok(())

@@ -21,6 +21,7 @@ pub mod paths;
 mod project;
 mod search;
 mod symbols;
+mod team;
 mod walk;
 mod workspace;
 
@@ -34,4 +35,5 @@ pub use symbols::{match_score, SymbolDef, SymbolMatch};
 pub use project::{probe_backends, BackendProbe, NamespaceStatus, OpenOptions, Project, ProjectStatus};
 pub use search::{Freshness, SearchResponse};
 pub use workspace::{BackendStatus, NamespaceInfo, RootStatus, Workspace, WorkspaceEvent, WorkspaceOptions, WorkspaceStatus};
+pub use team::{ChangeEvent, Synced};
 pub use walk::{decode_text, is_generated, walk, Walk, WalkedFile};

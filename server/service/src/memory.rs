@@ -159,6 +159,7 @@ impl Project {
             value: serde_json::to_vec(&memory).expect("Memory serialises"),
         }])?;
         self.memories.write().unwrap_or_else(|e| e.into_inner()).insert(memory.id.clone(), memory.clone());
+        self.publish_memories(vec![memory.id.clone()]);
         // The record is durable; a failure below is repaired when the project next opens.
         if let Err(e) = self.index_memories(std::slice::from_ref(&memory), true) {
             tracing::warn!(id = memory.id, error = %e, "memory stored but not yet searchable");
@@ -173,6 +174,7 @@ impl Project {
         };
         self.kv.write(vec![WriteOp::Delete { table: Table::Memories, key: id.as_bytes().to_vec() }])?;
         self.memories.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.publish_memories(vec![id.to_string()]);
         if let Ok(ns) = Namespace::new(&m.namespace) {
             self.store.delete_ids(&ns, &[point_id(id)])?;
         }
@@ -249,7 +251,17 @@ impl Project {
         let mut present: HashSet<u64> = HashSet::new();
         let wanted: HashMap<u64, &Memory> = map.values().map(|m| (point_id(&m.id), m)).collect();
         for ns in self.cfg.all_namespaces() {
-            let points = self.store.scroll(&ns, &SearchFilter { memory: Some(true), ..Default::default() }, 1_000_000)?;
+            let points = match self.store.scroll(&ns, &SearchFilter { memory: Some(true), ..Default::default() }, 1_000_000) {
+                Ok(p) => p,
+                // A vector server that is down must not keep the project closed: the records
+                // are here; their searchable copies are checked the next time it opens.
+                Err(codemem_store::StoreError::Unavailable { .. }) => {
+                    tracing::warn!("vector server unavailable; memories are not reconciled with it this time");
+                    *self.memories.write().unwrap_or_else(|e| e.into_inner()) = map;
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            };
             let stray: Vec<u64> = points
                 .iter()
                 .filter(|p| wanted.get(&p.id).is_none_or(|m| m.namespace != ns.as_str()))
@@ -267,6 +279,13 @@ impl Project {
             self.index_memories(&missing, false)?;
         }
         Ok(())
+    }
+
+    /// Team mode: tells the other processes which memories changed.
+    fn publish_memories(&self, ids: Vec<String>) {
+        if let Some(t) = &self.team {
+            t.publish(crate::team::ChangeEvent { kind: "memory".into(), ids, ..Default::default() });
+        }
     }
 
     /// Writes searchable copies of memories (dense from the cache, or the model when `embed`).

@@ -42,8 +42,11 @@ pub enum OverlayChange {
     Cleared,
 }
 
-fn unsaved_id(c: &Chunk) -> u64 {
-    (c.point_id() ^ UNSAVED_SALT) & (u64::MAX >> 1)
+/// In team mode the salt also holds the owner, so two processes with the same unsaved text
+/// never overwrite (or delete) each other's points in the shared store.
+fn unsaved_id(c: &Chunk, owner: Option<&str>) -> u64 {
+    let owner_salt = owner.map_or(0, |o| u64::from_le_bytes(blake3::hash(o.as_bytes()).as_bytes()[..8].try_into().expect("8 bytes")));
+    (c.point_id() ^ UNSAVED_SALT ^ owner_salt) & (u64::MAX >> 1)
 }
 
 impl Project {
@@ -79,7 +82,10 @@ impl Project {
             .map(|(c, dense)| {
                 let mut payload = payload(c);
                 payload.insert("unsaved".into(), Value::Bool(true));
-                StorePoint { id: unsaved_id(c), dense, sparse: document_vector(&c.path, c.symbol.as_deref(), &c.content), payload }
+                if let Some(owner) = self.team_owner() {
+                    payload.insert("owner".into(), Value::String(owner.to_string()));
+                }
+                StorePoint { id: unsaved_id(c, self.team_owner()), dense, sparse: document_vector(&c.path, c.symbol.as_deref(), &c.content), payload }
             })
             .collect();
         let entry = OverlayEntry { namespace, language, hash, symbols, chunks, points };
@@ -176,6 +182,22 @@ impl Project {
         let mut n = 0;
         let f = SearchFilter { unsaved: Some(true), ..Default::default() };
         for ns in self.cfg.index_namespaces() {
+            if let Some(owner) = self.team_owner() {
+                // The shared store also holds other live processes' buffers: only ours go.
+                let points = match self.store.scroll(&ns, &f, 100_000) {
+                    Ok(p) => p,
+                    Err(codemem_store::StoreError::Unavailable { .. }) => return Ok(n),
+                    Err(e) => return Err(e.into()),
+                };
+                let ids: Vec<u64> = points
+                    .into_iter()
+                    .filter(|p| p.payload.get("owner").and_then(Value::as_str).is_none_or(|o| o == owner))
+                    .map(|p| p.id)
+                    .collect();
+                n += ids.len();
+                self.store.delete_ids(&ns, &ids)?;
+                continue;
+            }
             loop {
                 let ids: Vec<u64> = self.store.scroll(&ns, &f, 1000)?.into_iter().map(|p| p.id).collect();
                 if ids.is_empty() {

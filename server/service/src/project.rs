@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use codemem_core::{route::Router, Config, ProjectId};
 use codemem_embed::Embedder;
-use codemem_kv::{KeyValue, RedbStore, RedisOptions, RedisStore, SharedCacheKv, Table, WriteOp};
+use codemem_kv::{KeyValue, ProjectState, RedbStore, RedisOptions, RedisStore, SharedCacheKv, Table, WriteOp};
 use codemem_resilience::BreakerConfig;
 use codemem_store::{collection_prefix, EdgeStore, Outbox, QdrantOptions, QdrantStore, VectorStore};
 use serde::Serialize;
@@ -19,6 +19,10 @@ use crate::memory::Memory;
 use crate::overlay::Overlay;
 use crate::manifest::{self, FileEntry};
 use crate::paths;
+use crate::team::Team;
+
+/// Team mode: live processes on one project beyond the first get `instances/1..=N` data dirs.
+const MAX_INSTANCES: usize = 32;
 
 /// Dimensions used when no embedder is loaded (the default model's).
 pub const DEFAULT_DIM: usize = 384;
@@ -57,6 +61,8 @@ pub struct Project {
     pub(crate) redis: Option<Arc<RedisStore>>,
     /// The Qdrant server behind its durable write outbox (`outbox.redb` in the data dir).
     pub(crate) qdrant: Option<Arc<Outbox<QdrantStore>>>,
+    /// Team mode (Redis and Qdrant server): shared manifest, lease and change events.
+    pub(crate) team: Option<Team>,
     _lock: DataDirLock,
 }
 
@@ -140,24 +146,60 @@ impl Project {
         if !root.is_dir() {
             return Err(ServiceError::Root { path: root.display().to_string(), reason: "not a directory".into() });
         }
-        let data_dir = paths::project_data_dir(&opts.home, &root);
-        let kv_path = data_dir.join("kv.redb");
-        if !opts.create && !kv_path.exists() {
-            return Err(ServiceError::NotIndexed { path: root.display().to_string() });
-        }
-        let lock = DataDirLock::acquire(&data_dir, &opts.purpose, opts.lock_wait)?;
         let cfg = match opts.config {
             Some(c) => c,
             None => Config::load(&root)?,
         };
+        let team_mode = !cfg.backends.redis_url.is_empty() && !cfg.backends.qdrant_url.is_empty();
+        let id = ProjectId::for_root(&root);
+        let project_dir = paths::project_data_dir(&opts.home, &root);
+        if !opts.create && !team_mode && !project_dir.join("kv.redb").exists() {
+            return Err(ServiceError::NotIndexed { path: root.display().to_string() });
+        }
+        // Team mode: the state is shared, so every live process gets its own local data dir
+        // (the project's, then `instances/<n>`) instead of waiting for the first one.
+        let (data_dir, slot, lock) = if team_mode {
+            let mut found = None;
+            for slot in 0..=MAX_INSTANCES {
+                let dir = if slot == 0 { project_dir.clone() } else { project_dir.join("instances").join(slot.to_string()) };
+                match DataDirLock::acquire(&dir, &opts.purpose, Duration::ZERO) {
+                    Ok(lock) => {
+                        found = Some((dir, slot, lock));
+                        break;
+                    }
+                    Err(ServiceError::Busy { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            match found {
+                Some(f) => f,
+                None => (project_dir.clone(), 0, DataDirLock::acquire(&project_dir, &opts.purpose, opts.lock_wait)?),
+            }
+        } else {
+            let lock = DataDirLock::acquire(&project_dir, &opts.purpose, opts.lock_wait)?;
+            (project_dir, 0, lock)
+        };
+        let kv_path = data_dir.join("kv.redb");
         let router = Router::new(&cfg)?;
         let local: Arc<dyn KeyValue> = Arc::new(RedbStore::open(&kv_path)?);
         let redis = redis_for(&cfg)?;
+        let mut team = None;
         let kv: Arc<dyn KeyValue> = match &redis {
+            Some(r) if team_mode => {
+                let state = ProjectState::new(r.clone(), format!("{SHARED_CACHE_PREFIX}:project:{}", id.as_str()));
+                let shared = Arc::new(SharedCacheKv::new(local, r.clone()).with_project_state(state.clone()));
+                team = Some(Team {
+                    state,
+                    kv: shared.clone(),
+                    owner: format!("{}#{slot}", crate::team::host_name()),
+                    lease_ttl: Duration::from_millis(cfg.backends.lease_ttl_ms),
+                    seen_generation: Default::default(),
+                });
+                shared as Arc<dyn KeyValue>
+            }
             Some(r) => Arc::new(SharedCacheKv::new(local, r.clone())) as Arc<dyn KeyValue>,
             None => local,
         };
-        let id = ProjectId::for_root(&root);
         let dim = opts.embedder.as_ref().map(|e| e.dim()).unwrap_or(DEFAULT_DIM);
         let shards = data_dir.join("shards");
 
@@ -208,8 +250,18 @@ impl Project {
             memories: RwLock::new(HashMap::new()),
             redis,
             qdrant,
+            team,
             _lock: lock,
         };
+        if project.team.is_some() {
+            let synced = project.sync_team_state(false)?;
+            if !synced.paths.is_empty() {
+                tracing::info!(files = synced.paths.len(), "loaded the team's manifest from Redis");
+            }
+            if !opts.create && project.files.read().unwrap_or_else(|e| e.into_inner()).is_empty() {
+                return Err(ServiceError::NotIndexed { path: project.root.display().to_string() });
+            }
+        }
         let purged = project.purge_stale_overlay()?;
         if purged > 0 {
             tracing::info!(points = purged, "removed unsaved-buffer points left by a previous process");
@@ -313,11 +365,29 @@ impl Project {
                 kind: "redis".into(),
                 healthy: ping.is_ok(),
                 breaker: Some(r.breaker().state.to_string()),
-                detail: match ping {
+                detail: match &ping {
                     Ok(()) => format!("Redis at {}; pool {size}/{max} open, {idle} idle", r.url()),
                     Err(e) => format!("{e}; the shared cache is bypassed (indexing and search go on)"),
                 },
             });
+            if let Some(t) = &self.team {
+                let lease = match t.state.lease_holder() {
+                    Ok(Some(h)) => format!("indexing lease held by {h}"),
+                    Ok(None) => "indexing lease free".to_string(),
+                    Err(_) => "indexing lease unknown".to_string(),
+                };
+                out.push(BackendStatus {
+                    name: "team state".into(),
+                    kind: "redis".into(),
+                    healthy: ping.is_ok(),
+                    breaker: Some(r.breaker().state.to_string()),
+                    detail: format!(
+                        "manifest, memories and change events shared under {}; this process is {}; {lease}",
+                        t.state.prefix(),
+                        t.owner
+                    ),
+                });
+            }
         }
         out
     }

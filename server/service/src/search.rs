@@ -136,7 +136,11 @@ impl Project {
             .into_values()
             .filter(|(_, p)| {
                 let unsaved = p.payload.get("unsaved").and_then(Value::as_bool).unwrap_or(false);
-                unsaved || !p.payload.get("path").and_then(Value::as_str).is_some_and(|path| unsaved_paths.contains(path))
+                if unsaved {
+                    // Team mode: another process's unsaved buffer is not ours to show.
+                    return p.payload.get("owner").and_then(Value::as_str).is_none_or(|o| Some(o) == self.team_owner());
+                }
+                !p.payload.get("path").and_then(Value::as_str).is_some_and(|path| unsaved_paths.contains(path))
             })
             .collect();
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));

@@ -55,6 +55,8 @@ pub enum WorkspaceEvent {
     /// An unsaved buffer is (or is no longer) searchable.
     Overlay { root: PathBuf, path: String, chunks: usize },
     MemoriesChanged { root: PathBuf, paths: Vec<String> },
+    /// Team mode: another codemem process on the project indexed these paths.
+    TeamUpdate { root: PathBuf, paths: Vec<String> },
 }
 
 #[derive(Default)]
@@ -75,6 +77,8 @@ struct Root {
     cancel: AtomicBool,
     stop: AtomicBool,
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    /// Team mode: the other processes' change events.
+    changes: Mutex<Option<codemem_kv::Subscription>>,
 }
 
 impl Root {
@@ -208,6 +212,17 @@ impl Workspace {
             cancel: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             watcher: Mutex::new(None),
+            changes: Mutex::new(None),
+        });
+        let (bus, path) = (Arc::downgrade(&self.bus), canonical.clone());
+        *root.changes.lock().unwrap_or_else(|e| e.into_inner()) = root.project.subscribe_changes(move |_, synced| {
+            let Some(bus) = bus.upgrade() else { return };
+            if !synced.paths.is_empty() {
+                bus.emit(WorkspaceEvent::TeamUpdate { root: path.clone(), paths: synced.paths });
+            }
+            if synced.memories > 0 {
+                bus.emit(WorkspaceEvent::MemoriesChanged { root: path.clone(), paths: synced.memory_paths });
+            }
         });
         let (r, bus) = (root.clone(), self.bus.clone());
         std::thread::Builder::new()
@@ -236,6 +251,7 @@ impl Workspace {
         r.stop.store(true, Ordering::SeqCst);
         r.cancel.store(true, Ordering::SeqCst);
         r.watcher.lock().unwrap_or_else(|e| e.into_inner()).take();
+        r.changes.lock().unwrap_or_else(|e| e.into_inner()).take();
         r.cv.notify_all();
         self.docs.lock().unwrap_or_else(|e| e.into_inner()).retain(|p, _| !p.starts_with(&r.path));
         true

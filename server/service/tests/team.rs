@@ -284,3 +284,120 @@ fn qdrant_killed_mid_index_outbox_replays_to_embedded_reference() {
     assert!(b.healthy && !b.detail.contains("outbox"), "{b:?}");
     assert_eq!(p.search(&codemem_core::Query::new("handle_3_1")).unwrap().hits[0].path, "src/mod_3.rs");
 }
+
+/// Polls `f` until it returns true or `limit` passes.
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = std::time::Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// Two codemem processes on one project (an editor and an agent server: same root, same
+/// home) on one Redis + Qdrant: each gets its own local data dir; concurrent index runs take
+/// turns through the lease and the second finds everything done; memories and index updates
+/// of one reach the other through change events; unsaved buffers stay private.
+#[test]
+fn two_processes_on_one_project_share_lease_manifest_and_events() {
+    let redis = RedisServer::start();
+    let qdrant = QdrantServer::start();
+    let cfg = team_config(Some(&redis.url()), Some(&qdrant.url()));
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    tree(root.path(), 40);
+
+    let a = Arc::new(open(home.path(), root.path(), cfg.clone()));
+    let b = Arc::new(open(home.path(), root.path(), cfg.clone()));
+    assert_ne!(a.data_dir(), b.data_dir(), "the second process gets its own data dir");
+    assert!(b.data_dir().starts_with(a.data_dir()), "{} is under the project's data dir", b.data_dir().display());
+    assert_ne!(a.team_owner(), b.team_owner());
+
+    // Both index at once: the lease makes them take turns; the second finds nothing to do.
+    let (sa, sb) = std::thread::scope(|s| {
+        let ha = s.spawn(|| index_with(&a, &|_: IndexEvent| {}));
+        let hb = s.spawn(|| index_with(&b, &|_: IndexEvent| {}));
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    eprintln!("a: {} indexed / {} embedded; b: {} indexed / {} embedded", sa.files_indexed, sa.chunks_embedded, sb.files_indexed, sb.chunks_embedded);
+    let (first, second) = if sa.files_indexed >= sb.files_indexed { (&sa, &sb) } else { (&sb, &sa) };
+    assert_eq!(first.files_indexed, 42, "one run indexes every file");
+    assert_eq!((second.files_indexed, second.chunks_embedded, second.chunks_upserted), (0, 0, 0), "the other waited, then found it done");
+    assert_eq!(second.files_unchanged, 42);
+    assert_eq!(a.status().unwrap().files_indexed, b.status().unwrap().files_indexed);
+
+    // Change events: what A does, B sees.
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let _sub = b.subscribe_changes(move |_, s| {
+        let _ = tx.send(s);
+    });
+    assert!(_sub.is_some(), "team mode subscribes to change events");
+    assert!(eventually(Duration::from_secs(10), || _sub.as_ref().unwrap().connected()), "subscribed");
+
+    let m = a
+        .remember(codemem_service::NewMemory {
+            text: "handle_3_1 must stay idempotent: the billing retries call it twice".into(),
+            namespace: "shared".into(),
+            path: Some("src/mod_3.rs".into()),
+            symbol: Some("handle_3_1".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let got = rx.recv_timeout(Duration::from_secs(10)).expect("B hears about A's memory");
+    assert_eq!(got.memories, 1);
+    assert_eq!(got.memory_paths, vec!["src/mod_3.rs".to_string()]);
+    assert_eq!(b.memory(&m.id).map(|x| x.text), Some(m.text.clone()));
+    assert_eq!(b.memories_for("src/mod_3.rs").len(), 1);
+    assert!(a.forget(&m.id).unwrap());
+    let got = rx.recv_timeout(Duration::from_secs(10)).expect("B hears about the forget");
+    assert_eq!(got.memories, 1);
+    assert!(b.memory(&m.id).is_none());
+
+    // A re-indexes a changed file: B's manifest (symbols) follows without indexing.
+    write(root.path(), "src/mod_5.rs", "pub fn freshly_added_settlement_hook(x: u32) -> u32 {\n    x * 2 + 1\n}\n");
+    let s = index_with(&a, &|_: IndexEvent| {});
+    assert_eq!(s.files_indexed, 1);
+    let got = rx.recv_timeout(Duration::from_secs(10)).expect("B hears about A's run");
+    assert!(got.paths.contains(&"src/mod_5.rs".to_string()), "{got:?}");
+    let found = b.find_symbol("freshly_added_settlement_hook", None, 5);
+    assert_eq!(found.first().map(|m| m.path.as_str()), Some("src/mod_5.rs"), "{found:?}");
+
+    // Unsaved buffers stay with the process that has them.
+    a.set_overlay("src/mod_9.rs", "pub fn zanzibar_unsaved_only_here() {}\n").unwrap();
+    let q = codemem_core::Query::new("zanzibar_unsaved_only_here");
+    assert!(a.search(&q).unwrap().hits.iter().any(|h| h.unsaved), "A finds its own unsaved buffer");
+    assert!(!b.search(&q).unwrap().hits.iter().any(|h| h.unsaved), "B never sees A's unsaved buffer");
+    // Reopening B purges only B's own leftovers: A's overlay survives.
+    drop(_sub);
+    drop(b);
+    let b = open(home.path(), root.path(), cfg.clone());
+    assert!(a.search(&q).unwrap().hits.iter().any(|h| h.unsaved), "A's overlay survives B reopening");
+    let backends = b.backends();
+    assert!(backends.iter().any(|x| x.name == "team state" && x.healthy && x.detail.contains("lease free")), "{backends:#?}");
+}
+
+/// An indexer that dies keeps the lease at most `lease_ttl_ms`: another process then indexes.
+#[test]
+fn lease_of_a_dead_holder_lapses() {
+    let redis = RedisServer::start();
+    let qdrant = QdrantServer::start();
+    let mut cfg = team_config(Some(&redis.url()), Some(&qdrant.url()));
+    cfg.backends.lease_ttl_ms = 3000;
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    tree(root.path(), 5);
+    let a = open(home.path(), root.path(), cfg.clone());
+    // A "holder" that never renews nor releases: what a kill -9 leaves behind.
+    let r = codemem_kv::RedisStore::open(codemem_kv::RedisOptions::new(redis.url(), "x")).unwrap();
+    let state = codemem_kv::ProjectState::new(Arc::new(r), format!("codemem:project:{}", a.id().as_str()));
+    assert_eq!(state.try_lease("dead-host#0 (pid 1)", Duration::from_millis(3000)).unwrap(), codemem_kv::Lease::Acquired);
+    assert_eq!(a.backends().iter().filter(|b| b.detail.contains("held by dead-host#0")).count(), 1);
+    let t = std::time::Instant::now();
+    let s = index_with(&a, &|_: IndexEvent| {});
+    assert_eq!(s.files_indexed, 7);
+    assert!(t.elapsed() >= Duration::from_millis(1500), "the run waited for the lease ({:?})", t.elapsed());
+    assert_eq!(state.lease_holder().unwrap(), None, "released after the run");
+}

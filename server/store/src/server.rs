@@ -81,7 +81,9 @@ pub struct QdrantStore {
     opts: QdrantOptions,
     dim: usize,
     client: Qdrant,
-    rt: tokio::runtime::Runtime,
+    /// Taken on drop and shut down in the background: a store may be dropped on an async
+    /// thread (a server's last reference), where dropping a runtime in place panics.
+    rt: Option<tokio::runtime::Runtime>,
     breaker: Arc<CircuitBreaker>,
     health: Arc<HealthCounters>,
     /// Collections known to exist (created or seen).
@@ -203,7 +205,7 @@ impl QdrantStore {
             // Lives on the store's runtime: it ends when the store (and so the runtime) is dropped.
             rt.spawn(health_task(opts.url.clone(), client.clone(), breaker.clone(), health.clone(), opts.health_interval));
         }
-        let store = QdrantStore { opts, dim, client, rt, breaker, health, known: RwLock::new(HashSet::new()) };
+        let store = QdrantStore { opts, dim, client, rt: Some(rt), breaker, health, known: RwLock::new(HashSet::new()) };
         let existing = match store.call("open", None, |c| async move { c.list_collections().await }) {
             Ok(e) => e,
             // Down now: open anyway (writes can queue in an outbox; reads fail fast until it is
@@ -282,9 +284,9 @@ impl QdrantStore {
         F::Output: Send,
     {
         if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| s.spawn(|| self.rt.block_on(f)).join().expect("qdrant call panicked"))
+            std::thread::scope(|s| s.spawn(|| self.rt().block_on(f)).join().expect("qdrant call panicked"))
         } else {
-            self.rt.block_on(f)
+            self.rt().block_on(f)
         }
     }
 
@@ -621,5 +623,19 @@ impl VectorStore for QdrantStore {
     /// The server optimizes in the background.
     fn optimize(&self, _ns: &Namespace) -> crate::Result<()> {
         Ok(())
+    }
+}
+
+impl QdrantStore {
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.rt.as_ref().expect("the runtime lives until the store is dropped")
+    }
+}
+
+impl Drop for QdrantStore {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
 }
