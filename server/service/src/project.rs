@@ -337,7 +337,10 @@ impl Project {
                     healthy: health.is_ok(),
                     breaker: Some(b.state.to_string()),
                     detail: match health {
-                        Ok(v) => format!("Qdrant {v} at {}{queued}", q.url()),
+                        Ok(v) => {
+                            let h = q.health_stats();
+                            format!("Qdrant {v} at {}{queued}; {} background health checks, {} failed", q.url(), h.checks, h.failures)
+                        }
                         Err(e) => format!("{e}{queued}"),
                     },
                 });
@@ -366,7 +369,15 @@ impl Project {
                 healthy: ping.is_ok(),
                 breaker: Some(r.breaker().state.to_string()),
                 detail: match &ping {
-                    Ok(()) => format!("Redis at {}; pool {size}/{max} open, {idle} idle", r.url()),
+                    Ok(()) => {
+                        let h = r.health_stats();
+                        format!(
+                            "Redis at {}; pool {size}/{max} open, {idle} idle; {} background health checks, {} dead connections replaced",
+                            r.url(),
+                            h.checks,
+                            h.connections_dropped
+                        )
+                    }
                     Err(e) => format!("{e}; the shared cache is bypassed (indexing and search go on)"),
                 },
             });
