@@ -214,7 +214,14 @@ impl Project {
             }
             kv.write(vec![manifest::meta_op("model_id", &e.model_id()), manifest::meta_op("dim", &e.dim())])?;
         }
-        let (store, qdrant): (Arc<dyn VectorStore>, Option<Arc<Outbox<QdrantStore>>>) = match qdrant_options(&cfg, &id) {
+        let qdrant_opts = qdrant_options(&cfg, &id);
+        // Which vector store the manifest describes: switching (embedded ⇄ a Qdrant server, or
+        // another server) leaves the new store empty, so every file must be stored again.
+        let vector_backend = match &qdrant_opts {
+            Some(o) => format!("qdrant {} {}", o.url, o.prefix),
+            None => "embedded".to_string(),
+        };
+        let (store, qdrant): (Arc<dyn VectorStore>, Option<Arc<Outbox<QdrantStore>>>) = match qdrant_opts {
             Some(o) => {
                 let q = Arc::new(Outbox::open(Arc::new(QdrantStore::open(o, dim)?), &data_dir.join("outbox.redb"))?);
                 (q.clone() as Arc<dyn VectorStore>, Some(q))
@@ -223,8 +230,17 @@ impl Project {
         };
         let mut files = manifest::load(kv.as_ref())?;
         let version: Option<u32> = manifest::get_meta(kv.as_ref(), "manifest_version")?;
-        if version.unwrap_or(0) < manifest::MANIFEST_VERSION {
-            // Older entries lack symbols: mark them for re-chunking (vectors come from the cache).
+        let backend_before: Option<String> = manifest::get_meta(kv.as_ref(), "vector_backend")?;
+        let switched = !files.is_empty() && backend_before.as_deref().is_some_and(|b| b != vector_backend);
+        if switched {
+            tracing::warn!(from = ?backend_before, to = vector_backend, "vector store changed; storing every file again (vectors come from the cache)");
+        }
+        if backend_before.as_deref() != Some(vector_backend.as_str()) {
+            kv.write(vec![manifest::meta_op("vector_backend", &vector_backend)])?;
+        }
+        if switched || version.unwrap_or(0) < manifest::MANIFEST_VERSION {
+            // Older entries lack symbols, or the vectors are elsewhere: mark them for
+            // re-chunking and storing (vectors come from the cache).
             let mut ops: Vec<WriteOp> = files
                 .iter_mut()
                 .map(|(p, e)| {

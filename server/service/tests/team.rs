@@ -401,3 +401,25 @@ fn lease_of_a_dead_holder_lapses() {
     assert!(t.elapsed() >= Duration::from_millis(1500), "the run waited for the lease ({:?})", t.elapsed());
     assert_eq!(state.lease_holder().unwrap(), None, "released after the run");
 }
+
+/// Turning a Qdrant server on for a project indexed with the embedded store: the new store
+/// starts empty, so every file is stored again — from the embedding cache, nothing re-embedded.
+#[test]
+fn switching_to_a_qdrant_server_stores_every_file_again_from_the_cache() {
+    let qdrant = QdrantServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    tree(root.path(), 10);
+    let p = open(home.path(), root.path(), Config::default());
+    let first = index_with(&p, &|_: IndexEvent| {});
+    let reference = points(&p);
+    drop(p);
+
+    let p = open(home.path(), root.path(), team_config(None, Some(&qdrant.url())));
+    let s = index_with(&p, &|_: IndexEvent| {});
+    assert_eq!(s.files_indexed, first.files_indexed, "every file is stored in the new store");
+    assert_eq!(s.chunks_embedded, 0, "vectors came from the cache");
+    assert_eq!(points(&p), reference);
+    let again = index_with(&p, &|_: IndexEvent| {});
+    assert_eq!(again.files_indexed, 0, "and only once");
+}
