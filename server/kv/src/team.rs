@@ -62,6 +62,10 @@ impl ProjectState {
         format!("{}:lease", self.prefix)
     }
 
+    fn generation_key(&self) -> String {
+        format!("{}:generation", self.prefix)
+    }
+
     /// The pub/sub channel of this project's change events.
     pub fn channel(&self) -> String {
         format!("{}:events", self.prefix)
@@ -81,10 +85,7 @@ impl ProjectState {
         if self.renew_lease(holder, ttl)? {
             return Ok(Lease::Acquired);
         }
-        let key = self.lease_key();
-        let current: Option<String> =
-            self.redis.call("lease", |mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await })?;
-        match current {
+        match self.lease_holder()? {
             Some(h) => Ok(Lease::HeldBy(h)),
             // Expired between the two calls: ask again next time.
             None => Ok(Lease::HeldBy("nobody (just released)".into())),
@@ -121,13 +122,13 @@ impl ProjectState {
     /// The manifest's generation: bumped by every indexer checkpoint, so a process can tell
     /// in one call whether the shared manifest moved since it last loaded it.
     pub fn generation(&self) -> Result<u64> {
-        let key = format!("{}:generation", self.prefix);
+        let key = self.generation_key();
         let v: Option<u64> = self.redis.call("generation", |mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await })?;
         Ok(v.unwrap_or(0))
     }
 
     pub fn bump_generation(&self) -> Result<u64> {
-        let key = format!("{}:generation", self.prefix);
+        let key = self.generation_key();
         self.redis.call("generation", |mut c| async move { redis::cmd("INCR").arg(&key).query_async(&mut c).await })
     }
 
