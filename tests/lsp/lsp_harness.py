@@ -617,3 +617,29 @@ async def session(
         if check_stdout:
             s.frames()
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+class Indexed:
+    """A running session (`.s`) over one indexed workspace root (`.root`)."""
+
+    def __init__(self, s: Session, root: Path) -> None:
+        self.s, self.root = s, root
+
+
+@contextlib.asynccontextmanager
+async def indexed_polyglot(
+    client_name: str,
+    name: str,
+    init_options: dict | None,
+    *,
+    prepare: Callable[[Path], None] | None = None,
+    embedded: bool = False,
+):
+    """A copy of the polyglot fixture (changed by `prepare`, if given), indexed by a session of
+    `client_name`; yields it as `Indexed` (shared by the module-scoped fixtures of the suites)."""
+    root = copy_polyglot(tempdir(name))
+    if prepare:
+        prepare(root)
+    async with session(client_name, [root], init_options) as s:
+        await s.wait_ready([root], embedded=embedded)
+        yield Indexed(s, root)

@@ -9,31 +9,22 @@ import pytest_asyncio
 from lsp_harness import (
     CLIENTS,
     LEXICAL,
-    copy_polyglot,
     end_position,
+    indexed_polyglot,
     line_of,
     rel,
     rng,
-    session,
     summary,
-    tempdir,
     uri,
 )
 
 pytestmark = pytest.mark.asyncio
 
 
-class Indexed:
-    def __init__(self, s, root):
-        self.s, self.root = s, root
-
-
 @pytest_asyncio.fixture(scope="module", params=CLIENTS)
 async def ws(request):
-    root = copy_polyglot(tempdir("live"))
-    async with session(request.param, [root], LEXICAL) as s:
-        await s.wait_ready([root])
-        yield Indexed(s, root)
+    async with indexed_polyglot(request.param, "live", LEXICAL) as ws:
+        yield ws
 
 
 def hits_in(res: dict, root, path: str) -> list[dict]:

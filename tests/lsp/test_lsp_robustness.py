@@ -14,7 +14,7 @@ from lsp_harness import (
     INVALID_PARAMS,
     LEXICAL,
     METHOD_NOT_FOUND,
-    copy_polyglot,
+    indexed_polyglot,
     rel,
     rng,
     session,
@@ -26,17 +26,10 @@ from lsp_harness import (
 pytestmark = pytest.mark.asyncio
 
 
-class Indexed:
-    def __init__(self, s, root):
-        self.s, self.root = s, root
-
-
 @pytest_asyncio.fixture(scope="module", params=CLIENTS)
 async def ws(request):
-    root = copy_polyglot(tempdir("robust"))
-    async with session(request.param, [root], LEXICAL) as s:
-        await s.wait_ready([root])
-        yield Indexed(s, root)
+    async with indexed_polyglot(request.param, "robust", LEXICAL) as ws:
+        yield ws
 
 
 async def still_answers(ws):

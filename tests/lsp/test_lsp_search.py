@@ -13,28 +13,20 @@ from lsp_harness import (
     IGNORED_MARKER,
     INVALID_PARAMS,
     LEXICAL,
-    copy_polyglot,
+    indexed_polyglot,
     line_of,
     rel,
     session,
     summary,
-    tempdir,
 )
 
 pytestmark = pytest.mark.asyncio
 
 
-class Indexed:
-    def __init__(self, s, root):
-        self.s, self.root = s, root
-
-
 @pytest_asyncio.fixture(scope="module", params=CLIENTS)
 async def ws(request):
-    root = copy_polyglot(tempdir("search"))
-    async with session(request.param, [root], LEXICAL) as s:
-        await s.wait_ready([root])
-        yield Indexed(s, root)
+    async with indexed_polyglot(request.param, "search", LEXICAL) as ws:
+        yield ws
 
 
 # (identifier, defining file, the line that defines it)

@@ -12,13 +12,11 @@ from lsp_harness import (
     CLIENTS,
     INVALID_PARAMS,
     SEMANTIC,
-    copy_polyglot,
+    indexed_polyglot,
     line_of,
     rank_of,
     rel,
-    session,
     summary,
-    tempdir,
     uri,
 )
 
@@ -46,19 +44,15 @@ def quote_price_breakdown(lines, country, rebate_percent=Decimal("0")):
 '''
 
 
-class Indexed:
-    def __init__(self, s, root):
-        self.s, self.root = s, root
+def add_duplicate(root) -> None:
+    (root / "sales").mkdir()
+    (root / "sales" / "quotes.py").write_text(DUPLICATE)
 
 
 @pytest_asyncio.fixture(scope="module", params=CLIENTS)
 async def ws(request):
-    root = copy_polyglot(tempdir("semantic"))
-    (root / "sales").mkdir()
-    (root / "sales" / "quotes.py").write_text(DUPLICATE)
-    async with session(request.param, [root], SEMANTIC) as s:
-        await s.wait_ready([root], embedded=True)
-        yield Indexed(s, root)
+    async with indexed_polyglot(request.param, "semantic", SEMANTIC, prepare=add_duplicate, embedded=True) as ws:
+        yield ws
 
 
 # (query, files that count as the right answer): paraphrases that share few words with the code.
