@@ -65,6 +65,20 @@ fn index_with(p: &Project, progress: &dyn ProgressSink) -> IndexStats {
     p.index(IndexOptions { cancel: &cancel, progress }).unwrap()
 }
 
+/// Indexes, calling `kill` once the first embedding batch is done; returns the stats and
+/// whether `kill` ran.
+fn index_killing_mid_run(p: &Project, kill: impl Fn() + Sync) -> (IndexStats, bool) {
+    let killed = AtomicBool::new(false);
+    let s = index_with(p, &|e: IndexEvent| {
+        if let IndexEvent::Embed { done, .. } = e {
+            if done > 0 && !killed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                kill();
+            }
+        }
+    });
+    (s, killed.load(std::sync::atomic::Ordering::SeqCst))
+}
+
 fn points(p: &Project) -> Vec<(String, u64)> {
     p.status().unwrap().namespaces.into_iter().map(|n| (n.name, n.points)).collect()
 }
@@ -119,15 +133,8 @@ fn redis_killed_mid_index_run_completes_and_breaker_recovers() {
     let mut cfg = team_config(Some(&url), None);
     cfg.embed.batch_size = 2;
     let p = open(home.path(), root.path(), cfg);
-    let killed = AtomicBool::new(false);
-    let s = index_with(&p, &|e: IndexEvent| {
-        if let IndexEvent::Embed { done, .. } = e {
-            if done > 0 && !killed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                redis.lock().unwrap().kill();
-            }
-        }
-    });
-    assert!(killed.load(std::sync::atomic::Ordering::SeqCst), "Redis was killed during the run");
+    let (s, killed) = index_killing_mid_run(&p, || redis.lock().unwrap().kill());
+    assert!(killed, "Redis was killed during the run");
     assert!(!s.cancelled && s.embed_errors == 0, "{s:?}");
     assert_eq!(s.files_indexed, 42);
     assert_eq!(p.status().unwrap().pending_files, 0, "every file got its vectors");
@@ -254,15 +261,8 @@ fn qdrant_killed_mid_index_outbox_replays_to_embedded_reference() {
     let mut cfg = team_config(None, Some(&url));
     cfg.embed.batch_size = 2;
     let p = open(home.path(), root.path(), cfg);
-    let killed = AtomicBool::new(false);
-    let s = index_with(&p, &|e: IndexEvent| {
-        if let IndexEvent::Embed { done, .. } = e {
-            if done > 0 && !killed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                qdrant.lock().unwrap().kill();
-            }
-        }
-    });
-    assert!(killed.load(std::sync::atomic::Ordering::SeqCst));
+    let (s, killed) = index_killing_mid_run(&p, || qdrant.lock().unwrap().kill());
+    assert!(killed);
     assert!(!s.cancelled, "{s:?}");
     let b = p.backends().into_iter().find(|b| b.kind == "qdrant").unwrap();
     eprintln!("after the run: {b:?}");

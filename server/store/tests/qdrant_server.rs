@@ -36,6 +36,46 @@ fn point(id: u64) -> StorePoint {
     }
 }
 
+/// One batch of writes, applied alike to the store under test and to the embedded reference:
+/// 25 points, and every fourth batch also deletes ids and a path and sets a dense vector
+/// (later writes change earlier ones: order matters).
+fn write_batch(remote: &dyn VectorStore, reference: &dyn VectorStore, ns: &Namespace, batch: u64) {
+    let pts: Vec<StorePoint> = (batch * 25..batch * 25 + 25).map(point).collect();
+    remote.upsert(ns, pts.clone()).expect("a write is acknowledged even while the server is down");
+    reference.upsert(ns, pts).unwrap();
+    if batch % 4 == 3 {
+        let gone: Vec<u64> = (batch * 25 - 30..batch * 25 - 20).collect();
+        remote.delete_ids(ns, &gone).unwrap();
+        reference.delete_ids(ns, &gone).unwrap();
+        let paths = vec![format!("src/{}.rs", batch * 25 + 1)];
+        remote.delete_paths(ns, &paths).unwrap();
+        reference.delete_paths(ns, &paths).unwrap();
+        let dense = vec![(batch * 25 + 2, codemem_store::contract::pseudo_random_vector(999 + batch, 8))];
+        remote.set_dense(ns, dense.clone()).unwrap();
+        reference.set_dense(ns, dense).unwrap();
+    }
+}
+
+/// The replayed store holds what the reference holds: the count, the ids, and the dense vector
+/// `write_batch` set in `dense_batch`. Returns the count.
+fn same_as_reference(remote: &dyn VectorStore, reference: &dyn VectorStore, ns: &Namespace, dense_batch: u64) -> u64 {
+    let want = reference.count(ns).unwrap();
+    assert_eq!(remote.count(ns).unwrap(), want, "final point count equals the embedded reference");
+    let ids = |s: &dyn VectorStore| {
+        let mut v: Vec<u64> = s.scroll(ns, &SearchFilter::default(), 10_000).unwrap().into_iter().map(|h| h.id).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(remote), ids(reference));
+    let q = SearchVector::Dense(codemem_store::contract::pseudo_random_vector(999 + dense_batch, 8));
+    assert_eq!(
+        remote.search(ns, &q, &SearchFilter::default(), 1).unwrap()[0].id,
+        reference.search(ns, &q, &SearchFilter::default(), 1).unwrap()[0].id,
+        "the replayed set_dense landed"
+    );
+    want
+}
+
 #[test]
 fn down_server_fails_fast_and_breaker_recovers() {
     let mut server = QdrantServer::start();
@@ -99,22 +139,8 @@ fn qdrant_killed_while_writes_arrive_outbox_replays_to_reference() {
         if batch == 30 {
             server.restart();
         }
-        let pts: Vec<StorePoint> = (batch * 25..batch * 25 + 25).map(point).collect();
         let t = Instant::now();
-        remote.upsert(&ns, pts.clone()).expect("a write is acknowledged even while the server is down");
-        reference.upsert(&ns, pts).unwrap();
-        // Later writes change earlier ones: order matters.
-        if batch % 4 == 3 {
-            let gone: Vec<u64> = (batch * 25 - 30..batch * 25 - 20).collect();
-            remote.delete_ids(&ns, &gone).unwrap();
-            reference.delete_ids(&ns, &gone).unwrap();
-            let paths = vec![format!("src/{}.rs", batch * 25 + 1)];
-            remote.delete_paths(&ns, &paths).unwrap();
-            reference.delete_paths(&ns, &paths).unwrap();
-            let dense = vec![(batch * 25 + 2, codemem_store::contract::pseudo_random_vector(999 + batch, 8))];
-            remote.set_dense(&ns, dense.clone()).unwrap();
-            reference.set_dense(&ns, dense).unwrap();
-        }
+        write_batch(&remote, &reference, &ns, batch);
         queued_max = queued_max.max(remote.pending());
         if (10..30).contains(&batch) {
             assert!(t.elapsed() < Duration::from_secs(3), "writes while down stay fast: {:?}", t.elapsed());
@@ -128,20 +154,7 @@ fn qdrant_killed_while_writes_arrive_outbox_replays_to_reference() {
         std::thread::sleep(Duration::from_millis(200));
         remote.replay().unwrap();
     }
-    let want = reference.count(&ns).unwrap();
-    assert_eq!(remote.count(&ns).unwrap(), want, "final point count equals the embedded reference");
-    let ids = |s: &dyn VectorStore| {
-        let mut v: Vec<u64> = s.scroll(&ns, &SearchFilter::default(), 10_000).unwrap().into_iter().map(|h| h.id).collect();
-        v.sort();
-        v
-    };
-    assert_eq!(ids(&remote), ids(&reference));
-    let q = SearchVector::Dense(codemem_store::contract::pseudo_random_vector(999 + 35, 8));
-    assert_eq!(
-        remote.search(&ns, &q, &SearchFilter::default(), 1).unwrap()[0].id,
-        reference.search(&ns, &q, &SearchFilter::default(), 1).unwrap()[0].id,
-        "the replayed set_dense landed"
-    );
+    let want = same_as_reference(&remote, &reference, &ns, 35);
     eprintln!("{} writes replayed; {want} points on both", remote.replayed());
 
     // A restart of this process with writes still queued replays them from the file.
@@ -214,20 +227,7 @@ fn outbox_replays_by_itself_once_qdrant_is_back() {
         if batch == 10 {
             server.kill();
         }
-        let pts: Vec<StorePoint> = (batch * 25..batch * 25 + 25).map(point).collect();
-        remote.upsert(&ns, pts.clone()).expect("a write is acknowledged even while the server is down");
-        reference.upsert(&ns, pts).unwrap();
-        if batch % 4 == 3 {
-            let gone: Vec<u64> = (batch * 25 - 30..batch * 25 - 20).collect();
-            remote.delete_ids(&ns, &gone).unwrap();
-            reference.delete_ids(&ns, &gone).unwrap();
-            let paths = vec![format!("src/{}.rs", batch * 25 + 1)];
-            remote.delete_paths(&ns, &paths).unwrap();
-            reference.delete_paths(&ns, &paths).unwrap();
-            let dense = vec![(batch * 25 + 2, codemem_store::contract::pseudo_random_vector(999 + batch, 8))];
-            remote.set_dense(&ns, dense.clone()).unwrap();
-            reference.set_dense(&ns, dense).unwrap();
-        }
+        write_batch(&remote, &reference, &ns, batch);
     }
     let queued = remote.pending();
     eprintln!("{queued} writes queued while the server is down");
@@ -241,18 +241,5 @@ fn outbox_replays_by_itself_once_qdrant_is_back() {
     }
     assert_eq!(remote.replayed(), queued, "every queued write was replayed, once");
     assert_eq!(remote.inner().breaker().state, BreakerState::Closed);
-    let want = reference.count(&ns).unwrap();
-    assert_eq!(remote.count(&ns).unwrap(), want, "final point count equals the embedded reference");
-    let ids = |s: &dyn VectorStore| {
-        let mut v: Vec<u64> = s.scroll(&ns, &SearchFilter::default(), 10_000).unwrap().into_iter().map(|h| h.id).collect();
-        v.sort();
-        v
-    };
-    assert_eq!(ids(&remote), ids(&reference));
-    let q = SearchVector::Dense(codemem_store::contract::pseudo_random_vector(999 + 27, 8));
-    assert_eq!(
-        remote.search(&ns, &q, &SearchFilter::default(), 1).unwrap()[0].id,
-        reference.search(&ns, &q, &SearchFilter::default(), 1).unwrap()[0].id,
-        "the replayed set_dense landed"
-    );
+    same_as_reference(&remote, &reference, &ns, 27);
 }
