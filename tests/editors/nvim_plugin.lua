@@ -6,15 +6,8 @@
 -- waits until indexed, then drives the user commands and :checkhealth. Writes one line per step:
 --   CODEMEM_<STEP> <json>   and CODEMEM_ERROR <message> (exit 1) on any failure.
 
-local function out(tag, value)
-  io.stdout:write(tag .. " " .. (type(value) == "string" and value or vim.json.encode(value)) .. "\n")
-  io.stdout:flush()
-end
-
-local function fail(msg)
-  out("CODEMEM_ERROR", tostring(msg))
-  vim.cmd("cquit 1")
-end
+local harness = dofile(debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "../nvim/harness.lua")
+local out, fail = harness.out, harness.fail
 
 local timeout = tonumber(os.getenv("CODEMEM_TEST_TIMEOUT_MS") or "") or 180000
 
@@ -149,15 +142,7 @@ local function main()
   vim.cmd("checkhealth codemem")
   out("CODEMEM_HEALTH", { text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "\n") })
 
-  client:stop()
-  vim.wait(10000, function()
-    return client:is_stopped()
-  end, 50)
-  out("CODEMEM_DONE", { stopped = client:is_stopped() })
-  vim.cmd("qall!")
+  harness.finish(client)
 end
 
-local ok, err = xpcall(main, debug.traceback)
-if not ok then
-  fail(err)
-end
+harness.run(main)

@@ -6,16 +6,8 @@
 --   CODEMEM_READY <status json> | CODEMEM_SYMBOLS <json> | CODEMEM_SEARCH <json> | CODEMEM_DONE
 -- Any failure writes CODEMEM_ERROR <message> and exits with status 1.
 
-local function out(tag, value)
-  local text = type(value) == "string" and value or vim.json.encode(value)
-  io.stdout:write(tag .. " " .. text .. "\n")
-  io.stdout:flush()
-end
-
-local function fail(msg)
-  out("CODEMEM_ERROR", tostring(msg))
-  vim.cmd("cquit 1")
-end
+local harness = dofile(debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "harness.lua")
+local out, fail = harness.out, harness.fail
 
 local function main()
   local bin = assert(os.getenv("CODEMEM_BIN"), "CODEMEM_BIN is not set")
@@ -91,15 +83,7 @@ local function main()
   end
   out("CODEMEM_SEARCH", resp.result or vim.NIL)
 
-  client:stop()
-  vim.wait(10000, function()
-    return client:is_stopped()
-  end, 50)
-  out("CODEMEM_DONE", { stopped = client:is_stopped() })
-  vim.cmd("qall!")
+  harness.finish(client)
 end
 
-local ok, err = xpcall(main, debug.traceback)
-if not ok then
-  fail(err)
-end
+harness.run(main)
