@@ -2,11 +2,10 @@
 //! A missing `redis-server` is a test failure saying how to install it, never a silent skip.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
+pub use codemem_resilience::testing::free_port;
+use codemem_resilience::testing::wait_ready;
 
 pub struct RedisServer {
     child: Option<Child>,
@@ -21,7 +20,7 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no", "--loglevel", "warning"])
             .stdin(Stdio::null())
@@ -31,18 +30,13 @@ impl RedisServer {
             .unwrap_or_else(|e| {
                 panic!("cannot start redis-server ({e}); install it (`apt-get install -y redis-server`) — the team-mode tests need a real server")
             });
-        self.child = Some(child);
-        let t = Instant::now();
-        loop {
-            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("redis-server exited during start-up ({st})");
-            }
-            if ping(self.port) {
-                return;
-            }
-            assert!(t.elapsed() < Duration::from_secs(20), "redis-server did not answer PING within 20 s");
-            std::thread::sleep(Duration::from_millis(20));
+        let port = self.port;
+        if let Err(e) = wait_ready(&mut child, "redis-server", Duration::from_secs(20), Duration::from_millis(20), || ping(port)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{e}");
         }
+        self.child = Some(child);
     }
 
     pub fn url(&self) -> String {

@@ -8,6 +8,7 @@
 
 mod breaker;
 mod retry;
+pub mod testing;
 
 pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, Clock, Rejected, SystemClock};
 pub use retry::{retry, Backoff};

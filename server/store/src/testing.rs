@@ -5,10 +5,12 @@
 //! checkout. A missing binary is a test failure with a message saying how to provide it, never a
 //! silent skip.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use codemem_resilience::testing::free_port;
+use codemem_resilience::testing::{accepts, wait_ready};
 
 /// Where the Qdrant server binary is looked for.
 pub fn qdrant_bin() -> PathBuf {
@@ -17,11 +19,6 @@ pub fn qdrant_bin() -> PathBuf {
     }
     // server/store → repository root → its parent.
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bin/qdrant")
-}
-
-/// A free TCP port on 127.0.0.1 (free when asked; tests retry on a clash).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
 pub struct QdrantServer {
@@ -65,7 +62,7 @@ impl QdrantServer {
              (v1.18, e.g. ../shared/bin/qdrant); the team-mode tests need a real server",
             bin.display()
         );
-        let child = Command::new(&bin)
+        let mut child = Command::new(&bin)
             .current_dir(self.dir.path())
             .env("QDRANT__SERVICE__HTTP_PORT", self.http_port.to_string())
             .env("QDRANT__SERVICE__GRPC_PORT", self.grpc_port.to_string())
@@ -78,29 +75,21 @@ impl QdrantServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        self.child = Some(child);
-        self.wait_ready(Duration::from_secs(60))
-    }
-
-    fn wait_ready(&mut self, limit: Duration) -> Result<(), String> {
-        let t = Instant::now();
-        loop {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                self.child = None;
-                return Err(format!("the Qdrant server exited during start-up ({status})"));
+        let (http, grpc) = (self.http_port, self.grpc_port);
+        // The HTTP API can be ready before the gRPC listener (what qdrant-client uses) is bound.
+        let ready = wait_ready(&mut child, "the Qdrant server", Duration::from_secs(60), Duration::from_millis(50), || {
+            http_get_ok(http, "/readyz") && accepts(grpc)
+        });
+        match ready {
+            Ok(()) => {
+                self.child = Some(child);
+                Ok(())
             }
-            // The HTTP API can be ready before the gRPC listener (what qdrant-client uses) is bound.
-            if http_get_ok(self.http_port, "/readyz") && accepts(self.grpc_port) {
-                return Ok(());
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("{e} (HTTP /readyz on {http}, gRPC on {grpc})"))
             }
-            if t.elapsed() > limit {
-                self.kill();
-                return Err(format!(
-                    "the Qdrant server did not become ready (HTTP /readyz on {}, gRPC on {}) within {limit:?}",
-                    self.http_port, self.grpc_port
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -128,11 +117,6 @@ impl Drop for QdrantServer {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// True when something accepts TCP connections on the port.
-fn accepts(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
 }
 
 /// A bare HTTP/1.0 GET; true on a 200 answer.
