@@ -303,6 +303,8 @@ impl Project {
                 let keys: Vec<Vec<u8>> = event.paths.iter().map(|p| p.as_bytes().to_vec()).collect();
                 let got = t.state.get_many(Table::Files, &keys)?;
                 let mut ops = Vec::new();
+                // The manifest mirror is locked only while it changes: the Redis call and the
+                // local commit below must not hold up searches.
                 let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
                 for (path, v) in event.paths.iter().zip(got) {
                     match v {
@@ -322,6 +324,7 @@ impl Project {
                         }
                     }
                 }
+                drop(files);
                 if let Ok(meta) = t.state.scan(Table::Meta) {
                     ops.extend(meta.into_iter().map(|(key, value)| WriteOp::Put { table: Table::Meta, key, value }));
                 }
