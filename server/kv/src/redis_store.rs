@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use codemem_resilience::{BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker};
+use codemem_resilience::{BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, ClientRuntime};
 use deadpool_redis::{Config as PoolCfg, Pool, PoolConfig, Runtime, Timeouts};
 use redis::AsyncCommands;
 
@@ -63,9 +63,7 @@ impl RedisOptions {
 pub struct RedisStore {
     opts: RedisOptions,
     pool: Pool,
-    /// Taken on drop and shut down in the background: a store may be dropped on an async
-    /// thread (a server's last reference), where dropping a runtime in place panics.
-    rt: Option<tokio::runtime::Runtime>,
+    rt: ClientRuntime,
     breaker: Arc<CircuitBreaker>,
     health: Arc<HealthCounters>,
 }
@@ -225,11 +223,7 @@ impl RedisStore {
     /// Builds the pool without connecting (connections are made on first use).
     pub fn connect(opts: RedisOptions) -> Result<RedisStore> {
         let open_err = |reason: String| KvError::Open { path: opts.url.clone(), reason };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("codemem-redis")
-            .enable_all()
-            .build()
+        let rt = ClientRuntime::new("codemem-redis")
             .map_err(|e| open_err(format!("cannot start the client runtime: {e}")))?;
         let mut cfg = PoolCfg::from_url(opts.url.clone());
         cfg.pool = Some(PoolConfig {
@@ -242,7 +236,7 @@ impl RedisStore {
             ..Default::default()
         });
         let pool = {
-            let _g = rt.enter();
+            let _g = rt.runtime().enter();
             cfg.create_pool(Some(Runtime::Tokio1)).map_err(|e| open_err(e.to_string()))?
         };
         let breaker = Arc::new(CircuitBreaker::new(format!("Redis at {}", opts.url), opts.breaker));
@@ -257,9 +251,9 @@ impl RedisStore {
                 request_timeout: opts.request_timeout,
             };
             // Lives on the store's runtime: it ends when the store (and so the runtime) is dropped.
-            rt.spawn(task.run(opts.health_interval));
+            rt.runtime().spawn(task.run(opts.health_interval));
         }
-        Ok(RedisStore { opts, pool, rt: Some(rt), breaker, health })
+        Ok(RedisStore { opts, pool, rt, breaker, health })
     }
 
     /// What the background health task has done so far.
@@ -311,17 +305,6 @@ impl RedisStore {
         format!("{}:{}", self.opts.prefix, t.name())
     }
 
-    pub(crate) fn block<F: Future + Send>(&self, f: F) -> F::Output
-    where
-        F::Output: Send,
-    {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| s.spawn(|| self.rt().block_on(f)).join().expect("redis call panicked"))
-        } else {
-            self.rt().block_on(f)
-        }
-    }
-
     fn unavailable(&self, reason: String) -> KvError {
         KvError::Unavailable { backend: "Redis", url: self.opts.url.clone(), reason }
     }
@@ -341,7 +324,7 @@ impl RedisStore {
         }
         let pool = self.pool.clone();
         let timeout = self.opts.request_timeout;
-        let r = self.block(async move {
+        let r = self.rt.block(async move {
             let conn = match pool.get().await {
                 Ok(c) => c,
                 Err(e) => return Err(CallError::Transport(format!("no connection: {e}"))),
@@ -430,19 +413,5 @@ impl KeyValue for RedisStore {
 
     fn len(&self, table: Table) -> Result<u64> {
         self.hash_len(self.hash(table))
-    }
-}
-
-impl RedisStore {
-    fn rt(&self) -> &tokio::runtime::Runtime {
-        self.rt.as_ref().expect("the runtime lives until the store is dropped")
-    }
-}
-
-impl Drop for RedisStore {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
     }
 }

@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use codemem_core::{lexical::SparseVec, Namespace};
-use codemem_resilience::{BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker};
+use codemem_resilience::{BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, ClientRuntime};
 use qdrant_client::qdrant::{
     point_id::PointIdOptions, vectors_config::Config as VectorsConfigKind, Condition, CountPointsBuilder,
     CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter,
@@ -81,9 +81,7 @@ pub struct QdrantStore {
     opts: QdrantOptions,
     dim: usize,
     client: Qdrant,
-    /// Taken on drop and shut down in the background: a store may be dropped on an async
-    /// thread (a server's last reference), where dropping a runtime in place panics.
-    rt: Option<tokio::runtime::Runtime>,
+    rt: ClientRuntime,
     breaker: Arc<CircuitBreaker>,
     health: Arc<HealthCounters>,
     /// Collections known to exist (created or seen).
@@ -181,11 +179,7 @@ impl QdrantStore {
         if dim == 0 {
             return Err(open_err("dense dimension must be positive".into()));
         }
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("codemem-qdrant")
-            .enable_all()
-            .build()
+        let rt = ClientRuntime::new("codemem-qdrant")
             .map_err(|e| open_err(format!("cannot start the client runtime: {e}")))?;
         let mut cfg = qdrant_client::config::QdrantConfig::from_url(&opts.url)
             .timeout(opts.request_timeout)
@@ -196,16 +190,16 @@ impl QdrantStore {
         }
         cfg.set_pool_size(opts.pool_size.max(1));
         let client = {
-            let _g = rt.enter();
+            let _g = rt.runtime().enter();
             Qdrant::new(cfg).map_err(|e| open_err(e.to_string()))?
         };
         let breaker = Arc::new(CircuitBreaker::new(format!("Qdrant at {}", opts.url), opts.breaker));
         let health = Arc::new(HealthCounters::default());
         if !opts.health_interval.is_zero() {
             // Lives on the store's runtime: it ends when the store (and so the runtime) is dropped.
-            rt.spawn(health_task(opts.url.clone(), client.clone(), breaker.clone(), health.clone(), opts.health_interval));
+            rt.runtime().spawn(health_task(opts.url.clone(), client.clone(), breaker.clone(), health.clone(), opts.health_interval));
         }
-        let store = QdrantStore { opts, dim, client, rt: Some(rt), breaker, health, known: RwLock::new(HashSet::new()) };
+        let store = QdrantStore { opts, dim, client, rt, breaker, health, known: RwLock::new(HashSet::new()) };
         let existing = match store.call("open", None, |c| async move { c.list_collections().await }) {
             Ok(e) => e,
             // Down now: open anyway (writes can queue in an outbox; reads fail fast until it is
@@ -278,18 +272,6 @@ impl QdrantStore {
         format!("{}_{}", self.opts.prefix, ns.as_str())
     }
 
-    /// Drives `f` to completion on the store's runtime, from any thread.
-    fn block<F: Future + Send>(&self, f: F) -> F::Output
-    where
-        F::Output: Send,
-    {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| s.spawn(|| self.rt().block_on(f)).join().expect("qdrant call panicked"))
-        } else {
-            self.rt().block_on(f)
-        }
-    }
-
     /// One request under the breaker.
     fn call<T, Fut>(&self, op: &'static str, ns: Option<&Namespace>, f: impl FnOnce(Qdrant) -> Fut + Send) -> crate::Result<T>
     where
@@ -308,7 +290,7 @@ impl QdrantStore {
             });
         }
         let client = self.client.clone();
-        match self.block(f(client)) {
+        match self.rt.block(f(client)) {
             Ok(v) => {
                 self.breaker.on_success();
                 Ok(v)
@@ -623,19 +605,5 @@ impl VectorStore for QdrantStore {
     /// The server optimizes in the background.
     fn optimize(&self, _ns: &Namespace) -> crate::Result<()> {
         Ok(())
-    }
-}
-
-impl QdrantStore {
-    fn rt(&self) -> &tokio::runtime::Runtime {
-        self.rt.as_ref().expect("the runtime lives until the store is dropped")
-    }
-}
-
-impl Drop for QdrantStore {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
     }
 }
