@@ -212,22 +212,11 @@ impl Backend {
         }
     }
 
-    /// Checks that `pos` is inside the document (open buffer, else the file on disk).
-    fn check_position(&self, ws: &Workspace, path: &Path, pos: Position) -> Result<()> {
-        let text = match ws.document_text(path) {
-            Some(t) => t,
-            None => std::fs::read_to_string(path).map_err(|e| Error::invalid_params(format!("{}: {e}", path.display())))?,
-        };
-        let lines = text.split('\n').count() as u32;
-        if pos.line >= lines {
-            return Err(Error::invalid_params(format!(
-                "position {}:{} is past the end of {} ({lines} lines)",
-                pos.line,
-                pos.character,
-                path.display()
-            )));
-        }
-        Ok(())
+    /// Checks that `pos` is inside the document. The service decides (a path inside the
+    /// roots; the open buffer, else the index's line count); it never reads the file.
+    async fn check_position(&self, ws: &Arc<Workspace>, path: &Path, pos: Position) -> Result<()> {
+        let (ws, path) = (ws.clone(), path.to_path_buf());
+        blocking(move || ws.check_position(&path, convert::position(pos))).await
     }
 
     fn status_value(&self, ws: &Workspace) -> Value {
@@ -479,7 +468,7 @@ impl LanguageServer for Backend {
         let ws = self.ws()?;
         let pos = p.text_document_position_params.position;
         let path = convert::path(&p.text_document_position_params.text_document.uri)?;
-        self.check_position(&ws, &path, pos)?;
+        self.check_position(&ws, &path, pos).await?;
         let (memories, symbols) = {
             let (ws, path) = (ws.clone(), path.clone());
             tokio::task::spawn_blocking(move || (ws.memories_for(&path), ws.symbols_in(&path))).await.map_err(join_error)?
@@ -504,8 +493,10 @@ impl LanguageServer for Backend {
     async fn code_lens(&self, p: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
         let ws = self.ws()?;
         let path = convert::path(&p.text_document.uri)?;
-        if ws.document_text(&path).is_none() && !path.is_file() {
-            return Err(Error::invalid_params(format!("{} is neither open nor a file on disk", path.display())));
+        {
+            // Inside the roots, open or indexed; the disk is not consulted.
+            let (ws, path) = (ws.clone(), path.clone());
+            blocking(move || ws.check_document(&path)).await?;
         }
         let (memories, symbols) =
             tokio::task::spawn_blocking(move || (ws.memories_for(&path), ws.symbols_in(&path))).await.map_err(join_error)?;
@@ -538,8 +529,8 @@ impl LanguageServer for Backend {
         if p.range.end < p.range.start {
             return Err(Error::invalid_params("range end is before its start"));
         }
-        self.check_position(&ws, &path, p.range.start)?;
-        self.check_position(&ws, &path, p.range.end)?;
+        self.check_position(&ws, &path, p.range.start).await?;
+        self.check_position(&ws, &path, p.range.end).await?;
         let args = json!({"uri": p.text_document.uri, "range": p.range});
         Ok(Some(vec![CodeActionOrCommand::CodeAction(CodeAction {
             title: "Find similar code".into(),
@@ -565,7 +556,7 @@ impl LanguageServer for Backend {
                 let path = convert::path(&a.uri)?;
                 let line = a.range.map(|r| r.start.line + 1);
                 if let Some(r) = a.range {
-                    self.check_position(&ws, &path, r.start)?;
+                    self.check_position(&ws, &path, r.start).await?;
                 }
                 let memory = blocking(move || {
                     let symbol = line.and_then(|l| enclosing(&ws.symbols_in(&path), l).map(|s| s.name.clone()));

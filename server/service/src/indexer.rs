@@ -99,7 +99,8 @@ enum Prepared {
     Skip(String),
     /// Same bytes as indexed before; only the mtime moved.
     Touch,
-    Chunks(Vec<Chunk>, Vec<SymbolDef>, String),
+    /// Chunks, definitions, blake3 of the bytes, line count.
+    Chunks(Vec<Chunk>, Vec<SymbolDef>, String, u32),
 }
 
 /// Writes buffered until the next checkpoint.
@@ -201,7 +202,7 @@ impl Project {
                         e.mtime_ns = f.mtime_ns;
                         journal.entries.push((f.rel.clone(), Some(e)));
                     }
-                    Prepared::Chunks(chunks, defs, hash) => {
+                    Prepared::Chunks(chunks, defs, hash, lines) => {
                         let ns = chunks.first().map(|c| c.namespace.to_string()).unwrap_or_else(|| self.router.route(&f.rel, f.language).to_string());
                         if let Some(e) = old {
                             if e.namespace != ns {
@@ -221,6 +222,7 @@ impl Project {
                                 chunks: chunks.len() as u32,
                                 complete: false,
                                 symbols: defs,
+                                lines: Some(lines),
                             },
                         ));
                         chunks_all.extend(chunks);
@@ -342,8 +344,12 @@ impl Project {
         if walk::is_generated(&text) {
             return Prepared::Skip("generated file (marked @generated / DO NOT EDIT)".into());
         }
+        if let Some(why) = walk::minified(&text, f.language) {
+            return Prepared::Skip(format!("minified ({why})"));
+        }
+        let lines = walk::line_count(&text);
         let (chunks, defs) = self.chunk_text(&f.rel, f.language, &text);
-        Prepared::Chunks(chunks, defs, hash)
+        Prepared::Chunks(chunks, defs, hash, lines)
     }
 
     /// Chunks of one file's text, routed to its namespace, and its definitions (also used

@@ -23,11 +23,15 @@ pub struct FileEntry {
     /// Definitions in the file, for exact and fuzzy symbol lookup.
     #[serde(default)]
     pub symbols: Vec<SymbolDef>,
+    /// Lines of the indexed text (newlines + 1, as LSP counts them), so positions can be
+    /// checked without reading the file; `None` in entries written before it was kept.
+    #[serde(default)]
+    pub lines: Option<u32>,
 }
 
 /// Bumped when `FileEntry` gains data older entries lack; older manifests are re-chunked
 /// (embeddings come from the cache).
-pub const MANIFEST_VERSION: u32 = 2;
+pub const MANIFEST_VERSION: u32 = 3;
 
 pub fn load(kv: &dyn KeyValue) -> Result<HashMap<String, FileEntry>> {
     let mut out = HashMap::new();

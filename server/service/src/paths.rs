@@ -11,6 +11,22 @@ pub fn project_data_dir(home: &Path, canonical_root: &Path) -> PathBuf {
     home.join("projects").join(ProjectId::for_root(canonical_root).as_str())
 }
 
+/// Creates `dir` (and missing parents) and makes it private to the user (0700 on Unix),
+/// also when it already existed with a wider mode: project data dirs hold the code's
+/// chunks and the memories people and agents wrote.
+pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let md = std::fs::metadata(dir)?;
+        if md.permissions().mode() & 0o777 != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
 /// The project that contains `start`: the nearest ancestor that already has an index, else
 /// the nearest one with `codemem.toml` or `.git`, else `start` itself.
 pub fn discover_root(home: &Path, start: &Path) -> PathBuf {
@@ -26,4 +42,21 @@ pub fn discover_root(home: &Path, start: &Path) -> PathBuf {
         }
     }
     start
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn private_dirs_are_created_0700_and_existing_ones_fixed() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join("projects").join("p-1");
+        ensure_private_dir(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_private_dir(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    }
 }

@@ -156,6 +156,10 @@ impl Project {
         if !opts.create && !team_mode && !project_dir.join("kv.redb").exists() {
             return Err(ServiceError::NotIndexed { path: root.display().to_string() });
         }
+        // Private to the user: the data dirs hold chunks of the code and the memories.
+        for dir in [opts.home.join("projects"), project_dir.clone()] {
+            paths::ensure_private_dir(&dir).map_err(|e| ServiceError::io(&dir, e))?;
+        }
         // Team mode: the state is shared, so every live process gets its own local data dir
         // (the project's, then `instances/<n>`) instead of waiting for the first one.
         let (data_dir, slot, lock) = if team_mode {
@@ -294,6 +298,11 @@ impl Project {
     }
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+    /// Whether `rel` is indexed and, if known, how many lines its indexed text has (entries
+    /// written before line counts were kept say `Some(None)` until they are re-chunked).
+    pub fn indexed_lines(&self, rel: &str) -> Option<Option<u32>> {
+        self.files.read().unwrap_or_else(|e| e.into_inner()).get(rel).map(|e| e.lines)
     }
     pub fn config(&self) -> &Config {
         &self.cfg

@@ -309,12 +309,10 @@ impl Workspace {
             roots.iter().map(|r| r.path.join(rel)).find(|c| c.exists()).unwrap_or_else(|| roots[0].path.join(rel))
         };
         let root = self.root_of(&abs).ok_or_else(outside)?;
-        // Symlinks may point anywhere: what exists must still be inside the root once resolved.
-        if abs.exists() {
-            let real = abs.canonicalize().map_err(|e| ServiceError::io(&abs, e))?;
-            if !real.starts_with(&root.path) {
-                return Err(outside());
-            }
+        // Symlinks may point anywhere: the longest existing prefix (a link whose target does
+        // not exist yet too) must still be inside the root once resolved.
+        if confine(&root.path, &abs).is_none() {
+            return Err(outside());
         }
         let rel = abs.strip_prefix(&root.path).map_err(|_| outside())?;
         let rel = rel.components().filter_map(|c| c.as_os_str().to_str()).collect::<Vec<_>>().join("/");
@@ -323,6 +321,9 @@ impl Workspace {
 
     /// Root and relative path of an absolute file path, without touching the disk.
     fn locate(&self, abs: &Path) -> Result<(Arc<Root>, String)> {
+        if !abs.is_absolute() || abs.components().any(|c| matches!(c, Component::ParentDir)) {
+            return Err(ServiceError::OutsideWorkspace { path: abs.display().to_string(), roots: self.roots_text() });
+        }
         let root = self
             .root_of(abs)
             .ok_or_else(|| ServiceError::OutsideWorkspace { path: abs.display().to_string(), roots: self.roots_text() })?;
@@ -394,6 +395,41 @@ impl Workspace {
         Ok(out)
     }
 
+    /// Checks that `pos` (0-based line) is inside the document `abs` as a client may ask
+    /// about it: a path inside a root (else `OutsideWorkspace`), open (its buffer) or indexed
+    /// (the line count the index kept). Never reads the file: a FIFO, a device or a file
+    /// outside the roots is never opened.
+    pub fn check_position(&self, abs: &Path, pos: crate::documents::Position) -> Result<()> {
+        let (root, rel) = self.locate(abs)?;
+        let lines = match self.document_lines(abs) {
+            Some(n) => n,
+            None => match root.project.indexed_lines(&rel) {
+                Some(Some(n)) => n as usize,
+                // Indexed before line counts were kept: the next index run records it.
+                Some(None) => return Ok(()),
+                None => return Err(not_known(&rel)),
+            },
+        };
+        if pos.line as usize >= lines {
+            return Err(ServiceError::InvalidInput(format!(
+                "position {}:{} is past the end of {rel} ({lines} lines)",
+                pos.line, pos.character
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks that `abs` is a document a client may ask about (inside a root; open or
+    /// indexed), without touching the disk.
+    pub fn check_document(&self, abs: &Path) -> Result<()> {
+        let (root, rel) = self.locate(abs)?;
+        if self.document_lines(abs).is_some() || root.project.indexed_lines(&rel).is_some() {
+            Ok(())
+        } else {
+            Err(not_known(&rel))
+        }
+    }
+
     /// Code like lines `start_line..=end_line` (1-based) of `abs`: the enclosing definition
     /// when one line is given, else the selection. The source chunk itself is left out.
     pub fn similar(&self, abs: &Path, start_line: u32, end_line: u32, k: usize) -> Result<SearchResponse> {
@@ -401,7 +437,20 @@ impl Workspace {
         let text = match self.document_text(abs) {
             Some(t) => t,
             None => {
-                let bytes = std::fs::read(abs).map_err(|e| ServiceError::io(abs, e))?;
+                // Only a file the index holds, once resolved inside its root, regular and
+                // within the size limit, is read.
+                if root.project.indexed_lines(&rel).is_none() {
+                    return Err(not_known(&rel));
+                }
+                let outside = || ServiceError::OutsideWorkspace { path: abs.display().to_string(), roots: self.roots_text() };
+                let real = confine(&root.path, abs).ok_or_else(outside)?;
+                let md = std::fs::metadata(&real).map_err(|e| ServiceError::io(abs, e))?;
+                if !md.is_file() || md.len() > root.project.config().index.max_file_bytes {
+                    return Err(ServiceError::InvalidInput(format!(
+                        "{rel} is not a regular file within index.max_file_bytes; open it in the editor first"
+                    )));
+                }
+                let bytes = std::fs::read(&real).map_err(|e| ServiceError::io(abs, e))?;
                 crate::walk::decode_text(&bytes).map_err(|r| ServiceError::InvalidInput(format!("{rel}: {r}")))?
             }
         };
@@ -687,6 +736,11 @@ impl Workspace {
         self.docs.lock().unwrap_or_else(|e| e.into_inner()).get(abs).map(|d| d.rope.to_string())
     }
 
+    /// Lines of an open buffer (without copying it).
+    pub fn document_lines(&self, abs: &Path) -> Option<usize> {
+        self.docs.lock().unwrap_or_else(|e| e.into_inner()).get(abs).map(|d| d.rope.len_lines())
+    }
+
     pub fn document_version(&self, abs: &Path) -> Option<i32> {
         self.docs.lock().unwrap_or_else(|e| e.into_inner()).get(abs).map(|d| d.version)
     }
@@ -715,6 +769,32 @@ impl Drop for Workspace {
             r.cv.notify_all();
         }
     }
+}
+
+fn not_known(rel: &str) -> ServiceError {
+    ServiceError::InvalidInput(format!(
+        "{rel} is neither open nor indexed (special files, links not followed and skipped files are never read); open it in the editor first"
+    ))
+}
+
+/// Where `abs` really is once the symlinks of its longest existing prefix are resolved (the
+/// components that do not exist yet are appended as given); `None` when that prefix cannot
+/// be resolved (a dangling link) or leads outside `root` (canonical).
+fn confine(root: &Path, abs: &Path) -> Option<PathBuf> {
+    let mut existing = abs;
+    let mut rest: Vec<&std::ffi::OsStr> = Vec::new();
+    while existing.symlink_metadata().is_err() {
+        rest.push(existing.file_name()?);
+        existing = existing.parent()?;
+    }
+    let mut real = existing.canonicalize().ok()?;
+    if !real.starts_with(root) {
+        return None;
+    }
+    for c in rest.iter().rev() {
+        real.push(c);
+    }
+    Some(real)
 }
 
 fn describe(ns: &str) -> &'static str {
