@@ -121,9 +121,14 @@ def polyglot_file_count() -> int:
     )
 
 
+DAEMON_IDLE_SECS = "2"
+
+
 def server_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODEMEM_")}
     env["CODEMEM_HOME"] = str(home)
+    # Front ends attach to a per-home daemon; each test's daemon exits soon after its last client.
+    env["CODEMEM_DAEMON_IDLE_SECS"] = DAEMON_IDLE_SECS
     env["NO_COLOR"] = "1"
     env.setdefault("RUST_BACKTRACE", "1")
     return env

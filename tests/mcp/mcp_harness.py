@@ -29,7 +29,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 # The temporary CODEMEM_HOME and the binary under test come from the LSP harness (tests/lsp).
-from lsp_harness import codemem_bin, make_home  # noqa: E402
+from lsp_harness import DAEMON_IDLE_SECS, codemem_bin, make_home  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -80,6 +80,7 @@ class Sandbox:
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CODEMEM_")}
         env["CODEMEM_HOME"] = str(self.home)
+        env["CODEMEM_DAEMON_IDLE_SECS"] = DAEMON_IDLE_SECS
         env.update(extra)
         return env
 

@@ -36,7 +36,7 @@ pub fn run(home: PathBuf) -> Result<u8, Failure> {
         })
     });
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
-    let code = rt.block_on(codemem_lsp::run_stdio(LspOptions { home, load_embedder, start_mcp: Some(start_mcp) }));
+    let code = rt.block_on(codemem_lsp::run_stdio(LspOptions { home, load_embedder, start_mcp: Some(start_mcp), hub: None }));
     // Background threads (indexer, watcher) must not keep the process alive after `exit`.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     Ok(code as u8)

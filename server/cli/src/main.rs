@@ -1,8 +1,10 @@
 //! The `codemem` binary: argument parsing, wiring, logging, exit codes. Logic lives in
 //! codemem-service; this file only translates between the command line and the service.
 
-mod mcp;
+mod daemon;
+mod frames;
 mod lsp;
+mod mcp;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +49,10 @@ struct Cli {
     /// More log output on stderr (-v info, -vv debug). CODEMEM_LOG=<filter> overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Run in this process instead of attaching to the per-user daemon (also CODEMEM_DAEMON=off).
+    /// A second process on the same project then gets "busy" (exit 4).
+    #[arg(long, global = true)]
+    no_daemon: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -125,6 +131,22 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The per-user daemon that `lsp`, `mcp` and `serve` attach to (started on demand; one per
+    /// CODEMEM_HOME). `run` serves in the foreground; `status` and `stop` talk to the running one.
+    Daemon {
+        #[arg(value_enum, default_value_t = DaemonAction::Status)]
+        action: DaemonAction,
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DaemonAction {
+    Run,
+    Status,
+    Stop,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -212,6 +234,17 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Cmd::Index { path, json } => {
             let root = root_for(path.as_deref().or(cli.root.as_deref()));
             check_root(&root)?;
+            if let Some(conn) = daemon_request(&home, &root, cli.no_daemon, daemon::Request::Index)? {
+                let progress = output::Progress::new(json);
+                let v = daemon::request(conn, &mut |e| progress.event(e))?;
+                progress.finish();
+                let stats: codemem_service::IndexStats = serde_json::from_value(v).context("unexpected answer from the daemon")?;
+                if !json {
+                    let id = paths::project_data_dir(&home, &root.canonicalize()?).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                    output::print_index_summary(&root, &id, &stats);
+                }
+                return Ok(if stats.cancelled { exit::CANCELLED } else { 0 });
+            }
             let cfg = Config::load(&root).map_err(ServiceError::from)?;
             let embedder = load_embedder(&home, &cfg)?;
             let project = Project::open(
@@ -234,7 +267,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             let stats = project.index(IndexOptions { cancel: &cancel, progress: &|e: IndexEvent| progress.event(e) })?;
             progress.finish();
             if !json {
-                output::print_index_summary(&project, &stats);
+                output::print_index_summary(project.root(), &project.id().to_string(), &stats);
             }
             Ok(if stats.cancelled { exit::CANCELLED } else { 0 })
         }
@@ -258,6 +291,16 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             q.k = k;
             q.mode = mode.into();
             q.validate().map_err(|e| usage(e.to_string()))?;
+            if let Some(conn) = daemon_request(&home, &root, cli.no_daemon, daemon::Request::Search { query: q.clone() })? {
+                let v = daemon::request(conn, &mut |_| {})?;
+                let resp: codemem_service::SearchResponse = serde_json::from_value(v).context("unexpected answer from the daemon")?;
+                if json {
+                    output::print_json(&resp)?;
+                } else {
+                    output::print_hits(&resp);
+                }
+                return Ok(0);
+            }
             let embedder = if q.mode == SearchMode::Lexical {
                 None
             } else {
@@ -310,6 +353,16 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 print!("{}", toml::to_string_pretty(&cfg).context("cannot render the configuration")?);
                 return Ok(0);
             }
+            if let Some(conn) = daemon_request(&home, &root, cli.no_daemon, daemon::Request::Status)? {
+                let v = daemon::request(conn, &mut |_| {})?;
+                let status: codemem_service::ProjectStatus = serde_json::from_value(v).context("unexpected answer from the daemon")?;
+                if json {
+                    output::print_json(&status)?;
+                } else {
+                    output::print_status(&status);
+                }
+                return Ok(0);
+            }
             let project = Project::open(
                 &root,
                 OpenOptions {
@@ -333,18 +386,101 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             let root = root_for(cli.root.as_deref());
             Ok(output::doctor(&home, &root, json))
         }
-        Cmd::Lsp => lsp::run(home),
+        Cmd::Lsp => {
+            if let Some(conn) = daemon_session(&home, "lsp", None, None, cli.no_daemon) {
+                return Ok(daemon::relay(&home, conn, frames::Framing::Lsp, None));
+            }
+            lsp::run(home)
+        }
         Cmd::Mcp => {
             let root = root_for(cli.root.as_deref());
             check_root(&root)?;
+            let canonical = root.canonicalize()?;
+            if let Some(conn) = daemon_session(&home, "mcp", Some(&canonical), None, cli.no_daemon) {
+                return Ok(daemon::relay(&home, conn, frames::Framing::Mcp, Some(&canonical)));
+            }
             mcp::stdio(home, &root)
         }
         Cmd::Serve { port, host } => {
             let root = root_for(cli.root.as_deref());
             check_root(&root)?;
+            let canonical = root.canonicalize()?;
+            if let Some(conn) = daemon_session(&home, "serve", Some(&canonical), Some(daemon::Request::Serve { host: host.clone(), port }), cli.no_daemon) {
+                return mcp::serve_through_daemon(conn, &canonical);
+            }
             mcp::serve(home, &root, host, port)
         }
         Cmd::Token { json } => mcp::token(home, json),
+        Cmd::Daemon { action, json } => match action {
+            DaemonAction::Run => {
+                let idle = Config::load(&cwd).map(|c| c.daemon.idle_exit_secs).map_err(ServiceError::from)?;
+                daemon::run(home, Duration::from_secs(idle))
+            }
+            DaemonAction::Status | DaemonAction::Stop => {
+                let req = if matches!(action, DaemonAction::Stop) { daemon::Request::Stop } else { daemon::Request::DaemonStatus };
+                match daemon::attach(&home, "control", None, Some(req), false)? {
+                    daemon::Attach::Attached(conn) => {
+                        let v = daemon::request(conn, &mut |_| {})?;
+                        if json {
+                            output::print_json(&v)?;
+                        } else if matches!(action, DaemonAction::Stop) {
+                            println!("codemem daemon stopping");
+                        } else {
+                            output::print_daemon_status(&v);
+                        }
+                        Ok(0)
+                    }
+                    _ => {
+                        if json {
+                            output::print_json(&serde_json::json!({"running": false}))?;
+                        } else {
+                            println!("no codemem daemon runs for {}", home.display());
+                        }
+                        Ok(if matches!(action, DaemonAction::Stop) { 0 } else { exit::NOT_READY })
+                    }
+                }
+            }
+        },
+    }
+}
+
+/// A CLI request through the running daemon, if there is one (the CLI never starts one).
+fn daemon_request(home: &Path, root: &Path, no_daemon: bool, req: daemon::Request) -> Result<Option<daemon::Connection>, Failure> {
+    if !daemon::enabled(no_daemon) {
+        return Ok(None);
+    }
+    let canonical = root.canonicalize().with_context(|| format!("cannot resolve {}", root.display()))?;
+    match daemon::attach(home, "request", Some(&canonical), Some(req), false) {
+        Ok(daemon::Attach::Attached(c)) => Ok(Some(c)),
+        Ok(daemon::Attach::NoDaemon) => Ok(None),
+        Ok(daemon::Attach::OtherVersion(msg)) => {
+            eprintln!("warning: {msg}; answering in this process");
+            Ok(None)
+        }
+        Err(e) => {
+            eprintln!("warning: {e:#}; answering in this process");
+            Ok(None)
+        }
+    }
+}
+
+/// A long session (`lsp`, `mcp`, `serve`) on the daemon, starting it when none runs. `None`:
+/// serve in this process (daemon off, another version draining, or the daemon failed to start).
+fn daemon_session(home: &Path, kind: &str, root: Option<&Path>, req: Option<daemon::Request>, no_daemon: bool) -> Option<daemon::Connection> {
+    if !daemon::enabled(no_daemon) {
+        return None;
+    }
+    match daemon::attach(home, kind, root, req, true) {
+        Ok(daemon::Attach::Attached(c)) => Some(c),
+        Ok(daemon::Attach::NoDaemon) => None,
+        Ok(daemon::Attach::OtherVersion(msg)) => {
+            eprintln!("codemem: {msg}; this session runs in its own process meanwhile");
+            None
+        }
+        Err(e) => {
+            eprintln!("codemem: {e:#}; this session runs in its own process");
+            None
+        }
     }
 }
 

@@ -113,3 +113,40 @@ pub fn token(home: PathBuf, json: bool) -> Result<u8, Failure> {
     }
     Ok(0)
 }
+
+/// `codemem serve` with a daemon: the daemon serves the one MCP endpoint of this machine (every
+/// open project); this process prints its URL and keeps it up until Ctrl-C / SIGTERM.
+pub fn serve_through_daemon(conn: crate::daemon::Connection, root: &Path) -> Result<u8, Failure> {
+    let crate::daemon::Connection { stream, mut reader } = conn;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).context("the daemon connection failed")?;
+    let url = match serde_json::from_str::<crate::daemon::Answer>(&line).context("unexpected answer from the daemon")? {
+        crate::daemon::Answer::Result(v) => v.get("url").and_then(|u| u.as_str()).unwrap_or_default().to_string(),
+        crate::daemon::Answer::Error { message, .. } => return Err(crate::usage(message)),
+        crate::daemon::Answer::Event(_) => return Err(crate::usage("unexpected answer from the daemon")),
+    };
+    println!("{url}");
+    eprintln!(
+        "codemem: serving MCP at {url} (the daemon's endpoint; {} is open in it); clients send `Authorization: Bearer <token>` (`codemem token` prints it). Ctrl-C stops.",
+        root.display()
+    );
+    let rt = runtime()?;
+    let code = rt.block_on(async move {
+        let gone = tokio::task::spawn_blocking(move || {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut reader, &mut sink);
+        });
+        tokio::select! {
+            _ = wait_for_signal() => {}
+            _ = gone => {
+                eprintln!("codemem: the daemon stopped serving");
+                return exit::ERROR;
+            }
+        }
+        // Tells the daemon this `serve` is gone (and ends the reader above).
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        0
+    });
+    rt.shutdown_timeout(Duration::from_millis(200));
+    Ok(code)
+}

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use codemem_core::SearchMode;
 use codemem_embed::assets;
-use codemem_service::{IndexEvent, IndexStats, Project, ProjectStatus, SearchResponse};
+use codemem_service::{IndexEvent, IndexStats, ProjectStatus, SearchResponse};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -83,15 +83,15 @@ pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn print_index_summary(project: &Project, s: &IndexStats) {
+pub fn print_index_summary(root: &Path, id: &str, s: &IndexStats) {
     let secs = s.elapsed_ms as f64 / 1000.0;
     if s.cancelled {
         eprintln!("cancelled after {secs:.1}s; run `codemem index` again to resume");
     }
     println!(
         "indexed {} ({}): {} files scanned, {} changed, {} unchanged, {} removed, {} skipped",
-        project.root().display(),
-        project.id(),
+        root.display(),
+        id,
         s.files_scanned,
         s.files_indexed,
         s.files_unchanged,
@@ -149,6 +149,20 @@ pub fn print_hits(r: &SearchResponse) {
         notes.push("lexical only: the model is not installed (run scripts/setup)".into());
     }
     eprintln!("{} ({:.1} ms)", notes.join("; "), r.took_ms);
+}
+
+pub fn print_daemon_status(v: &serde_json::Value) {
+    let s = |k: &str| v.get(k).map(|x| x.to_string().trim_matches('"').to_string()).unwrap_or_default();
+    println!("daemon    pid {}, codemem {}, up {} s", s("pid"), s("version"), s("uptime_secs"));
+    println!("clients   {}", s("clients"));
+    println!("memory    {} MiB", s("rss_mib"));
+    println!("model     {}", s("model"));
+    if let Some(url) = v.get("mcp_http").and_then(|u| u.as_str()) {
+        println!("mcp http  {url}");
+    }
+    for p in v.get("projects").and_then(|p| p.as_array()).into_iter().flatten() {
+        println!("project   {} ({} sessions)", p["root"].as_str().unwrap_or("?"), p["sessions"]);
+    }
 }
 
 pub fn print_status(s: &ProjectStatus) {

@@ -22,6 +22,21 @@ pub struct Config {
     pub routes: Vec<RouteRule>,
     pub mcp: McpConfig,
     pub backends: BackendsConfig,
+    pub daemon: DaemonConfig,
+}
+
+/// The per-user daemon every front end attaches to (`codemem daemon`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Seconds with no client before the daemon exits (a running `codemem serve` keeps it).
+    pub idle_exit_secs: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig { idle_exit_secs: 600 }
+    }
 }
 
 /// Team mode: remote Redis / Qdrant servers instead of the embedded stores. Each backend switches
@@ -127,6 +142,9 @@ pub struct McpConfig {
     pub max_body_bytes: usize,
     /// Requests must carry a bearer token. Only a loopback bind may turn this off.
     pub require_token: bool,
+    /// Live MCP sessions one token may hold; a new one beyond it is refused until the
+    /// client closes (DELETEs) an idle one or it expires.
+    pub max_sessions_per_token: usize,
     /// Extra tokens, each with a name (written to the audit log), an access level and
     /// optionally a list of namespaces it is limited to.
     #[serde(rename = "token")]
@@ -170,6 +188,7 @@ impl Default for McpConfig {
             allowed_origins: Vec::new(),
             max_body_bytes: 1024 * 1024,
             require_token: true,
+            max_sessions_per_token: 64,
             tokens: Vec::new(),
         }
     }
@@ -193,6 +212,7 @@ impl Default for Config {
             routes: Vec::new(),
             mcp: McpConfig::default(),
             backends: BackendsConfig::default(),
+            daemon: DaemonConfig::default(),
         }
     }
 }
@@ -292,6 +312,9 @@ impl Config {
         }
         if let Some(v) = get("CODEMEM_MAX_FILE_BYTES") {
             self.index.max_file_bytes = num("CODEMEM_MAX_FILE_BYTES", v)?;
+        }
+        if let Some(v) = get("CODEMEM_DAEMON_IDLE_SECS") {
+            self.daemon.idle_exit_secs = num("CODEMEM_DAEMON_IDLE_SECS", v)?;
         }
         if let Some(v) = get("CODEMEM_EMBED_THREADS") {
             self.embed.threads = num("CODEMEM_EMBED_THREADS", v)?;
@@ -395,6 +418,9 @@ impl Config {
         }
         if !(1024..=64 * 1024 * 1024).contains(&m.max_body_bytes) {
             return Err(bad(format!("mcp.max_body_bytes must be 1024..=67108864, got {}", m.max_body_bytes)));
+        }
+        if !(1..=10_000).contains(&m.max_sessions_per_token) {
+            return Err(bad(format!("mcp.max_sessions_per_token must be 1..=10000, got {}", m.max_sessions_per_token)));
         }
         for o in &m.allowed_origins {
             if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {

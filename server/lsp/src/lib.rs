@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use codemem_core::{Namespace, Query, SearchMode};
 use codemem_embed::Embedder;
-use codemem_service::{NewMemory, ServiceError, SymbolDef, Workspace, WorkspaceOptions};
+use codemem_service::{Hub, NewMemory, ServiceError, SymbolDef, Workspace, WorkspaceOptions};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_lsp_server::jsonrpc::{Error, Result};
@@ -41,6 +41,9 @@ pub struct LspOptions {
     pub home: PathBuf,
     pub load_embedder: LoadEmbedder,
     pub start_mcp: Option<StartMcp>,
+    /// The daemon's shared hub: the session attaches to it instead of opening its own roots
+    /// (and the hub's model is used instead of `load_embedder`).
+    pub hub: Option<Arc<Hub>>,
 }
 
 pub(crate) struct Shared {
@@ -60,6 +63,16 @@ pub struct Backend(Arc<Shared>);
 /// Serves LSP on stdin/stdout until the client sends `exit` (or closes stdin). Returns the
 /// process exit code the spec asks for: 1 when `exit` came without `shutdown`.
 pub async fn run_stdio(opts: LspOptions) -> i32 {
+    run(tokio::io::stdin(), tokio::io::stdout(), opts).await
+}
+
+/// Serves one LSP session over a byte stream (stdin/stdout, or a daemon client's socket);
+/// returns the exit code the spec asks for.
+pub async fn run<R, W>(input: R, output: W, opts: LspOptions) -> i32
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (service, socket) = LspService::build(|client| {
         Backend(Arc::new(Shared {
             client,
@@ -82,9 +95,9 @@ pub async fn run_stdio(opts: LspOptions) -> i32 {
     let (to_server, server_in) = tokio::io::duplex(1 << 20);
     let (server_out, from_server) = tokio::io::duplex(1 << 20);
     let (frames, rx) = tokio::sync::mpsc::unbounded_channel();
-    let writer = tokio::spawn(framing::write_frames(tokio::io::stdout(), rx));
+    let writer = tokio::spawn(framing::write_frames(output, rx));
     tokio::spawn(framing::split_output(from_server, frames.clone()));
-    let guard = tokio::spawn(framing::guard_input(tokio::io::stdin(), to_server, frames));
+    let guard = tokio::spawn(framing::guard_input(input, to_server, frames));
     Server::new(server_in, server_out, socket).serve(service).await;
     let seen = guard.await.unwrap_or_default();
     // Let the last replies reach stdout.
@@ -284,7 +297,7 @@ impl LanguageServer for Backend {
                 .with_overrides(&init, "initializationOptions")
                 .map_err(|e| Error::invalid_params(e.to_string()))?;
         }
-        let embedder = if lexical_only {
+        let embedder = if lexical_only || self.0.opts.hub.is_some() {
             None
         } else {
             let load = self.0.opts.load_embedder.clone();
@@ -296,15 +309,19 @@ impl LanguageServer for Backend {
                 }
             }
         };
-        let ws = Workspace::new(WorkspaceOptions {
-            home: self.0.opts.home.clone(),
-            embedder,
-            purpose: "codemem lsp".into(),
-            config: (!init.is_null()).then_some(init),
-            auto_index: true,
-            watch: true,
-            lock_wait: Duration::from_secs(2),
-        });
+        let config = (!init.is_null()).then_some(init);
+        let ws = match &self.0.opts.hub {
+            Some(hub) => Workspace::attach(hub.clone(), config, lexical_only),
+            None => Workspace::new(WorkspaceOptions {
+                home: self.0.opts.home.clone(),
+                embedder,
+                purpose: "codemem lsp".into(),
+                config,
+                auto_index: true,
+                watch: true,
+                lock_wait: Duration::from_secs(2),
+            }),
+        };
         let _ = self.0.ws.set(ws);
         *self.0.roots.lock().unwrap_or_else(|e| e.into_inner()) = folders(&params);
         let caps = &params.capabilities;

@@ -10,6 +10,8 @@ mod audit;
 mod auth;
 mod handler;
 mod http;
+mod sessions;
+mod stdio;
 mod tools;
 
 use std::sync::Arc;
@@ -49,9 +51,35 @@ pub enum McpError {
 /// Serves MCP on stdin/stdout until the client closes stdin. stdout carries only protocol
 /// messages; the caller is the local user, with full access (writes are still audited).
 pub async fn serve_stdio(ws: Arc<Workspace>) -> Result<(), McpError> {
+    serve_io(ws, tokio::io::stdin(), tokio::io::stdout()).await
+}
+
+/// Serves one MCP session over a byte stream (stdin/stdout, or a daemon client's socket)
+/// until the peer closes it. The caller is the local user, with full access.
+pub async fn serve_io<R, W>(ws: Arc<Workspace>, reader: R, writer: W) -> Result<(), McpError>
+where
+    R: tokio::io::AsyncRead + Send + Unpin + 'static,
+    W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let home = codemem_embed::assets::codemem_home();
     let server = CodememServer::new(ws, Arc::new(AuditLog::new(&home)), Some(Principal::full("stdio")));
-    let running = server.serve(rmcp::transport::stdio()).await.map_err(|e| McpError::Stdio(e.to_string()))?;
-    running.waiting().await.map_err(|e| McpError::Stdio(e.to_string()))?;
-    Ok(())
+    // A line guard answers malformed lines itself (stdio.rs); rmcp reads only good ones through
+    // an in-memory pipe, and its replies and the guard's errors are written whole, in turn.
+    let (to_server, server_in) = tokio::io::duplex(1 << 20);
+    let (server_out, from_server) = tokio::io::duplex(1 << 20);
+    let (lines, rx) = tokio::sync::mpsc::unbounded_channel();
+    let out = tokio::spawn(stdio::write_lines(writer, rx));
+    let split = tokio::spawn(stdio::split_output(from_server, lines.clone()));
+    let guard = tokio::spawn(stdio::guard_input(reader, to_server, lines));
+    let served = async {
+        let running = server.serve((server_in, server_out)).await.map_err(|e| McpError::Stdio(e.to_string()))?;
+        running.waiting().await.map_err(|e| McpError::Stdio(e.to_string()))?;
+        Ok::<(), McpError>(())
+    }
+    .await;
+    // rmcp has stopped (the input ended): write every reply and guard error before returning.
+    guard.abort();
+    let _ = split.await;
+    let _ = out.await;
+    served
 }

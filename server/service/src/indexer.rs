@@ -62,7 +62,7 @@ pub struct IndexStats {
 }
 
 /// Progress of an index run, for progress bars and JSON event streams.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum IndexEvent {
     Scanned { files: usize, changed: usize, deleted: usize },

@@ -10,7 +10,7 @@ use codemem_embed::Embedder;
 use codemem_kv::{KeyValue, ProjectState, RedbStore, RedisOptions, RedisStore, SharedCacheKv, Table, WriteOp};
 use codemem_resilience::BreakerConfig;
 use codemem_store::{collection_prefix, EdgeStore, Outbox, QdrantOptions, QdrantStore, VectorStore};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ServiceError};
 use crate::indexer::IndexStats;
@@ -111,14 +111,14 @@ pub fn qdrant_options(cfg: &Config, id: &ProjectId) -> Option<QdrantOptions> {
     Some(o)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NamespaceStatus {
     pub name: String,
     pub files: usize,
     pub points: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectStatus {
     pub project: String,
     pub root: String,

@@ -9,7 +9,7 @@ use codemem_core::lexical::{identifier_query, query_vector, symbol_leaf};
 use codemem_core::{ChunkKind, Hit, Language, Namespace, Query, SearchMode};
 use codemem_store::{ScoredPoint, SearchFilter, SearchVector};
 use globset::Glob;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Result, ServiceError};
@@ -22,7 +22,7 @@ const SNIPPET_MAX_LINES: usize = 40;
 const SNIPPET_MAX_BYTES: usize = 4000;
 
 /// How current the index behind an answer is.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Deserialize)]
 pub struct Freshness {
     pub indexed_files: usize,
     /// Files whose dense vectors are not all stored (still found lexically).
@@ -36,7 +36,7 @@ pub struct Freshness {
     pub unsaved_files: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SearchResponse {
     pub hits: Vec<Hit>,
     pub mode: SearchMode,

@@ -93,6 +93,17 @@ impl Project {
 
     /// Definitions matching `name`, best first; `kind` restricts to one chunk kind.
     pub fn find_symbol(&self, name: &str, kind: Option<ChunkKind>, limit: usize) -> Vec<SymbolMatch> {
+        self.find_symbol_in(name, kind, limit, &crate::NamespaceScope::All)
+    }
+
+    /// `find_symbol` over the files of the namespaces in `scope` only.
+    pub fn find_symbol_in(
+        &self,
+        name: &str,
+        kind: Option<ChunkKind>,
+        limit: usize,
+        scope: &crate::NamespaceScope,
+    ) -> Vec<SymbolMatch> {
         let name = name.trim();
         let mut out = Vec::new();
         if name.is_empty() {
@@ -107,6 +118,9 @@ impl Project {
             .map(|(p, e)| (p.as_str(), e.namespace.as_str(), e.language.as_str(), &e.symbols, false));
         let unsaved = overlay.iter().map(|(p, ns, syms)| (p.as_str(), ns.as_str(), syms.1.as_str(), &syms.0, true));
         for (path, ns, language, symbols, is_unsaved) in disk.chain(unsaved) {
+            if !scope.allows(ns) {
+                continue;
+            }
             for s in symbols.iter() {
                 if kind.is_some_and(|k| k != s.kind) {
                     continue;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use codemem_core::{ChunkKind, Config, Hit, Language, Query, SearchMode};
 use codemem_embed::Embedder;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::documents::{Document, TextChange};
 use crate::error::{Result, ServiceError};
@@ -79,9 +79,21 @@ struct Root {
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
     /// Team mode: the other processes' change events.
     changes: Mutex<Option<codemem_kv::Subscription>>,
+    /// Sessions that have this root open.
+    users: std::sync::atomic::AtomicUsize,
 }
 
 impl Root {
+    /// Stops the indexer and the watchers; the project (and its data-dir lock) goes with the
+    /// last reference.
+    fn close(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.cancel.store(true, Ordering::SeqCst);
+        self.watcher.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.changes.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.cv.notify_all();
+    }
+
     fn request(&self, delay: Duration) -> u64 {
         let mut st = self.run.lock().unwrap_or_else(|e| e.into_inner());
         st.requested += 1;
@@ -92,15 +104,45 @@ impl Root {
     }
 }
 
+impl WorkspaceEvent {
+    pub fn root(&self) -> &Path {
+        match self {
+            WorkspaceEvent::IndexStarted { root }
+            | WorkspaceEvent::Index { root, .. }
+            | WorkspaceEvent::IndexFinished { root, .. }
+            | WorkspaceEvent::IndexFailed { root, .. }
+            | WorkspaceEvent::Overlay { root, .. }
+            | WorkspaceEvent::MemoriesChanged { root, .. }
+            | WorkspaceEvent::TeamUpdate { root, .. } => root,
+        }
+    }
+}
+
+type RootList = Arc<RwLock<Vec<Arc<Root>>>>;
+
+struct Subscriber {
+    tx: Sender<WorkspaceEvent>,
+    /// A session's roots: it hears only about those (`None`: every root).
+    only: Option<std::sync::Weak<RwLock<Vec<Arc<Root>>>>>,
+}
+
 #[derive(Default)]
 struct Bus {
-    subs: Mutex<Vec<Sender<WorkspaceEvent>>>,
+    subs: Mutex<Vec<Subscriber>>,
 }
 
 impl Bus {
     fn emit(&self, e: WorkspaceEvent) {
         let mut subs = self.subs.lock().unwrap_or_else(|e| e.into_inner());
-        subs.retain(|s| s.send(e.clone()).is_ok());
+        subs.retain(|s| {
+            if let Some(only) = &s.only {
+                let Some(roots) = only.upgrade() else { return false };
+                if !roots.read().unwrap_or_else(|e| e.into_inner()).iter().any(|r| r.path == e.root()) {
+                    return true;
+                }
+            }
+            s.tx.send(e.clone()).is_ok()
+        });
     }
 }
 
@@ -114,7 +156,7 @@ pub struct RootStatus {
     pub unsaved_files: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackendStatus {
     pub name: String,
     /// "embedded", "redis" or "qdrant".
@@ -143,61 +185,120 @@ pub struct NamespaceInfo {
     pub memories: usize,
 }
 
-pub struct Workspace {
+/// Loads the embedding model (`Ok(None)`: not installed).
+pub type LoadModel = Box<dyn Fn() -> std::result::Result<Option<Arc<dyn Embedder>>, String> + Send + Sync>;
+
+/// What every session of one process shares: the options (data home, model), the open roots
+/// (one `Project` each, opened once, so one lock holder and one indexer per root) and the
+/// event bus. An in-process front end gets a private hub from `Workspace::new`; the daemon
+/// keeps one for all its clients and attaches a `Workspace` per session (`Workspace::attach`).
+pub struct Hub {
     opts: WorkspaceOptions,
-    roots: RwLock<Vec<Arc<Root>>>,
-    docs: Mutex<HashMap<PathBuf, Document>>,
+    /// Loads the model on first use when `opts.embedder` is not given (the daemon).
+    loader: Option<LoadModel>,
+    model: std::sync::OnceLock<Option<Arc<dyn Embedder>>>,
+    open: Mutex<Vec<Arc<Root>>>,
     bus: Arc<Bus>,
-    edits: Sender<PathBuf>,
+    /// Keep a root open when its last session leaves (the daemon: the next client finds it warm).
+    keep_open: bool,
 }
 
-impl Workspace {
-    pub fn new(opts: WorkspaceOptions) -> Arc<Workspace> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let ws = Arc::new(Workspace {
+impl Hub {
+    pub fn new(opts: WorkspaceOptions, keep_open: bool) -> Arc<Hub> {
+        Arc::new(Hub {
             opts,
-            roots: RwLock::new(Vec::new()),
-            docs: Mutex::new(HashMap::new()),
+            loader: None,
+            model: std::sync::OnceLock::new(),
+            open: Mutex::new(Vec::new()),
             bus: Arc::new(Bus::default()),
-            edits: tx,
-        });
-        let weak = Arc::downgrade(&ws);
-        std::thread::Builder::new()
-            .name("codemem-overlay".into())
-            .spawn(move || overlay_worker(weak, rx))
-            .expect("spawn overlay worker");
-        ws
+            keep_open,
+        })
+    }
+
+    /// A hub that keeps roots open and loads the model (once, for every project) when the
+    /// first session that wants it opens a root.
+    pub fn shared(opts: WorkspaceOptions, loader: LoadModel) -> Arc<Hub> {
+        Arc::new(Hub {
+            opts,
+            loader: Some(loader),
+            model: std::sync::OnceLock::new(),
+            open: Mutex::new(Vec::new()),
+            bus: Arc::new(Bus::default()),
+            keep_open: true,
+        })
+    }
+
+    /// The model, if loaded (or given).
+    pub fn embedder(&self) -> Option<Arc<dyn Embedder>> {
+        self.opts.embedder.clone().or_else(|| self.model.get().cloned().flatten())
     }
 
     pub fn has_embedder(&self) -> bool {
-        self.opts.embedder.is_some()
+        self.embedder().is_some()
     }
 
-    pub fn subscribe(&self) -> Receiver<WorkspaceEvent> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        self.bus.subs.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
-        rx
-    }
-
-    /// Opens a workspace root (idempotent) and, with `auto_index`, starts indexing it.
-    pub fn add_root(&self, root: &Path) -> Result<PathBuf> {
-        let canonical = root
-            .canonicalize()
-            .map_err(|e| ServiceError::Root { path: root.display().to_string(), reason: e.to_string() })?;
-        if let Some(r) = self.root_of(&canonical) {
-            if r.path == canonical {
-                return Ok(canonical);
-            }
+    /// The model for a root opened now: none for a lexical-only session, else loaded once.
+    fn model_for(&self, lexical_only: bool) -> Option<Arc<dyn Embedder>> {
+        if lexical_only {
+            return None;
         }
+        if let Some(e) = &self.opts.embedder {
+            return Some(e.clone());
+        }
+        let load = self.loader.as_ref()?;
+        self.model
+            .get_or_init(|| match load() {
+                Ok(e) => e,
+                Err(msg) => {
+                    tracing::warn!(error = %msg, "embedding model not loaded; lexical search only");
+                    None
+                }
+            })
+            .clone()
+    }
+
+    /// The open roots, whichever session opened them.
+    pub fn roots(&self) -> Vec<PathBuf> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|r| r.path.clone()).collect()
+    }
+
+    /// Sessions attached to each open root (for the daemon's status).
+    pub fn sessions_per_root(&self) -> Vec<(PathBuf, usize)> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|r| (r.path.clone(), r.users.load(Ordering::SeqCst))).collect()
+    }
+
+    /// The open root at `canonical`, opening its project (and starting its indexer and
+    /// watcher) on first use; `config` overrides codemem.toml for a root opened here.
+    /// The root joins `view` (a session's list) before its first run starts, so the session
+    /// hears every event of that run.
+    fn open_root(
+        &self,
+        canonical: &Path,
+        config: Option<&serde_json::Value>,
+        lexical_only: bool,
+        view: Option<&RootList>,
+    ) -> Result<Arc<Root>> {
+        let join = |r: &Arc<Root>| {
+            if let Some(v) = view {
+                v.write().unwrap_or_else(|e| e.into_inner()).push(r.clone());
+            }
+        };
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = open.iter().find(|r| r.path == canonical) {
+            r.users.fetch_add(1, Ordering::SeqCst);
+            join(r);
+            return Ok(r.clone());
+        }
+        let canonical = canonical.to_path_buf();
         let mut cfg = Config::load(&canonical)?;
-        if let Some(over) = &self.opts.config {
+        if let Some(over) = config {
             cfg = cfg.with_overrides(over, "initialization options")?;
         }
         let project = Project::open(
             &canonical,
             OpenOptions {
                 home: self.opts.home.clone(),
-                embedder: self.opts.embedder.clone(),
+                embedder: self.model_for(lexical_only),
                 purpose: self.opts.purpose.clone(),
                 lock_wait: self.opts.lock_wait,
                 create: true,
@@ -213,6 +314,7 @@ impl Workspace {
             stop: AtomicBool::new(false),
             watcher: Mutex::new(None),
             changes: Mutex::new(None),
+            users: std::sync::atomic::AtomicUsize::new(1),
         });
         let (bus, path) = (Arc::downgrade(&self.bus), canonical.clone());
         *root.changes.lock().unwrap_or_else(|e| e.into_inner()) = root.project.subscribe_changes(move |_, synced| {
@@ -235,33 +337,143 @@ impl Workspace {
                 Err(e) => tracing::warn!(root = %canonical.display(), error = %e, "file watcher unavailable; external changes are picked up on the next reindex"),
             }
         }
+        open.push(root.clone());
+        join(&root);
         if self.opts.auto_index {
             root.request(Duration::ZERO);
         }
-        self.roots.write().unwrap_or_else(|e| e.into_inner()).push(root);
+        Ok(root)
+    }
+
+    /// A session left `root`: close it when nobody uses it (unless the hub keeps roots warm).
+    fn release(&self, root: &Arc<Root>) {
+        if root.users.fetch_sub(1, Ordering::SeqCst) > 1 || self.keep_open {
+            return;
+        }
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).retain(|r| !Arc::ptr_eq(r, root));
+        root.close();
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        for r in self.open.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            r.close();
+        }
+    }
+}
+
+/// One session's view of a hub: the roots it opened, its open documents (unsaved buffers)
+/// and its config overrides. Searches, memories and events cover its roots only.
+pub struct Workspace {
+    hub: Arc<Hub>,
+    /// Overrides applied to roots this session opens first.
+    config: Option<serde_json::Value>,
+    roots: RootList,
+    /// A view of every root of the hub (the daemon's MCP HTTP endpoint).
+    every_root: bool,
+    /// Roots this session opens first are opened without the model.
+    lexical_only: bool,
+    docs: Mutex<HashMap<PathBuf, Document>>,
+    edits: Sender<PathBuf>,
+}
+
+impl Workspace {
+    /// An in-process workspace: a private hub, closed with the workspace.
+    pub fn new(opts: WorkspaceOptions) -> Arc<Workspace> {
+        let config = opts.config.clone();
+        Self::attach(Hub::new(opts, false), config, false)
+    }
+
+    /// A session on a shared hub (the daemon): roots it adds are opened once for everyone;
+    /// the first session to open a root decides whether it gets the model (`lexical_only`).
+    pub fn attach(hub: Arc<Hub>, config: Option<serde_json::Value>, lexical_only: bool) -> Arc<Workspace> {
+        Self::view(hub, config, false, lexical_only)
+    }
+
+    /// A view of every root the hub has open, now and later (the daemon's HTTP endpoint).
+    pub fn every_root(hub: Arc<Hub>) -> Arc<Workspace> {
+        Self::view(hub, None, true, false)
+    }
+
+    fn view(hub: Arc<Hub>, config: Option<serde_json::Value>, every_root: bool, lexical_only: bool) -> Arc<Workspace> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let ws = Arc::new(Workspace {
+            hub,
+            config,
+            roots: Arc::new(RwLock::new(Vec::new())),
+            every_root,
+            lexical_only,
+            docs: Mutex::new(HashMap::new()),
+            edits: tx,
+        });
+        let weak = Arc::downgrade(&ws);
+        std::thread::Builder::new()
+            .name("codemem-overlay".into())
+            .spawn(move || overlay_worker(weak, rx))
+            .expect("spawn overlay worker");
+        ws
+    }
+
+    pub fn has_embedder(&self) -> bool {
+        self.hub.has_embedder()
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Events about this session's roots.
+    pub fn subscribe(&self) -> Receiver<WorkspaceEvent> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let only = (!self.every_root).then(|| Arc::downgrade(&self.roots));
+        self.hub.bus.subs.lock().unwrap_or_else(|e| e.into_inner()).push(Subscriber { tx, only });
+        rx
+    }
+
+    /// Opens a workspace root (idempotent) and, with `auto_index`, starts indexing it.
+    pub fn add_root(&self, root: &Path) -> Result<PathBuf> {
+        let canonical = root
+            .canonicalize()
+            .map_err(|e| ServiceError::Root { path: root.display().to_string(), reason: e.to_string() })?;
+        if self.all().iter().any(|r| r.path == canonical) {
+            return Ok(canonical);
+        }
+        let view = (!self.every_root).then_some(&self.roots);
+        let opened = self.hub.open_root(&canonical, self.config.as_ref(), self.lexical_only, view)?;
+        if self.every_root {
+            // The hub's list is this view's list; it holds no count of its own.
+            self.hub.release(&opened);
+        }
+        // Buffers the editor opened while the root was opening are searchable now.
+        for p in self.docs.lock().unwrap_or_else(|e| e.into_inner()).keys().filter(|p| p.starts_with(&canonical)) {
+            let _ = self.edits.send(p.clone());
+        }
         Ok(canonical)
     }
 
-    /// Stops indexing and watching a root and releases its data dir.
+    /// Leaves a root; the hub stops indexing and watching it and releases its data dir when
+    /// no other session uses it.
     pub fn remove_root(&self, root: &Path) -> bool {
         let canonical = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-        let mut roots = self.roots.write().unwrap_or_else(|e| e.into_inner());
-        let Some(i) = roots.iter().position(|r| r.path == canonical || r.path == root) else { return false };
-        let r = roots.remove(i);
-        r.stop.store(true, Ordering::SeqCst);
-        r.cancel.store(true, Ordering::SeqCst);
-        r.watcher.lock().unwrap_or_else(|e| e.into_inner()).take();
-        r.changes.lock().unwrap_or_else(|e| e.into_inner()).take();
-        r.cv.notify_all();
+        let r = {
+            let mut roots = self.roots.write().unwrap_or_else(|e| e.into_inner());
+            let Some(i) = roots.iter().position(|r| r.path == canonical || r.path == root) else { return false };
+            roots.remove(i)
+        };
         self.docs.lock().unwrap_or_else(|e| e.into_inner()).retain(|p, _| !p.starts_with(&r.path));
+        self.hub.release(&r);
         true
     }
 
     pub fn roots(&self) -> Vec<PathBuf> {
-        self.roots.read().unwrap_or_else(|e| e.into_inner()).iter().map(|r| r.path.clone()).collect()
+        self.all().iter().map(|r| r.path.clone()).collect()
     }
 
     fn all(&self) -> Vec<Arc<Root>> {
+        if self.every_root {
+            return self.hub.open.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        }
         self.roots.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -375,6 +587,17 @@ impl Workspace {
     }
 
     pub fn find_symbol(&self, name: &str, kind: Option<&str>, limit: usize) -> Result<Vec<SymbolMatch>> {
+        self.find_symbol_in(name, kind, limit, &crate::NamespaceScope::All)
+    }
+
+    /// `find_symbol` limited to the definitions in the namespaces of `scope`.
+    pub fn find_symbol_in(
+        &self,
+        name: &str,
+        kind: Option<&str>,
+        limit: usize,
+        scope: &crate::NamespaceScope,
+    ) -> Result<Vec<SymbolMatch>> {
         if name.trim().is_empty() || name.len() > 512 {
             return Err(ServiceError::InvalidInput("give a symbol name of 1-512 bytes".into()));
         }
@@ -388,7 +611,7 @@ impl Workspace {
         };
         let mut out = Vec::new();
         for r in self.all() {
-            out.extend(r.project.find_symbol(name, kind, limit));
+            out.extend(r.project.find_symbol_in(name, kind, limit, scope));
         }
         sort_matches(&mut out);
         out.truncate(limit);
@@ -506,7 +729,7 @@ impl Workspace {
             None => (self.first()?, None),
         };
         let memory = root.project.remember(NewMemory { path: path.clone(), ..m })?;
-        self.bus.emit(WorkspaceEvent::MemoriesChanged { root: root.path.clone(), paths: path.into_iter().collect() });
+        self.hub.bus.emit(WorkspaceEvent::MemoriesChanged { root: root.path.clone(), paths: path.into_iter().collect() });
         Ok(memory)
     }
 
@@ -514,7 +737,7 @@ impl Workspace {
         for r in self.all() {
             if let Some(m) = r.project.memory(id) {
                 let done = r.project.forget(id)?;
-                self.bus.emit(WorkspaceEvent::MemoriesChanged { root: r.path.clone(), paths: m.path.into_iter().collect() });
+                self.hub.bus.emit(WorkspaceEvent::MemoriesChanged { root: r.path.clone(), paths: m.path.into_iter().collect() });
                 return Ok(done);
             }
         }
@@ -610,11 +833,16 @@ impl Workspace {
     }
 
     pub fn status(&self) -> Result<WorkspaceStatus> {
+        self.status_in(&crate::NamespaceScope::All)
+    }
+
+    /// `status` as a caller limited to `scope` may see it (other namespaces' counts left out).
+    pub fn status_in(&self, scope: &crate::NamespaceScope) -> Result<WorkspaceStatus> {
         let mut roots = Vec::new();
         // Each root has its own connections; one entry per backend, the least healthy one wins.
         let mut backends: Vec<BackendStatus> = Vec::new();
         for r in self.all() {
-            let project = r.project.status()?;
+            let project = r.project.status_in(scope)?;
             for b in project.backends.iter().cloned() {
                 match backends.iter_mut().find(|x| x.name == b.name && x.kind == b.kind) {
                     Some(x) if x.healthy && !b.healthy => *x = b,
@@ -629,8 +857,8 @@ impl Workspace {
                 project,
                 indexing,
                 last_error,
-                memories: r.project.memory_count(),
-                unsaved_files: r.project.freshness()?.unsaved_files,
+                memories: r.project.memories_visible(scope),
+                unsaved_files: r.project.unsaved_visible(scope)?,
             });
         }
         let state = if roots.is_empty() {
@@ -656,20 +884,25 @@ impl Workspace {
         }
         Ok(WorkspaceStatus {
             state: state.into(),
-            model: self.opts.embedder.as_ref().map(|e| e.model_id().to_string()),
+            model: self.hub.embedder().map(|e| e.model_id().to_string()),
             roots,
             backends,
         })
     }
 
     pub fn namespaces(&self) -> Result<Vec<NamespaceInfo>> {
+        self.namespaces_in(&crate::NamespaceScope::All)
+    }
+
+    /// The namespaces in `scope`, with their counts.
+    pub fn namespaces_in(&self, scope: &crate::NamespaceScope) -> Result<Vec<NamespaceInfo>> {
         let mut out: Vec<NamespaceInfo> = Vec::new();
         let roots = self.all();
         let cfg = match roots.first() {
             Some(r) => r.project.config().clone(),
             None => Config::default(),
         };
-        for ns in cfg.all_namespaces() {
+        for ns in cfg.all_namespaces().into_iter().filter(|ns| scope.allows(ns.as_str())) {
             let mut info = NamespaceInfo {
                 name: ns.to_string(),
                 description: describe(ns.as_str()).into(),
@@ -693,8 +926,8 @@ impl Workspace {
     // ----- live documents -------------------------------------------------------------
 
     /// An editor opened `abs` with `text` (unsaved content becomes searchable).
+    /// A document under a root that is still opening is kept, and indexed once the root is open.
     pub fn open_document(&self, abs: &Path, version: i32, text: String) -> Result<()> {
-        self.locate(abs)?;
         self.docs.lock().unwrap_or_else(|e| e.into_inner()).insert(abs.to_path_buf(), Document::new(&text, version));
         let _ = self.edits.send(abs.to_path_buf());
         Ok(())
@@ -725,7 +958,7 @@ impl Workspace {
         self.docs.lock().unwrap_or_else(|e| e.into_inner()).remove(abs);
         if let Ok((r, rel)) = self.locate(abs) {
             match r.project.clear_overlay(&rel) {
-                Ok(true) => self.bus.emit(WorkspaceEvent::Overlay { root: r.path.clone(), path: rel, chunks: 0 }),
+                Ok(true) => self.hub.bus.emit(WorkspaceEvent::Overlay { root: r.path.clone(), path: rel, chunks: 0 }),
                 Ok(false) => {}
                 Err(e) => tracing::warn!(path = %abs.display(), error = %e, "could not drop unsaved buffer from the index"),
             }
@@ -763,10 +996,9 @@ impl Workspace {
 
 impl Drop for Workspace {
     fn drop(&mut self) {
-        for r in self.roots.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            r.stop.store(true, Ordering::SeqCst);
-            r.cancel.store(true, Ordering::SeqCst);
-            r.cv.notify_all();
+        let roots = std::mem::take(&mut *self.roots.write().unwrap_or_else(|e| e.into_inner()));
+        for r in &roots {
+            self.hub.release(r);
         }
     }
 }
@@ -916,7 +1148,7 @@ fn overlay_worker(ws: Weak<Workspace>, rx: Receiver<PathBuf>) {
                         crate::overlay::OverlayChange::Indexed { chunks } => chunks,
                         crate::overlay::OverlayChange::Cleared => 0,
                     };
-                    ws.bus.emit(WorkspaceEvent::Overlay { root: root.path.clone(), path: rel.clone(), chunks });
+                    ws.hub.bus.emit(WorkspaceEvent::Overlay { root: root.path.clone(), path: rel.clone(), chunks });
                     if chunks > 0 {
                         to_embed.push((root, rel));
                     }

@@ -1,0 +1,860 @@
+//! `codemem daemon`: one process per user (per CODEMEM_HOME) that owns the stores, the model
+//! and every open project, and the local socket front ends attach to.
+//!
+//! The channel: a Unix domain socket `$CODEMEM_HOME/daemon/codemem.sock` in a 0700 directory,
+//! mode 0600, and the peer's uid checked (SO_PEERCRED) on every connection. A client sends
+//! one JSON line (`Hello`), the daemon answers one JSON line (`Reply`); then
+//! - `lsp` / `mcp`: the connection carries that protocol's bytes, served by the same
+//!   handlers as stdio, over a `Workspace` attached to the shared `Hub`;
+//! - `request`: one typed request (`Request`), answered by JSON lines (`Answer`);
+//! - `serve`: the per-machine MCP HTTP endpoint is started (once) and kept while the
+//!   connection lives.
+//!
+//! Exactly one daemon: it holds an exclusive lock on `daemon/lock` for its whole life; a second
+//! one started at the same moment finds the lock taken and exits 0.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use codemem_core::{Config, Query};
+use codemem_mcp::HttpOptions;
+use codemem_service::{paths, Hub, IndexEvent, ServiceError, Workspace, WorkspaceOptions};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+use crate::frames::{frame, Framing, Scanner, Tracker};
+use crate::{exit, Failure};
+
+/// The version of the socket handshake; a daemon refuses other values with a clear reply.
+pub const PROTO: u32 = 1;
+const MAX_HELLO_BYTES: usize = 64 * 1024;
+/// How long a front end waits for a daemon it started to listen.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct DaemonPaths {
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub lock: PathBuf,
+    pub log: PathBuf,
+}
+
+impl DaemonPaths {
+    pub fn new(home: &Path) -> Self {
+        let dir = home.join("daemon");
+        DaemonPaths { socket: dir.join("codemem.sock"), lock: dir.join("lock"), log: dir.join("daemon.log"), dir }
+    }
+}
+
+/// Whether front ends attach to the daemon: `--no-daemon` or `CODEMEM_DAEMON=off` keeps the
+/// in-process mode.
+pub fn enabled(no_daemon: bool) -> bool {
+    if no_daemon {
+        return false;
+    }
+    !matches!(std::env::var("CODEMEM_DAEMON").as_deref().map(str::to_ascii_lowercase).as_deref(), Ok("off" | "0" | "false" | "no"))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Hello {
+    pub proto: u32,
+    pub version: String,
+    /// "lsp", "mcp", "request", "serve" or "control".
+    pub kind: String,
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    #[serde(default)]
+    pub request: Option<Request>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Search { query: Query },
+    Status,
+    Index,
+    /// `codemem serve`: start (or reuse) the HTTP endpoint with these overrides.
+    Serve { host: Option<String>, port: Option<u16> },
+    DaemonStatus,
+    Stop,
+    /// A client of another version asks the daemon to exit once its sessions have ended.
+    Handover,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    pub version: String,
+    pub pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// "version", "proto", "draining", "bad_request", "not_indexed", "usage", "failed".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// One line of a `request` answer after the reply: progress, then a result or an error.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    Event(IndexEvent),
+    Result(Value),
+    Error { message: String, code: String },
+}
+
+// ----- the daemon ---------------------------------------------------------------------------
+
+struct State {
+    home: PathBuf,
+    hub: Arc<Hub>,
+    clients: AtomicUsize,
+    last_client: Mutex<Instant>,
+    started: Instant,
+    draining: AtomicBool,
+    stop: tokio_util::sync::CancellationToken,
+    /// The per-machine MCP HTTP endpoint (url), once started.
+    http: tokio::sync::Mutex<Option<String>>,
+    /// `codemem serve` clients keep the endpoint (and the daemon) up.
+    http_stays: AtomicUsize,
+}
+
+struct ClientGuard(Arc<State>);
+
+impl ClientGuard {
+    fn new(st: &Arc<State>) -> Self {
+        st.clients.fetch_add(1, Ordering::SeqCst);
+        ClientGuard(st.clone())
+    }
+}
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        *self.0.last_client.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.0.clients.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// `codemem daemon run`: serves until stopped, or until idle for `idle` with no client.
+pub fn run(home: PathBuf, idle: Duration) -> Result<u8, Failure> {
+    let p = DaemonPaths::new(&home);
+    paths::ensure_private_dir(&home).with_context(|| format!("cannot create {}", home.display()))?;
+    paths::ensure_private_dir(&p.dir).with_context(|| format!("cannot create {}", p.dir.display()))?;
+    let mut lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p.lock)
+        .with_context(|| format!("cannot open {}", p.lock.display()))?;
+    if lock.try_lock().is_err() {
+        eprintln!("codemem daemon: another daemon already serves {}", home.display());
+        return Ok(0);
+    }
+    let _ = lock.set_len(0);
+    let _ = writeln!(lock, "pid {}, codemem {}", std::process::id(), env!("CARGO_PKG_VERSION"));
+    // We hold the lock: a socket file left here is a dead daemon's.
+    let _ = std::fs::remove_file(&p.socket);
+    if p.socket.as_os_str().len() > 100 {
+        return Err(crate::usage(format!(
+            "the daemon socket path {} is too long for a Unix socket; use a shorter CODEMEM_HOME or CODEMEM_DAEMON=off",
+            p.socket.display()
+        )));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let load_home = home.clone();
+    let base = Config::load(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))).unwrap_or_default();
+    let hub = Hub::shared(
+        WorkspaceOptions {
+            home: home.clone(),
+            embedder: None,
+            purpose: "codemem daemon".into(),
+            config: None,
+            auto_index: true,
+            watch: true,
+            lock_wait: Duration::from_secs(5),
+        },
+        Box::new(move || match crate::load_embedder(&load_home, &base) {
+            Ok(e) => Ok(Some(e)),
+            Err(f) => Err(format!("{:#}", f.err)),
+        }),
+    );
+    let st = Arc::new(State {
+        home: home.clone(),
+        hub,
+        clients: AtomicUsize::new(0),
+        last_client: Mutex::new(Instant::now()),
+        started: Instant::now(),
+        draining: AtomicBool::new(false),
+        stop: tokio_util::sync::CancellationToken::new(),
+        http: tokio::sync::Mutex::new(None),
+        http_stays: AtomicUsize::new(0),
+    });
+    let code = rt.block_on(async {
+        let listener = tokio::net::UnixListener::bind(&p.socket).with_context(|| format!("cannot listen on {}", p.socket.display()))?;
+        std::fs::set_permissions(&p.socket, std::fs::Permissions::from_mode(0o600))?;
+        tracing::info!(socket = %p.socket.display(), pid = std::process::id(), "codemem daemon listening");
+        eprintln!("codemem daemon {} (pid {}) listening on {}", env!("CARGO_PKG_VERSION"), std::process::id(), p.socket.display());
+        let ticker = {
+            let st = st.clone();
+            tokio::spawn(async move {
+                let tick = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+                loop {
+                    tokio::time::sleep(tick).await;
+                    let quiet = st.last_client.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+                    let no_clients = st.clients.load(Ordering::SeqCst) == 0;
+                    let draining = st.draining.load(Ordering::SeqCst);
+                    if no_clients && (draining || (quiet >= idle && st.http_stays.load(Ordering::SeqCst) == 0)) {
+                        tracing::info!("no clients for {:?}; the daemon exits", quiet);
+                        st.stop.cancel();
+                        return;
+                    }
+                }
+            })
+        };
+        loop {
+            tokio::select! {
+                _ = st.stop.cancelled() => break,
+                _ = wait_for_signal() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let st = st.clone();
+                        tokio::spawn(async move { serve_connection(st, stream).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        ticker.abort();
+        let _ = std::fs::remove_file(&p.socket);
+        Ok::<u8, anyhow::Error>(0)
+    })?;
+    // Projects flush and release their data dirs as the hub goes.
+    drop(st);
+    rt.shutdown_timeout(Duration::from_millis(500));
+    Ok(code)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn reply_ok() -> Reply {
+    Reply { ok: true, version: env!("CARGO_PKG_VERSION").into(), pid: std::process::id(), ..Default::default() }
+}
+
+fn reply_err(code: &str, error: impl Into<String>) -> Reply {
+    Reply { ok: false, code: Some(code.into()), error: Some(error.into()), ..reply_ok() }
+}
+
+async fn send_line<W: tokio::io::AsyncWrite + Unpin, T: Serialize>(w: &mut W, v: &T) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(v).unwrap_or_default();
+    line.push(b'\n');
+    w.write_all(&line).await?;
+    w.flush().await
+}
+
+async fn serve_connection(st: Arc<State>, stream: tokio::net::UnixStream) {
+    // Only the user who owns the daemon may talk to it.
+    let me = unsafe { libc::getuid() };
+    match stream.peer_cred() {
+        Ok(c) if c.uid() == me => {}
+        Ok(c) => {
+            tracing::warn!(uid = c.uid(), "refused a connection from another user");
+            let (_, mut w) = stream.into_split();
+            let _ = send_line(&mut w, &reply_err("forbidden", "this codemem daemon belongs to another user")).await;
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the peer's credentials; connection refused");
+            return;
+        }
+    }
+    let _guard = ClientGuard::new(&st);
+    let (r, mut w) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(r);
+    let hello = match read_hello(&mut reader).await {
+        Ok(h) => h,
+        Err(msg) => {
+            let _ = send_line(&mut w, &reply_err("bad_request", msg)).await;
+            return;
+        }
+    };
+    if hello.proto != PROTO {
+        let _ = send_line(&mut w, &reply_err("proto", format!("this daemon speaks handshake {PROTO}, the client {}", hello.proto))).await;
+        return;
+    }
+    let handover = matches!(hello.request, Some(Request::Handover | Request::Stop | Request::DaemonStatus));
+    if hello.version != env!("CARGO_PKG_VERSION") && !handover {
+        let msg = format!("the running daemon is codemem {}, this client is {}", env!("CARGO_PKG_VERSION"), hello.version);
+        let _ = send_line(&mut w, &reply_err("version", msg)).await;
+        return;
+    }
+    if st.draining.load(Ordering::SeqCst) && !handover {
+        let _ = send_line(&mut w, &reply_err("draining", "this daemon is handing over to another version")).await;
+        return;
+    }
+    match hello.kind.as_str() {
+        "lsp" => {
+            if send_line(&mut w, &reply_ok()).await.is_err() {
+                return;
+            }
+            let opts = codemem_lsp::LspOptions {
+                home: st.home.clone(),
+                load_embedder: Arc::new(|| Ok(None)),
+                start_mcp: Some(start_mcp(st.clone())),
+                hub: Some(st.hub.clone()),
+            };
+            let code = codemem_lsp::run(reader, w, opts).await;
+            tracing::debug!(code, "LSP session ended");
+        }
+        "mcp" => {
+            let Some(root) = hello.root else {
+                let _ = send_line(&mut w, &reply_err("bad_request", "an mcp session needs `root`")).await;
+                return;
+            };
+            let ws = Workspace::attach(st.hub.clone(), None, false);
+            let opened = {
+                let (ws, root) = (ws.clone(), root.clone());
+                tokio::task::spawn_blocking(move || ws.add_root(&root)).await
+            };
+            match opened {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    let _ = send_line(&mut w, &reply_err("failed", e.to_string())).await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = send_line(&mut w, &reply_err("failed", e.to_string())).await;
+                    return;
+                }
+            }
+            if send_line(&mut w, &reply_ok()).await.is_err() {
+                return;
+            }
+            if let Err(e) = codemem_mcp::serve_io(ws, reader, w).await {
+                tracing::debug!(error = %e, "MCP session ended");
+            }
+        }
+        "request" | "serve" | "control" => {
+            let Some(req) = hello.request else {
+                let _ = send_line(&mut w, &reply_err("bad_request", "a request needs `request`")).await;
+                return;
+            };
+            if send_line(&mut w, &reply_ok()).await.is_err() {
+                return;
+            }
+            answer(st, hello.root, req, reader, w).await;
+        }
+        other => {
+            let _ = send_line(&mut w, &reply_err("bad_request", format!("unknown kind {other:?}; use lsp, mcp, request, serve or control"))).await;
+        }
+    }
+}
+
+async fn read_hello<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Result<Hello, String> {
+    let mut line = Vec::new();
+    let mut limited = r.take(MAX_HELLO_BYTES as u64 + 1);
+    match tokio::time::timeout(Duration::from_secs(10), limited.read_until(b'\n', &mut line)).await {
+        Err(_) => return Err("no hello within 10 s; send one JSON line first".into()),
+        Ok(Err(e)) => return Err(format!("cannot read the hello: {e}")),
+        Ok(Ok(0)) => return Err("connection closed before the hello".into()),
+        Ok(Ok(_)) => {}
+    }
+    if line.len() > MAX_HELLO_BYTES || !line.ends_with(b"\n") {
+        return Err(format!("the hello must be one JSON line of at most {MAX_HELLO_BYTES} bytes"));
+    }
+    serde_json::from_slice(&line).map_err(|e| format!("the hello is not valid JSON for this daemon: {e}"))
+}
+
+type StartMcp = codemem_lsp::StartMcp;
+
+/// An LSP session asks for the MCP HTTP endpoint: one per machine, over every open project.
+fn start_mcp(st: Arc<State>) -> StartMcp {
+    Arc::new(move |ws: Arc<Workspace>, settings: Value| {
+        let st = st.clone();
+        Box::pin(async move {
+            let root = ws.roots().into_iter().next();
+            let cfg = Config::load(root.as_deref().unwrap_or(Path::new("."))).unwrap_or_default();
+            let cfg = if settings.is_null() {
+                cfg
+            } else {
+                cfg.with_overrides(&json!({ "mcp": settings }), "initializationOptions.mcp").map_err(|e| e.to_string())?
+            };
+            http_endpoint(&st, cfg).await
+        })
+    })
+}
+
+async fn http_endpoint(st: &Arc<State>, cfg: Config) -> Result<String, String> {
+    let mut http = st.http.lock().await;
+    if let Some(url) = http.as_ref() {
+        return Ok(url.clone());
+    }
+    let view = Workspace::every_root(st.hub.clone());
+    let server = codemem_mcp::serve_http(view, HttpOptions::new(st.home.clone(), cfg.mcp.clone()), st.stop.child_token())
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = server.url();
+    *http = Some(url.clone());
+    tokio::spawn(async move {
+        let _ = server.wait().await;
+    });
+    Ok(url)
+}
+
+async fn answer(
+    st: Arc<State>,
+    root: Option<PathBuf>,
+    req: Request,
+    mut reader: tokio::io::BufReader<tokio::net::unix::OwnedReadHalf>,
+    mut w: tokio::net::unix::OwnedWriteHalf,
+) {
+    let fail = |e: ServiceError| {
+        let code = match &e {
+            ServiceError::NotIndexed { .. } => "not_indexed",
+            ServiceError::Cancelled => "cancelled",
+            e if e.is_invalid_input() => "usage",
+            _ => "failed",
+        };
+        Answer::Error { message: e.to_string(), code: code.into() }
+    };
+    let out = match req {
+        Request::DaemonStatus => Answer::Result(daemon_status(&st)),
+        Request::Stop => {
+            st.stop.cancel();
+            Answer::Result(json!({"stopping": true}))
+        }
+        Request::Handover => {
+            st.draining.store(true, Ordering::SeqCst);
+            Answer::Result(json!({"draining": true, "clients": st.clients.load(Ordering::SeqCst).saturating_sub(1)}))
+        }
+        Request::Serve { host, port } => {
+            let root = root.unwrap_or_else(|| PathBuf::from("."));
+            let ws = Workspace::attach(st.hub.clone(), None, false);
+            let opened = {
+                let (ws, root) = (ws.clone(), root.clone());
+                tokio::task::spawn_blocking(move || ws.add_root(&root)).await
+            };
+            if let Ok(Err(e)) = opened {
+                let _ = send_line(&mut w, &fail(e)).await;
+                return;
+            }
+            let mut cfg = Config::load(&root).unwrap_or_default();
+            if let Some(h) = host {
+                cfg.mcp.host = h;
+            }
+            if let Some(p) = port {
+                cfg.mcp.port = p;
+            }
+            match http_endpoint(&st, cfg).await {
+                Ok(url) => {
+                    st.http_stays.fetch_add(1, Ordering::SeqCst);
+                    let _ = send_line(&mut w, &Answer::Result(json!({"url": url}))).await;
+                    // The endpoint stays while `codemem serve` is connected.
+                    let mut sink = Vec::new();
+                    let _ = reader.read_to_end(&mut sink).await;
+                    st.http_stays.fetch_sub(1, Ordering::SeqCst);
+                    drop(ws);
+                    return;
+                }
+                Err(e) => Answer::Error { message: e, code: "usage".into() },
+            }
+        }
+        Request::Search { query } => match open_existing(&st, root).await {
+            Err(e) => fail(e),
+            Ok(ws) => match tokio::task::spawn_blocking(move || ws.search(&query)).await {
+                Ok(Ok(r)) => Answer::Result(serde_json::to_value(r).unwrap_or_default()),
+                Ok(Err(e)) => fail(e),
+                Err(e) => Answer::Error { message: e.to_string(), code: "failed".into() },
+            },
+        },
+        Request::Status => match open_existing(&st, root).await {
+            Err(e) => fail(e),
+            Ok(ws) => match tokio::task::spawn_blocking(move || ws.status()).await {
+                Ok(Ok(s)) => match s.roots.into_iter().next() {
+                    Some(r) => Answer::Result(serde_json::to_value(r.project).unwrap_or_default()),
+                    None => Answer::Error { message: "no project".into(), code: "failed".into() },
+                },
+                Ok(Err(e)) => fail(e),
+                Err(e) => Answer::Error { message: e.to_string(), code: "failed".into() },
+            },
+        },
+        Request::Index => {
+            let root = root.unwrap_or_else(|| PathBuf::from("."));
+            let ws = Workspace::attach(st.hub.clone(), None, false);
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<IndexEvent>();
+            let cancel = Arc::new(AtomicBool::new(false));
+            let run = {
+                let (ws, cancel) = (ws.clone(), cancel.clone());
+                tokio::task::spawn_blocking(move || {
+                    let root = ws.add_root(&root)?;
+                    ws.reindex(Some(&root), &|e: IndexEvent| drop(tx.send(e)), &cancel)
+                })
+            };
+            // The client going away (Ctrl-C) cancels the run; it resumes on the next request.
+            let watch = {
+                let cancel = cancel.clone();
+                tokio::spawn(async move {
+                    let mut sink = Vec::new();
+                    let _ = reader.read_to_end(&mut sink).await;
+                    cancel.store(true, Ordering::SeqCst);
+                })
+            };
+            while let Some(e) = rx.recv().await {
+                if send_line(&mut w, &Answer::Event(e)).await.is_err() {
+                    cancel.store(true, Ordering::SeqCst);
+                }
+            }
+            watch.abort();
+            match run.await {
+                Ok(Ok(stats)) => Answer::Result(serde_json::to_value(stats.into_iter().next().unwrap_or_default()).unwrap_or_default()),
+                Ok(Err(e)) => fail(e),
+                Err(e) => Answer::Error { message: e.to_string(), code: "failed".into() },
+            }
+        }
+    };
+    let _ = send_line(&mut w, &out).await;
+}
+
+/// A session on `root` for a search or status: the project must have been indexed (or be open).
+async fn open_existing(st: &Arc<State>, root: Option<PathBuf>) -> Result<Arc<Workspace>, ServiceError> {
+    let root = root.unwrap_or_else(|| PathBuf::from("."));
+    let (hub, home) = (st.hub.clone(), st.home.clone());
+    tokio::task::spawn_blocking(move || {
+        let canonical =
+            root.canonicalize().map_err(|e| ServiceError::Root { path: root.display().to_string(), reason: e.to_string() })?;
+        let open = hub.roots().contains(&canonical);
+        if !open && !paths::project_data_dir(&home, &canonical).join("kv.redb").exists() {
+            return Err(ServiceError::NotIndexed { path: canonical.display().to_string() });
+        }
+        let ws = Workspace::attach(hub, None, false);
+        ws.add_root(&canonical)?;
+        Ok(ws)
+    })
+    .await
+    .map_err(|e| ServiceError::InvalidInput(e.to_string()))?
+}
+
+fn daemon_status(st: &Arc<State>) -> Value {
+    let rss_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()));
+    json!({
+        "pid": std::process::id(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": st.started.elapsed().as_secs(),
+        // This status request is a client too.
+        "clients": st.clients.load(Ordering::SeqCst).saturating_sub(1),
+        "projects": st.hub.sessions_per_root().into_iter().map(|(root, sessions)| json!({"root": root, "sessions": sessions})).collect::<Vec<_>>(),
+        "model": st.hub.embedder().map(|e| e.model_id().to_string()),
+        "rss_mib": rss_kib.map(|k| k / 1024),
+        "mcp_http": st.http.try_lock().ok().and_then(|h| h.clone()),
+        "draining": st.draining.load(Ordering::SeqCst),
+    })
+}
+
+// ----- clients ------------------------------------------------------------------------------
+
+/// A connection to the daemon after a successful handshake.
+pub struct Connection {
+    pub stream: UnixStream,
+    pub reader: BufReader<UnixStream>,
+}
+
+pub enum Attach {
+    Attached(Connection),
+    /// No daemon runs (and none was to be started).
+    NoDaemon,
+    /// A daemon of another version runs; it was asked to hand over (exit once idle).
+    OtherVersion(String),
+}
+
+fn hello(kind: &str, root: Option<&Path>, request: Option<Request>) -> Hello {
+    Hello { proto: PROTO, version: env!("CARGO_PKG_VERSION").into(), kind: kind.into(), root: root.map(Path::to_path_buf), request }
+}
+
+fn handshake(stream: UnixStream, h: &Hello) -> anyhow::Result<(Connection, Reply)> {
+    let mut line = serde_json::to_vec(h)?;
+    line.push(b'\n');
+    (&stream).write_all(&line)?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut buf = String::new();
+    reader.read_line(&mut buf)?;
+    if buf.is_empty() {
+        anyhow::bail!("the daemon closed the connection during the handshake");
+    }
+    let reply: Reply = serde_json::from_str(&buf).context("the daemon's reply is not valid JSON")?;
+    Ok((Connection { stream, reader }, reply))
+}
+
+/// Connects (starting a daemon when `autostart` and none listens) and says hello.
+pub fn attach(home: &Path, kind: &str, root: Option<&Path>, request: Option<Request>, autostart: bool) -> anyhow::Result<Attach> {
+    let p = DaemonPaths::new(home);
+    let stream = match UnixStream::connect(&p.socket) {
+        Ok(s) => s,
+        Err(_) if !autostart => return Ok(Attach::NoDaemon),
+        Err(_) => start_and_connect(home, &p)?,
+    };
+    let h = hello(kind, root, request);
+    let (conn, reply) = handshake(stream, &h)?;
+    if reply.ok {
+        return Ok(Attach::Attached(conn));
+    }
+    match reply.code.as_deref() {
+        Some("version") | Some("proto") | Some("draining") => {
+            if reply.code.as_deref() != Some("draining") {
+                // Ask the other version to exit once its sessions end; later front ends start ours.
+                if let Ok(s) = UnixStream::connect(&p.socket) {
+                    let _ = handshake(s, &hello("control", None, Some(Request::Handover)));
+                }
+            }
+            Ok(Attach::OtherVersion(format!(
+                "{} (pid {}); it exits when its sessions end, and the next start uses this version",
+                reply.error.unwrap_or_default(),
+                reply.pid
+            )))
+        }
+        _ => anyhow::bail!("the codemem daemon refused the session: {}", reply.error.unwrap_or_default()),
+    }
+}
+
+fn start_and_connect(home: &Path, p: &DaemonPaths) -> anyhow::Result<UnixStream> {
+    paths::ensure_private_dir(home).with_context(|| format!("cannot create {}", home.display()))?;
+    paths::ensure_private_dir(&p.dir).with_context(|| format!("cannot create {}", p.dir.display()))?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&p.log).with_context(|| format!("cannot open {}", p.log.display()))?;
+    let exe = std::env::current_exe().context("cannot find the codemem binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["daemon", "run"])
+        .env("CODEMEM_HOME", home)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    use std::os::unix::process::CommandExt;
+    // Its own session: the daemon outlives the terminal or editor that started it.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start `codemem daemon`")?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(s) = UnixStream::connect(&p.socket) {
+            reap(child);
+            return Ok(s);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            // Exit 0: another daemon won the start race; it will listen in a moment.
+            if !status.success() {
+                anyhow::bail!("the codemem daemon could not start ({status}); see {}", p.log.display());
+            }
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the codemem daemon did not listen within {:?}; see {}", START_TIMEOUT, p.log.display());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The daemon outlives us; a thread collects its exit status so it never lingers as a zombie.
+fn reap(mut child: std::process::Child) {
+    let _ = std::thread::Builder::new().name("codemem-reap".into()).spawn(move || child.wait());
+}
+
+/// Sends one request and reads the answer lines; `on_event` sees progress.
+pub fn request(conn: Connection, on_event: &mut dyn FnMut(IndexEvent)) -> Result<Value, Failure> {
+    let Connection { stream, mut reader } = conn;
+    let _keep = stream;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).context("the daemon connection failed")?;
+        if n == 0 {
+            return Err(Failure { code: exit::ERROR, err: anyhow::anyhow!("the codemem daemon closed the connection before answering") });
+        }
+        match serde_json::from_str::<Answer>(&line).context("the daemon's answer is not valid JSON")? {
+            Answer::Event(e) => on_event(e),
+            Answer::Result(v) => return Ok(v),
+            Answer::Error { message, code } => {
+                let code = match code.as_str() {
+                    "not_indexed" => exit::NOT_READY,
+                    "usage" => exit::USAGE,
+                    "cancelled" => exit::CANCELLED,
+                    _ => exit::ERROR,
+                };
+                return Err(Failure { code, err: anyhow::anyhow!(message) });
+            }
+        }
+    }
+}
+
+/// Relays stdin to the daemon and the daemon's messages to stdout until either side ends the
+/// session. If the daemon dies mid-session, a new one is started and handed the session:
+/// the client's `initialize` is replayed (its answer swallowed), then `initialized`, the
+/// workspace-folder changes and every open document with its edits; requests the dead daemon
+/// never answered get an error saying to send them again. Returns the exit code (LSP: 1 when
+/// `exit` came without `shutdown`).
+pub fn relay(home: &Path, conn: Connection, framing: Framing, root: Option<&Path>) -> u8 {
+    let kind = if framing == Framing::Lsp { "lsp" } else { "mcp" };
+    let track = Arc::new(Mutex::new(Tracker::default()));
+    let Connection { stream, reader } = conn;
+    let Ok(write_half) = stream.try_clone() else { return exit::ERROR };
+    // The daemon's write side; swapped when a new daemon takes over.
+    let sock = Arc::new(Mutex::new(write_half));
+    let stdin_done = Arc::new(AtomicBool::new(false));
+    {
+        let (track, sock, stdin_done) = (track.clone(), sock.clone(), stdin_done.clone());
+        std::thread::Builder::new()
+            .name("codemem-relay-in".into())
+            .spawn(move || {
+                let mut stdin = std::io::stdin().lock();
+                let mut scan = Scanner::new(framing);
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match stdin.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            // Recorded and written under the socket lock: a takeover's replay
+                            // holds either all of this chunk's messages or none.
+                            let mut s = sock.lock().unwrap_or_else(|e| e.into_inner());
+                            {
+                                let mut t = track.lock().unwrap_or_else(|e| e.into_inner());
+                                scan.feed(&buf[..n], &mut |body| t.client(body));
+                            }
+                            // A dead daemon: the messages are in the tracker for the next one.
+                            let _ = s.write_all(&buf[..n]);
+                        }
+                    }
+                }
+                stdin_done.store(true, Ordering::SeqCst);
+                let _ = sock.lock().unwrap_or_else(|e| e.into_inner()).shutdown(std::net::Shutdown::Write);
+            })
+            .ok();
+    }
+    let mut stdout = std::io::stdout().lock();
+    let mut reader = reader;
+    let mut scan = Scanner::new(framing);
+    loop {
+        pump(&mut reader, &mut scan, framing, &track, &mut stdout);
+        {
+            let t = track.lock().unwrap_or_else(|e| e.into_inner());
+            if framing == Framing::Lsp && t.exit {
+                return if t.shutdown { 0 } else { 1 };
+            }
+        }
+        if stdin_done.load(Ordering::SeqCst) {
+            return 0;
+        }
+        eprintln!("codemem: the daemon went away mid-session; starting a new one and handing it this session");
+        match take_over(home, kind, root, framing, &track, &sock, &mut stdout) {
+            Ok((r, sc)) => {
+                reader = r;
+                scan = sc;
+            }
+            Err(e) => {
+                eprintln!("codemem: could not restore the session: {e:#}; see {}", DaemonPaths::new(home).log.display());
+                return exit::ERROR;
+            }
+        }
+    }
+}
+
+/// Forwards the daemon's messages, whole, until its connection ends.
+fn pump(reader: &mut BufReader<UnixStream>, scan: &mut Scanner, framing: Framing, track: &Mutex<Tracker>, out: &mut impl Write) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut failed = false;
+        scan.feed(&buf[..n], &mut |body| {
+            track.lock().unwrap_or_else(|e| e.into_inner()).daemon(body);
+            failed |= out.write_all(&frame(framing, body)).is_err();
+        });
+        if failed || out.flush().is_err() {
+            return;
+        }
+    }
+}
+
+type Resumed = (BufReader<UnixStream>, Scanner);
+
+fn take_over(
+    home: &Path,
+    kind: &str,
+    root: Option<&Path>,
+    framing: Framing,
+    track: &Mutex<Tracker>,
+    sock: &Mutex<UnixStream>,
+    out: &mut impl Write,
+) -> anyhow::Result<Resumed> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let conn = loop {
+        match attach(home, kind, root, None, true) {
+            Ok(Attach::Attached(c)) => break c,
+            Ok(Attach::OtherVersion(msg)) => anyhow::bail!("{msg}"),
+            Ok(Attach::NoDaemon) => anyhow::bail!("no daemon could be started"),
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    let Connection { stream, mut reader } = conn;
+    // Hold the client's side still while the new daemon catches up.
+    let mut current = sock.lock().unwrap_or_else(|e| e.into_inner());
+    let (init, replay, errors) = {
+        let mut t = track.lock().unwrap_or_else(|e| e.into_inner());
+        (t.initialize.clone(), t.replay(), t.abandon_pending())
+    };
+    let mut w = stream.try_clone()?;
+    let mut scan = Scanner::new(framing);
+    if let Some((id, body)) = init {
+        w.write_all(&frame(framing, &body))?;
+        let mut answered = false;
+        let mut buf = vec![0u8; 64 * 1024];
+        while !answered {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                anyhow::bail!("the new daemon closed the session during initialize");
+            }
+            scan.feed(&buf[..n], &mut |b| {
+                let v: Value = serde_json::from_slice(b).unwrap_or_default();
+                if !answered && v.get("method").is_none() && v.get("id") == Some(&id) {
+                    answered = true; // the client has its answer from the first daemon
+                } else {
+                    let _ = out.write_all(&frame(framing, b));
+                }
+            });
+        }
+    }
+    for m in replay {
+        w.write_all(&frame(framing, &m))?;
+    }
+    *current = w;
+    drop(current);
+    for e in errors {
+        out.write_all(&frame(framing, &e))?;
+    }
+    out.flush()?;
+    Ok((reader, scan))
+}
