@@ -15,6 +15,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from mcp_harness import (
     READER_TOKEN,
+    SCOPED_CONFIG,
     TESTER_TOKEN,
     TOOLS,
     HttpServer,
@@ -331,6 +332,126 @@ async def test_symlink_escaping_the_workspace_is_refused(served):
             assert r.is_error and "outside the workspace" in text_of(r), text_of(r)
     finally:
         link.unlink()
+
+
+@pytest.mark.asyncio
+async def test_namespace_scoped_token_sees_no_other_namespace(served):
+    """A token limited to `testing` finds no definitions, counts or run totals of other namespaces."""
+    async with http_session(served.url, served.headers()) as s:
+        full = await s.call_tool("find_symbol", {"name": "AccountRepository"})
+        assert any(m["path"] == "auth/signup.py" for m in full.structured_content["matches"]), text_of(full)
+        full_status = (await s.call_tool("index_status", {})).structured_content
+    async with http_session(served.url, served.headers(TESTER_TOKEN)) as s:
+        for name in ["AccountRepository", "hash_password", "PasswordHasher"]:
+            r = await s.call_tool("find_symbol", {"name": name})
+            assert not r.is_error, text_of(r)
+            assert {m["namespace"] for m in r.structured_content["matches"]} <= {"testing"}, text_of(r)
+            assert "coding" not in text_of(r) and "auth/signup.py" not in text_of(r), text_of(r)
+        r = await s.call_tool("find_symbol", {"name": "test_old_hashes_need_rehash"})
+        assert [m["path"] for m in r.structured_content["matches"]][:1] == ["tests/test_passwords.py"], text_of(r)
+        r = await s.call_tool("index_status", {})
+        assert not r.is_error, text_of(r)
+        st = r.structured_content
+        for root, whole in zip(st["roots"], full_status["roots"]):
+            assert [n["name"] for n in root["namespaces"]] == ["testing"], root
+            testing = next(n for n in whole["namespaces"] if n["name"] == "testing")
+            assert root["files_indexed"] == testing["files"] < whole["files_indexed"], (root, whole)
+            assert root["last_run"] is None
+        for other in ["coding", "documentation", "architecture"]:
+            assert f"  {other} " not in text_of(r), text_of(r)
+        r = await s.call_tool("reindex", {})
+        assert r.is_error and "limited to namespaces" in text_of(r), text_of(r)
+
+
+def test_malformed_json_bodies_get_400_with_a_json_rpc_error(served):
+    r = post(served, b'{"jsonrpc": "2.0", "id": 1, "method": ', served.headers())
+    assert r.status_code == 400, (r.status_code, r.text)
+    body = r.json()
+    assert body["jsonrpc"] == "2.0" and "id" in body and body["id"] is None and body["error"]["code"] == -32700, body
+    r = post(served, {"jsonrpc": "2.0", "id": 7}, served.headers())
+    assert r.status_code == 400, (r.status_code, r.text)
+    body = r.json()
+    assert body["id"] == 7 and body["error"]["code"] == -32600, body
+    r = post(served, b"[]", served.headers())
+    assert r.status_code == 400 and r.json()["error"]["code"] == -32600, r.text
+
+
+@pytest.mark.asyncio
+async def test_writes_refused_while_reading_arguments_are_audited(served):
+    before = len(served.sb.audit())
+    async with http_session(served.url, served.headers()) as s:
+        for tool, args in [
+            ("remember", {"text": 5, "namespace": "shared"}),
+            ("forget", {"id": "mem_0123456789abcdef", "extra": 1}),
+            ("reindex", {"path": ["not", "a", "string"]}),
+        ]:
+            r = await s.call_tool(tool, args)
+            assert r.is_error and "invalid arguments" in text_of(r), (tool, text_of(r))
+    audit = served.sb.audit()[before:]
+    assert [(a["token"], a["tool"], a["ok"]) for a in audit] == [
+        ("default", "remember", False),
+        ("default", "forget", False),
+        ("default", "reindex", False),
+    ], audit
+    assert all("invalid arguments" in a["error"] for a in audit), audit
+
+
+def open_session(server: HttpServer, token: str) -> httpx.Response:
+    """`initialize` by hand; the session id is in the `mcp-session-id` header of a 200."""
+    return post(server, INIT, server.headers(token))
+
+
+def in_session(session: str, token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
+
+
+def test_a_session_belongs_to_the_token_that_created_it(served):
+    r = open_session(served, served.token)
+    assert r.status_code == 200, r.text
+    sid = r.headers["mcp-session-id"]
+    post(served, {"jsonrpc": "2.0", "method": "notifications/initialized"}, in_session(sid, served.token))
+    list_tools = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    with httpx.Client(timeout=30) as c:
+        # Another valid token can neither use, watch nor end it.
+        r = post(served, list_tools, in_session(sid, READER_TOKEN))
+        assert r.status_code == 404, (r.status_code, r.text)
+        r = c.get(served.url, headers={**in_session(sid, READER_TOKEN), "Accept": "text/event-stream"})
+        assert r.status_code == 404, (r.status_code, r.text)
+        r = c.delete(served.url, headers=in_session(sid, READER_TOKEN))
+        assert r.status_code == 404, (r.status_code, r.text)
+        # Its owner still can.
+        r = post(served, list_tools, in_session(sid, served.token))
+        assert r.status_code == 200 and {t["name"] for t in sse_json(r)["result"]["tools"]} == TOOLS, r.text
+        r = c.delete(served.url, headers=in_session(sid, served.token))
+        assert r.status_code in (200, 202, 204), (r.status_code, r.text)
+        r = post(served, list_tools, in_session(sid, served.token))
+        assert r.status_code == 404, (r.status_code, r.text)
+
+
+def test_live_sessions_per_token_are_capped():
+    sb = Sandbox("sessions", "[mcp]\nmax_sessions_per_token = 3\n" + SCOPED_CONFIG)
+    server = HttpServer(sb)
+    try:
+        sessions = []
+        for _ in range(3):
+            r = open_session(server, server.token)
+            assert r.status_code == 200, r.text
+            sessions.append(r.headers["mcp-session-id"])
+        r = open_session(server, server.token)
+        assert r.status_code == 429, (r.status_code, r.text)
+        body = r.json()
+        assert body["id"] == 1 and "max_sessions_per_token" in body["error"]["message"] and "DELETE" in body["error"]["message"], body
+        # Other tokens have their own allowance.
+        assert open_session(server, READER_TOKEN).status_code == 200
+        # Closing one makes room again.
+        with httpx.Client(timeout=30) as c:
+            assert c.delete(server.url, headers=in_session(sessions[0], server.token)).status_code in (200, 202, 204)
+        r = open_session(server, server.token)
+        assert r.status_code == 200, r.text
+    finally:
+        code = server.stop()
+        sb.cleanup()
+    assert code == 0
 
 
 # --------------------------------------------------------------------------- load

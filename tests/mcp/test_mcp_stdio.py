@@ -51,7 +51,13 @@ class RawServer:
         self.proc.stdin.write(json.dumps(msg) + "\n")
         self.proc.stdin.flush()
 
-    def recv(self, want_id, timeout: float = 120) -> dict:
+    def send_bytes(self, line: bytes) -> None:
+        """One raw line, exactly these bytes (plus the newline)."""
+        self.proc.stdin.flush()
+        self.proc.stdin.buffer.write(line + b"\n")
+        self.proc.stdin.buffer.flush()
+
+    def recv_where(self, pred, what: str, timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -60,9 +66,18 @@ class RawServer:
                 continue
             msg = json.loads(line)  # anything but JSON on stdout fails here
             assert msg.get("jsonrpc") == "2.0", line
-            if msg.get("id") == want_id:
+            if pred(msg):
                 return msg
-        raise AssertionError(f"no response to request {want_id} within {timeout} s")
+        raise AssertionError(f"no {what} within {timeout} s")
+
+    def recv(self, want_id, timeout: float = 120) -> dict:
+        return self.recv_where(lambda m: m.get("id") == want_id, f"response to request {want_id}", timeout)
+
+    def recv_error(self, want_id, timeout: float = 20) -> dict:
+        """The error answering `want_id`; a reply must carry the id (`null` when unreadable)."""
+        return self.recv_where(
+            lambda m: "error" in m and "id" in m and m["id"] == want_id, f"error with \"id\": {json.dumps(want_id)}", timeout
+        )
 
     def request(self, id_, method: str, params: dict | None = None) -> dict:
         self.send({"jsonrpc": "2.0", "id": id_, "method": method, "params": params or {}})
@@ -160,6 +175,30 @@ def test_raw_protocol_unknown_first_request_and_clean_stdout(sb):
         assert r["result"].get("isError") is False and r["result"]["structuredContent"]["hits"], r
         r = srv.call(5, "search_code", {"query": ["not", "a", "string"]})
         assert r["result"]["isError"] is True and "invalid type" in r["result"]["content"][0]["text"], r
+    finally:
+        assert srv.close() == 0
+
+
+def test_malformed_lines_get_json_rpc_errors_and_the_session_goes_on(sb):
+    """JSON-RPC over stdio: not JSON → -32700 with id null; an object that is no request →
+    -32600 with its id; invalid UTF-8 inside a string → an error carrying the id (read
+    leniently), never silence that leaves the client waiting."""
+    srv = RawServer(sb)
+    try:
+        srv.initialize()
+        srv.send_bytes(b"this is not json")
+        r = srv.recv_error(None)
+        assert r["error"]["code"] == -32700, r
+        srv.send_bytes(b'{"jsonrpc":"2.0","id":7}')
+        r = srv.recv_error(7)
+        assert r["error"]["code"] == -32600, r
+        srv.send_bytes(b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"search_code","arguments":{"query":"bad \xff byte"}}}')
+        r = srv.recv_error(8)
+        assert r["error"]["code"] in (-32700, -32600) and "UTF-8" in r["error"]["message"], r
+        srv.send_bytes(b'{"jsonrpc":"2.0","id":"s9","method":"tools/call","params":"not an object"}')
+        assert srv.recv_error("s9")["error"]["code"] == -32600
+        r = srv.call(10, "search_code", {"query": "ring buffer overflow"})
+        assert r["result"].get("isError") is False, r
     finally:
         assert srv.close() == 0
 

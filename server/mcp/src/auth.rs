@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use codemem_core::config::{McpAccess, McpConfig};
+use codemem_service::NamespaceScope;
 
 use crate::McpError;
 
@@ -36,7 +37,15 @@ impl Principal {
     }
 
     pub fn may_use(&self, namespace: &str) -> bool {
-        self.namespaces.as_ref().is_none_or(|ns| ns.iter().any(|n| n == namespace))
+        self.scope().allows(namespace)
+    }
+
+    /// The namespaces this caller may see, as the service filters answers by them.
+    pub fn scope(&self) -> NamespaceScope {
+        match &self.namespaces {
+            None => NamespaceScope::All,
+            Some(ns) => NamespaceScope::Only(ns.clone()),
+        }
     }
 
     /// The namespaces a read touches: the requested ones (each must be in scope), or when
@@ -294,6 +303,8 @@ pub struct Gate {
     pub tokens: TokenSet,
     pub origins: OriginPolicy,
     pub max_body_bytes: usize,
+    /// Which token owns each session; the per-token session cap.
+    pub sessions: Arc<crate::sessions::Sessions>,
 }
 
 pub type SharedGate = Arc<Gate>;

@@ -67,7 +67,7 @@ impl CodememServer {
                 Err(e) => Err(e),
             },
             "find_symbol" => match parse_args(&name, args) {
-                Ok(a) => self.blocking(move |ws| tools::find_symbol(ws, a)).await,
+                Ok(a) => self.blocking(move |ws| tools::find_symbol(ws, &who, a)).await,
                 Err(e) => Err(e),
             },
             "recall" => match parse_args(&name, args) {
@@ -75,7 +75,7 @@ impl CodememServer {
                 Err(e) => Err(e),
             },
             "index_status" => match parse_args::<tools::NoArgs>(&name, args) {
-                Ok(_) => self.blocking(tools::index_status).await,
+                Ok(_) => self.blocking(move |ws| tools::index_status(ws, &who)).await,
                 Err(e) => Err(e),
             },
             "list_namespaces" => match parse_args::<tools::NoArgs>(&name, args) {
@@ -91,7 +91,7 @@ impl CodememServer {
                     self.audit(&who, &name, Some(&ns), id.as_deref(), &r);
                     r
                 }
-                Err(e) => Err(e),
+                Err(e) => self.audited_failure(&who, &name, e),
             },
             "forget" => match parse_args::<tools::ForgetArgs>(&name, args) {
                 Ok(a) => {
@@ -101,7 +101,7 @@ impl CodememServer {
                     self.audit(&who, &name, None, Some(&id), &r);
                     r
                 }
-                Err(e) => Err(e),
+                Err(e) => self.audited_failure(&who, &name, e),
             },
             "reindex" => match parse_args::<tools::ReindexArgs>(&name, args) {
                 Ok(a) => {
@@ -109,7 +109,7 @@ impl CodememServer {
                     self.audit(&who, &name, None, None, &r);
                     r
                 }
-                Err(e) => Err(e),
+                Err(e) => self.audited_failure(&who, &name, e),
             },
             other => {
                 let known: Vec<String> = self.tools.iter().map(|t| t.name.to_string()).collect();
@@ -123,6 +123,14 @@ impl CodememServer {
             Ok(r) => r,
             Err(f) => failure_result(f),
         })
+    }
+
+    /// A write refused while reading its arguments is still a write attempt: it goes to the
+    /// audit log (ok = false, with the error) like any other.
+    fn audited_failure(&self, who: &Principal, tool: &str, e: ToolFailure) -> ToolResult {
+        let r = Err(e);
+        self.audit(who, tool, None, None, &r);
+        r
     }
 
     fn audit(&self, who: &Principal, tool: &str, namespace: Option<&str>, id: Option<&str>, r: &ToolResult) {
@@ -149,6 +157,14 @@ impl CodememServer {
 
     async fn reindex(&self, who: &Principal, a: tools::ReindexArgs, ctx: &RequestContext<RoleServer>) -> ToolResult {
         who.require_write("reindex")?;
+        if who.namespaces.is_some() {
+            // A run covers every namespace of a root, and its counters and progress describe them all.
+            return Err(ToolFailure(format!(
+                "the token `{}` is limited to namespaces and cannot reindex (a run covers every namespace); \
+                 the index follows file changes by itself, or use an unrestricted write token",
+                who.name
+            )));
+        }
         let target = {
             let ws = self.ws.clone();
             match tokio::task::spawn_blocking(move || tools::reindex_target(&ws, &a)).await {

@@ -441,8 +441,8 @@ pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolRe
     ok(text, structured)
 }
 
-pub fn find_symbol(ws: &Workspace, a: FindSymbolArgs) -> ToolResult {
-    let found = ws.find_symbol(&a.name, a.kind.as_deref(), SYMBOL_LIMIT)?;
+pub fn find_symbol(ws: &Workspace, who: &Principal, a: FindSymbolArgs) -> ToolResult {
+    let found = ws.find_symbol_in(&a.name, a.kind.as_deref(), SYMBOL_LIMIT, &who.scope())?;
     let multi = multi_root(ws);
     let mut text = if found.is_empty() {
         format!("No definition named like {:?}. Try search_code with a description instead.\n", a.name)
@@ -568,8 +568,8 @@ pub fn forget(ws: &Workspace, who: &Principal, a: ForgetArgs) -> ToolResult {
     ok(format!("Forgot {id}."), json!({ "id": id, "removed": true }))
 }
 
-pub fn index_status(ws: &Workspace) -> ToolResult {
-    let st = ws.status()?;
+pub fn index_status(ws: &Workspace, who: &Principal) -> ToolResult {
+    let st = ws.status_in(&who.scope())?;
     let mut text = format!("state: {}; model: {}\n", st.state, st.model.as_deref().unwrap_or("none (lexical only)"));
     for r in &st.roots {
         let p = &r.project;
@@ -611,8 +611,7 @@ pub fn index_status(ws: &Workspace) -> ToolResult {
 }
 
 pub fn list_namespaces(ws: &Workspace, who: &Principal) -> ToolResult {
-    let all = ws.namespaces()?;
-    let visible: Vec<_> = all.into_iter().filter(|n| who.may_use(&n.name)).collect();
+    let visible = ws.namespaces_in(&who.scope())?;
     let mut text = String::from("Namespaces:\n");
     for n in &visible {
         let _ = writeln!(
