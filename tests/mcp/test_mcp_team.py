@@ -1,5 +1,5 @@
-"""Team mode across real processes: two `codemem serve` agent servers on one project (same
-root, same home) sharing a real redis-server and a real Qdrant server, both started here on free
+"""Team mode across real processes: two in-process `codemem serve` agent servers on one project
+(same root, same home, CODEMEM_DAEMON=off) sharing a real redis-server and a real Qdrant server, both started here on free
 ports. A missing `redis-server` or Qdrant binary ($CODEMEM_QDRANT_BIN, else ../shared/bin/qdrant)
 fails the test; it never skips.
 
@@ -116,8 +116,10 @@ async def poll(what: str, check, limit: float = 15.0):
 def test_two_agent_servers_on_one_project_share_index_and_memories(servers):
     redis_url, qdrant_url = servers
     sb = Sandbox("team", f'[backends]\nredis_url = "{redis_url}"\nqdrant_url = "{qdrant_url}"\n')
-    a = HttpServer(sb)
-    b = HttpServer(sb)
+    # Two in-process servers (CODEMEM_DAEMON=off), as on two machines: on one machine both would
+    # attach to the same daemon and share one endpoint (tests/mcp/test_daemon.py).
+    a = HttpServer(sb, env=sb.env(CODEMEM_DAEMON="off"))
+    b = HttpServer(sb, env=sb.env(CODEMEM_DAEMON="off"))
 
     async def run() -> None:
         async with http_session(a.url, a.headers()) as sa, http_session(b.url, b.headers()) as sb_:

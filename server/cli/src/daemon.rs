@@ -399,20 +399,18 @@ fn start_mcp(st: Arc<State>) -> StartMcp {
             } else {
                 cfg.with_overrides(&json!({ "mcp": settings }), "initializationOptions.mcp").map_err(|e| e.to_string())?
             };
-            http_endpoint(&st, cfg).await
+            http_endpoint(&st, cfg).await.map_err(|e| e.to_string())
         })
     })
 }
 
-async fn http_endpoint(st: &Arc<State>, cfg: Config) -> Result<String, String> {
+async fn http_endpoint(st: &Arc<State>, cfg: Config) -> Result<String, codemem_mcp::McpError> {
     let mut http = st.http.lock().await;
     if let Some(url) = http.as_ref() {
         return Ok(url.clone());
     }
     let view = Workspace::every_root(st.hub.clone());
-    let server = codemem_mcp::serve_http(view, HttpOptions::new(st.home.clone(), cfg.mcp.clone()), st.stop.child_token())
-        .await
-        .map_err(|e| e.to_string())?;
+    let server = codemem_mcp::serve_http(view, HttpOptions::new(st.home.clone(), cfg.mcp.clone()), st.stop.child_token()).await?;
     let url = server.url();
     *http = Some(url.clone());
     tokio::spawn(async move {
@@ -476,7 +474,10 @@ async fn answer(
                     drop(ws);
                     return;
                 }
-                Err(e) => Answer::Error { message: e, code: "usage".into() },
+                Err(e) => {
+                    let code = if crate::mcp::mcp_exit_code(&e) == exit::USAGE { "usage" } else { "failed" };
+                    Answer::Error { message: e.to_string(), code: code.into() }
+                }
             }
         }
         Request::Search { query } => match open_existing(&st, root).await {

@@ -11,12 +11,16 @@ use codemem_service::{ServiceError, Workspace, WorkspaceOptions};
 
 use crate::{exit, Failure};
 
-fn mcp_failure(e: McpError) -> Failure {
-    let code = match e {
+/// The exit code for an MCP start-up error (also for the daemon's answer to `codemem serve`).
+pub fn mcp_exit_code(e: &McpError) -> u8 {
+    match e {
         McpError::Config(_) | McpError::InsecureBind { .. } | McpError::Bind { .. } => exit::USAGE,
         _ => exit::ERROR,
-    };
-    Failure { code, err: anyhow::Error::new(e) }
+    }
+}
+
+fn mcp_failure(e: McpError) -> Failure {
+    Failure { code: mcp_exit_code(&e), err: anyhow::Error::new(e) }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -122,7 +126,10 @@ pub fn serve_through_daemon(conn: crate::daemon::Connection, root: &Path) -> Res
     std::io::BufRead::read_line(&mut reader, &mut line).context("the daemon connection failed")?;
     let url = match serde_json::from_str::<crate::daemon::Answer>(&line).context("unexpected answer from the daemon")? {
         crate::daemon::Answer::Result(v) => v.get("url").and_then(|u| u.as_str()).unwrap_or_default().to_string(),
-        crate::daemon::Answer::Error { message, .. } => return Err(crate::usage(message)),
+        crate::daemon::Answer::Error { message, code } => {
+            let code = if code == "usage" { exit::USAGE } else { exit::ERROR };
+            return Err(Failure { code, err: anyhow::anyhow!(message) });
+        }
         crate::daemon::Answer::Event(_) => return Err(crate::usage("unexpected answer from the daemon")),
     };
     println!("{url}");

@@ -259,6 +259,30 @@ pub fn doctor(home: &Path, root: &Path, json: bool) -> u8 {
         detail: if indexed { format!("{} is indexed", root.display()) } else { format!("{} is not indexed yet (optional)", root.display()) },
         fix: (!indexed).then(|| format!("codemem index {}", root.display())),
     });
+    checks.push(match crate::daemon::attach(home, "control", None, Some(crate::daemon::Request::DaemonStatus), false) {
+        Ok(crate::daemon::Attach::Attached(conn)) => match crate::daemon::request(conn, &mut |_| {}) {
+            Ok(v) => Check {
+                name: "daemon".into(),
+                ok: true,
+                detail: format!("pid {}, codemem {}, {} clients, {} MiB", v["pid"], v["version"].as_str().unwrap_or("?"), v["clients"], v["rss_mib"]),
+                fix: None,
+            },
+            Err(f) => Check { name: "daemon".into(), ok: false, detail: format!("{:#}", f.err), fix: Some("codemem daemon stop".into()) },
+        },
+        Ok(crate::daemon::Attach::OtherVersion(msg)) => Check { name: "daemon".into(), ok: true, detail: msg, fix: None },
+        Ok(crate::daemon::Attach::NoDaemon) => Check {
+            name: "daemon".into(),
+            ok: true,
+            detail: "not running (the first editor or agent session starts it)".into(),
+            fix: None,
+        },
+        Err(e) => Check {
+            name: "daemon".into(),
+            ok: false,
+            detail: format!("{e:#}"),
+            fix: Some(format!("codemem daemon stop, then see {}", crate::daemon::DaemonPaths::new(home).log.display())),
+        },
+    });
     let all_ok = checks.iter().all(|c| c.ok);
     if json {
         let _ = print_json(&serde_json::json!({ "ok": all_ok, "checks": checks }));
