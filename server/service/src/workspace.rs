@@ -67,6 +67,8 @@ struct RunState {
     not_before: Option<Instant>,
     last_error: Option<String>,
     last_stats: Option<IndexStats>,
+    /// Consecutive runs that left chunks unembedded (model errors): the next retry waits longer.
+    embed_retries: u32,
 }
 
 struct Root {
@@ -1081,6 +1083,18 @@ fn index_runner(root: Arc<Root>, bus: Arc<Bus>) {
             Ok(stats) => {
                 st.last_error = None;
                 st.last_stats = Some(stats.clone());
+                // Chunks the model failed on stay pending (lexical only): retry them on our own,
+                // backing off from 5 s to 5 min while the model keeps failing.
+                if stats.embed_errors > 0 && !stats.cancelled {
+                    let wait = Duration::from_secs(5u64 << st.embed_retries.min(6)).min(Duration::from_secs(300));
+                    st.embed_retries += 1;
+                    tracing::warn!(root = %root.path.display(), errors = stats.embed_errors, ?wait, "chunks left unembedded; retrying");
+                    st.requested += 1;
+                    let at = Instant::now() + wait;
+                    st.not_before = Some(st.not_before.map_or(at, |t| t.max(at)));
+                } else {
+                    st.embed_retries = 0;
+                }
                 WorkspaceEvent::IndexFinished { root: root.path.clone(), stats }
             }
             Err(e) => {

@@ -169,3 +169,108 @@ fn watcher_turns_a_burst_of_external_changes_into_one_run() {
     let started = events.try_iter().filter(|e| matches!(e, codemem_service::WorkspaceEvent::IndexStarted { .. })).count();
     assert!((1..=3).contains(&started), "{started} index runs for one burst");
 }
+
+/// Fails its first `fails` batches, then embeds like `HashEmbedder`.
+struct FlakyEmbedder {
+    inner: HashEmbedder,
+    fails: std::sync::atomic::AtomicUsize,
+}
+
+impl codemem_embed::Embedder for FlakyEmbedder {
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn embed(&self, texts: &[String]) -> codemem_embed::Result<Vec<Vec<f32>>> {
+        use std::sync::atomic::Ordering;
+        if self.fails.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(codemem_embed::EmbedError::Inference("GetElementType is not implemented (test)".into()));
+        }
+        self.inner.embed(texts)
+    }
+}
+
+#[test]
+fn chunks_the_model_failed_on_are_embedded_later_without_a_new_request() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path());
+    let ws = Workspace::new(WorkspaceOptions {
+        embedder: Some(Arc::new(FlakyEmbedder { inner: HashEmbedder::new(384), fails: 1.into() })),
+        ..options(home.path())
+    });
+    ws.add_root(dir.path()).unwrap();
+    let first = ws.subscribe();
+    // The first run leaves chunks pending (the model failed on a batch)...
+    let stats = loop {
+        match first.recv_timeout(Duration::from_secs(20)).expect("an index run finishes") {
+            codemem_service::WorkspaceEvent::IndexFinished { stats, .. } => break stats,
+            _ => continue,
+        }
+    };
+    assert!(stats.embed_errors > 0, "{stats:?}");
+    // ... and a retry the workspace schedules by itself embeds them.
+    wait_until("pending files embedded by the automatic retry", || {
+        ws.status().unwrap().roots.iter().all(|r| r.project.pending_files == 0 && !r.indexing)
+    });
+}
+
+#[test]
+fn sessions_on_one_hub_share_roots_buffers_and_memories_but_hear_only_their_roots() {
+    let home = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    tree(a_dir.path());
+    write(b_dir.path(), "lib/other.py", "def other_project_only():\n    return 1\n");
+    let hub = codemem_service::Hub::new(options(home.path()), true);
+    let editor = Workspace::attach(hub.clone(), None, false);
+    let agent = Workspace::attach(hub.clone(), None, false);
+    let elsewhere = Workspace::attach(hub.clone(), None, false);
+    let root = editor.add_root(a_dir.path()).unwrap();
+    assert_eq!(agent.add_root(a_dir.path()).unwrap(), root, "the second session joins the open root");
+    elsewhere.add_root(b_dir.path()).unwrap();
+    assert_eq!(hub.roots().len(), 2, "one Project per root, whoever opened it");
+    reindex(&editor);
+    let heard = elsewhere.subscribe();
+
+    // The editor's unsaved buffer is searchable by the agent.
+    let f = root.join("src/ledger.rs");
+    editor.open_document(&f, 1, "pub fn reconcile_quokka_ledger() {}\n".into()).unwrap();
+    wait_until("the agent finds the editor's unsaved buffer", || {
+        paths(&agent, "reconcile_quokka_ledger").iter().any(|(p, unsaved)| p == "src/ledger.rs" && *unsaved)
+    });
+    // The agent's memory is the editor's.
+    agent
+        .remember(NewMemory {
+            text: "note".into(),
+            namespace: "shared".into(),
+            tags: vec![],
+            path: Some("src/limiter.rs".into()),
+            symbol: None,
+            line: None,
+            author: None,
+        })
+        .unwrap();
+    assert_eq!(editor.memories_for(&root.join("src/limiter.rs")).len(), 1);
+    // Another project's session hears nothing of this one, and searches only its own root.
+    assert!(heard.try_iter().all(|e| e.root() != root), "events of other roots leak to a session");
+    let b_root = b_dir.path().canonicalize().unwrap().display().to_string();
+    let hits = elsewhere.search(&Query::new("reconcile_quokka_ledger")).unwrap().hits;
+    assert!(hits.iter().all(|h| h.root.as_deref() == Some(b_root.as_str())), "{hits:?}");
+    // A session leaving keeps the root open for the others (the daemon keeps it warm).
+    drop(agent);
+    assert!(editor.roots().contains(&root) && hub.roots().contains(&root));
+}
+
+fn options(home: &Path) -> WorkspaceOptions {
+    WorkspaceOptions {
+        home: home.to_path_buf(),
+        embedder: Some(Arc::new(HashEmbedder::new(384))),
+        purpose: "test".into(),
+        config: None,
+        auto_index: true,
+        watch: false,
+        lock_wait: Duration::from_secs(5),
+    }
+}
