@@ -328,3 +328,52 @@ async def test_a_killed_daemon_is_replaced_and_the_editor_session_goes_on():
             assert vs.process.returncode is None, "the editor's server process stayed up"
     finally:
         sb.cleanup()
+
+
+def raw_exchange(sock_path: Path, hello: dict) -> dict:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(20)
+        s.connect(str(sock_path))
+        s.sendall((json.dumps(hello) + "\n").encode())
+        return json.loads(s.makefile().readline())
+
+
+async def test_a_client_of_another_version_gets_a_clean_handover():
+    sb = Sandbox("daemon-version")
+    p = start_mcp(sb)
+    try:
+        assert initialize(p)["result"]
+        old = daemon_status(sb)["pid"]
+        sock_path = sb.home / "daemon" / "codemem.sock"
+        # A front end of another version is told so at once (no hang, no protocol error) ...
+        r = raw_exchange(sock_path, {"proto": 1, "version": "9.9.9", "kind": "mcp", "root": str(sb.root)})
+        assert r["ok"] is False and r["code"] == "version" and "9.9.9" in r["error"], r
+        # ... and asks the old daemon to hand over: it takes no new sessions, serves its current
+        # ones, and exits when they end.
+        r = raw_exchange(sock_path, {"proto": 1, "version": "9.9.9", "kind": "control", "request": {"op": "handover"}})
+        assert r["ok"] is True, r
+        assert daemon_status(sb)["draining"] is True
+        # A front end starting meanwhile is not attached to the draining daemon; it runs in its
+        # own process, which here finds the project held by the draining daemon and says so.
+        refused = subprocess.run(
+            [str(codemem_bin()), "--root", str(sb.root), "mcp"],
+            env=sb.env(), cwd=str(sb.dir), input=b"", capture_output=True, timeout=60,
+        )
+        err = refused.stderr.decode()
+        assert "handing over" in err and refused.returncode == 4 and "in use" in err, (refused.returncode, err)
+        req = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+        p.stdin.write((json.dumps(req) + "\n").encode())
+        p.stdin.flush()
+        assert "tools" in json.loads(p.stdout.readline())["result"], "the running session is served to its end"
+        p.stdin.close()
+        assert p.wait(timeout=30) == 0
+        await wait_until(lambda: old not in daemon_pids(sb.home), "the drained daemon exits", timeout=30)
+        # The next front end starts a new daemon.
+        p = start_mcp(sb)
+        assert initialize(p)["result"]
+        assert daemon_status(sb)["pid"] not in (old, None)
+    finally:
+        if p.poll() is None:
+            p.stdin.close()
+            p.wait(timeout=30)
+        sb.cleanup()
