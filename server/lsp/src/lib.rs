@@ -17,8 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use codemem_core::{Namespace, Query, SearchMode};
-use codemem_embed::Embedder;
-use codemem_service::{Hub, NewMemory, ServiceError, SymbolDef, Workspace, WorkspaceOptions};
+use codemem_service::{Embedder, Hub, NewMemory, ServiceError, SymbolDef, Workspace, WorkspaceOptions};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_lsp_server::jsonrpc::{Error, Result};

@@ -61,7 +61,7 @@ where
     R: tokio::io::AsyncRead + Send + Unpin + 'static,
     W: tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
-    let home = codemem_embed::assets::codemem_home();
+    let home = codemem_service::paths::codemem_home();
     let server = CodememServer::new(ws, Arc::new(AuditLog::new(&home)), Some(Principal::full("stdio")));
     // A line guard answers malformed lines itself (stdio.rs); rmcp reads only good ones through
     // an in-memory pipe, and its replies and the guard's errors are written whole, in turn.

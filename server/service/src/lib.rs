@@ -27,6 +27,8 @@ mod walk;
 mod workspace;
 
 pub use error::{ServiceError, Result};
+/// The model type front ends pass around, so they need not depend on codemem-embed.
+pub use codemem_embed::Embedder;
 pub use indexer::{IndexEvent, IndexOptions, IndexStats, ProgressSink, Skipped};
 pub use documents::{Position, TextChange};
 pub use lock::LockInfo;
