@@ -133,7 +133,8 @@ class HttpServer:
         self.token = sb.token()
 
     def stderr(self) -> str:
-        self._err.flush()
+        if not self._err.closed:
+            self._err.flush()
         return self.stderr_path.read_text()
 
     def headers(self, token: str | None = None) -> dict[str, str]:
