@@ -285,6 +285,15 @@ async def test_no_daemon_keeps_the_in_process_mode_and_its_busy_message():
 
 async def test_a_killed_daemon_is_replaced_and_the_editor_session_goes_on():
     sb = Sandbox("daemon-crash")
+    # Enough code that embedding outlasts a few checkpoints (every ~2 s) on a fast machine.
+    for i in range(60):
+        body = "\n\n".join(
+            f"def handler_{i}_{j}(request):\n    \"\"\"Handles request kind {i}-{j} for tenant {i * 7 + j}.\"\"\"\n"
+            f"    value = request.get('field_{j}', {i})\n    return value * {j + 1} + {i}\n"
+            for j in range(4)
+        )
+        (sb.root / "generated").mkdir(exist_ok=True)
+        (sb.root / "generated" / f"handlers_{i}.py").write_text(body + "\n")
     try:
         async with session("visual-studio-code", [sb.root], {"mcp": {"enabled": False}}, home=sb.home) as vs:
             vs.open(sb.root / "auth" / "ledger.py", text=UNSAVED_TEXT, language="python")
@@ -298,6 +307,14 @@ async def test_a_killed_daemon_is_replaced_and_the_editor_session_goes_on():
                 return False
 
             await vs.wait_for(half_embedded, 240, "the index run embedding half of the chunks")
+
+            def checkpointed():
+                # Some files are complete in the manifest (a checkpoint was committed) and others
+                # are still pending: the run is mid-way.
+                st = json.loads(cli(sb, "status", "--json").stdout)
+                return 0 < st["pending_files"] < st["files_indexed"]
+
+            await wait_until(checkpointed, "a checkpoint mid-run", timeout=120)
             old = daemon_status(sb)["pid"]
             os.kill(old, 9)
             killed = time.monotonic()
