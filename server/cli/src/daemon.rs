@@ -279,8 +279,11 @@ async fn serve_connection(st: Arc<State>, stream: tokio::net::UnixStream) {
         Ok(c) if c.uid() == me => {}
         Ok(c) => {
             tracing::warn!(uid = c.uid(), "refused a connection from another user");
-            let (_, mut w) = stream.into_split();
+            let (r, mut w) = stream.into_split();
             let _ = send_line(&mut w, &reply_err("forbidden", "this codemem daemon belongs to another user")).await;
+            // Let the peer finish its hello (bounded) so it reads the refusal, not a broken pipe.
+            let mut sink = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(1), r.take(MAX_HELLO_BYTES as u64).read_to_end(&mut sink)).await;
             return;
         }
         Err(e) => {
@@ -596,10 +599,18 @@ fn hello(kind: &str, root: Option<&Path>, request: Option<Request>) -> Hello {
 fn handshake(stream: UnixStream, h: &Hello) -> anyhow::Result<(Connection, Reply)> {
     let mut line = serde_json::to_vec(h)?;
     line.push(b'\n');
-    (&stream).write_all(&line)?;
+    // A daemon that refuses us (another user's) may answer and close before our hello is
+    // written: its reply is still there to read.
+    let written = (&stream).write_all(&line);
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut buf = String::new();
-    reader.read_line(&mut buf)?;
+    if let Err(e) = reader.read_line(&mut buf) {
+        written?;
+        return Err(e.into());
+    }
+    if buf.is_empty() {
+        written?;
+    }
     if buf.is_empty() {
         anyhow::bail!("the daemon closed the connection during the handshake");
     }
