@@ -82,6 +82,8 @@ beforeAll(async () => {
 
   const env: NodeJS.ProcessEnv = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CODEMEM_"))) };
   env.CODEMEM_HOME = home;
+  // `codemem lsp` attaches to a per-home daemon; this test's daemon goes soon after the session.
+  env.CODEMEM_DAEMON_IDLE_SECS = "2";
   env.NO_COLOR = "1";
   proc = spawn(found.path, ["lsp"], { cwd: root, env, stdio: ["pipe", "pipe", "pipe"] });
   proc.stderr!.on("data", (d) => (stderr += d));
