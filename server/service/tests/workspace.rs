@@ -211,10 +211,17 @@ fn chunks_the_model_failed_on_are_embedded_later_without_a_new_request() {
         }
     };
     assert!(stats.embed_errors > 0, "{stats:?}");
-    // ... and a retry the workspace schedules by itself embeds them.
-    wait_until("pending files embedded by the automatic retry", || {
-        ws.status().unwrap().roots.iter().all(|r| r.project.pending_files == 0 && !r.indexing)
-    });
+    // ... and a retry the workspace schedules by itself (after 5 s) embeds them.
+    let t = Instant::now();
+    loop {
+        let st = ws.status().unwrap();
+        if st.roots.iter().all(|r| r.project.pending_files == 0 && !r.indexing) {
+            break;
+        }
+        let last = st.roots.iter().map(|r| (r.project.pending_files, r.indexing, r.project.last_run.clone())).collect::<Vec<_>>();
+        assert!(t.elapsed() < Duration::from_secs(60), "no automatic retry embedded the pending files: {last:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
