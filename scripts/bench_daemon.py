@@ -65,6 +65,82 @@ def lsp_until(stream, want_id) -> dict:
             return m
 
 
+def soak(binary: str, root: Path, env: dict, seconds: int) -> dict:
+    """Two `codemem lsp` (one editing an unsaved buffer), two `codemem mcp` and a terminal running
+    `codemem search`, all on one project through the daemon, for `seconds`."""
+    import threading
+
+    stop = time.monotonic() + seconds
+    counts = {"requests": 0, "errors": 0, "exits": 0}
+    lock = threading.Lock()
+
+    def count(ok: bool) -> None:
+        with lock:
+            counts["requests"] += 1
+            counts["errors"] += 0 if ok else 1
+
+    def lsp_client(n: int) -> None:
+        p = subprocess.Popen([binary, "lsp"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        send = lambda m: (p.stdin.write(lsp_frame(m)), p.stdin.flush())
+        send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"processId": None, "capabilities": {}, "workspaceFolders": [{"uri": root.as_uri(), "name": root.name}], "initializationOptions": {"mcp": {"enabled": False}}}})
+        lsp_until(p.stdout, 0)
+        send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        doc = (root / f"soak_unsaved_{n}.py").as_uri()
+        send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {"uri": doc, "languageId": "python", "version": 1, "text": "def soak_start():\n    pass\n"}}})
+        i, version = 0, 1
+        while time.monotonic() < stop:
+            i += 1
+            if n == 0 and i % 3 == 0:
+                version += 1
+                send({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {"textDocument": {"uri": doc, "version": version}, "contentChanges": [{"text": f"def soak_edit_{version}():\n    return {version}\n"}]}})
+            send({"jsonrpc": "2.0", "id": i, "method": "codemem/search", "params": {"query": QUERIES[i % len(QUERIES)]}})
+            r = lsp_until(p.stdout, i)
+            # Right after start the folder may still be opening in this session.
+            count("result" in r or "no workspace folder" in json.dumps(r))
+        send({"jsonrpc": "2.0", "id": 10**6, "method": "shutdown"})
+        lsp_until(p.stdout, 10**6)
+        send({"jsonrpc": "2.0", "method": "exit"})
+        with lock:
+            counts["exits"] += 0 if p.wait(60) == 0 else 1
+
+    def mcp_client(n: int) -> None:
+        p = subprocess.Popen([binary, "--root", str(root), "mcp"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        send = lambda m: (p.stdin.write((json.dumps(m) + "\n").encode()), p.stdin.flush())
+        send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "soak", "version": "1"}}})
+        json.loads(p.stdout.readline())
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        i = 0
+        while time.monotonic() < stop:
+            i += 1
+            tool = ["search_code", "find_symbol", "index_status", "recall"][i % 4]
+            args = {"search_code": {"query": QUERIES[i % len(QUERIES)]}, "find_symbol": {"name": "soak_start"},
+                    "index_status": {}, "recall": {"query": "soak"}}[tool]
+            if n == 0 and i % 25 == 0:
+                tool, args = "remember", {"text": f"soak note {i}", "namespace": "shared"}
+            send({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": tool, "arguments": args}})
+            r = json.loads(p.stdout.readline())
+            count("result" in r and not r["result"].get("isError"))
+        p.stdin.close()
+        with lock:
+            counts["exits"] += 0 if p.wait(60) == 0 else 1
+
+    def terminal() -> None:
+        i = 0
+        while time.monotonic() < stop:
+            i += 1
+            out = subprocess.run([binary, "--root", str(root), "search", QUERIES[i % len(QUERIES)], "--json"], env=env, capture_output=True)
+            count(out.returncode == 0)
+
+    threads = [threading.Thread(target=lsp_client, args=(n,)) for n in range(2)]
+    threads += [threading.Thread(target=mcp_client, args=(n,)) for n in range(2)]
+    threads.append(threading.Thread(target=terminal))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 120)
+    return counts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", required=True)
@@ -72,6 +148,7 @@ def main() -> None:
     ap.add_argument("--bin", required=True)
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--json", required=True)
+    ap.add_argument("--soak", type=int, default=0, help="also run 5 front ends (2 LSP, 2 MCP stdio, CLI) for N seconds")
     a = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="codemem-bench-daemon-"))
@@ -140,6 +217,12 @@ def main() -> None:
         lsp_until(lsp.stdout, 9999)
         lsend({"jsonrpc": "2.0", "method": "exit"})
         lsp.wait(30)
+
+        if a.soak:
+            report["soak"] = soak(a.bin, root, env, a.soak)
+            s = report["soak"]
+            print(f"soak: 5 front ends for {a.soak} s: {s['requests']} requests, {s['errors']} errors, "
+                  f"{s['exits']} unexpected exits (target 0 / 0)")
 
         time.sleep(2)
         st = json.loads(run("daemon", "status", "--json").stdout)
