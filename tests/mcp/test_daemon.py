@@ -126,6 +126,12 @@ async def test_editors_agents_and_cli_share_one_daemon():
                     assert out.returncode == 0, out.stderr
                     assert any(h["path"] == "src/ratelimit.rs" for h in json.loads(out.stdout)["hits"])
 
+                    # `codemem index` in a terminal runs in the daemon and reports like in process.
+                    out = cli(sb, "index", "--json")
+                    assert out.returncode == 0, out.stderr
+                    last = json.loads(out.stdout.strip().splitlines()[-1])
+                    assert last["event"] == "done" and last["stats"]["files_scanned"] > 0, last
+
                     st = daemon_status(sb)
                     assert st["clients"] >= 3, st  # two editors and the agent
                     assert [p["root"] for p in st["projects"]] == [str(sb.root)], st

@@ -237,8 +237,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             if let Some(conn) = daemon_request(&home, &root, cli.no_daemon, daemon::Request::Index)? {
                 let progress = output::Progress::new(json);
                 let v = daemon::request(conn, &mut |e| progress.event(e))?;
-                progress.finish();
                 let stats: codemem_service::IndexStats = serde_json::from_value(v).context("unexpected answer from the daemon")?;
+                // The final counters, as the in-process run reports them.
+                progress.event(IndexEvent::Done { stats: stats.clone() });
+                progress.finish();
                 if !json {
                     let id = paths::project_data_dir(&home, &root.canonicalize()?).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
                     output::print_index_summary(&root, &id, &stats);
