@@ -334,22 +334,14 @@ async fn serve_connection(st: Arc<State>, stream: tokio::net::UnixStream) {
                 let _ = send_line(&mut w, &reply_err("bad_request", "an mcp session needs `root`")).await;
                 return;
             };
-            let ws = Workspace::attach(st.hub.clone(), None, false);
-            let opened = {
-                let (ws, root) = (ws.clone(), root.clone());
-                tokio::task::spawn_blocking(move || ws.add_root(&root)).await
+            let ws = match open_root(&st, root).await {
+                Ok((ws, _)) => ws,
+                Err(Answer::Error { message, .. }) => {
+                    let _ = send_line(&mut w, &reply_err("failed", message)).await;
+                    return;
+                }
+                Err(_) => return,
             };
-            match opened {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    let _ = send_line(&mut w, &reply_err("failed", e.to_string())).await;
-                    return;
-                }
-                Err(e) => {
-                    let _ = send_line(&mut w, &reply_err("failed", e.to_string())).await;
-                    return;
-                }
-            }
             if send_line(&mut w, &reply_ok()).await.is_err() {
                 return;
             }
@@ -429,15 +421,6 @@ async fn answer(
     mut reader: tokio::io::BufReader<tokio::net::unix::OwnedReadHalf>,
     mut w: tokio::net::unix::OwnedWriteHalf,
 ) {
-    let fail = |e: ServiceError| {
-        let code = match &e {
-            ServiceError::NotIndexed { .. } => "not_indexed",
-            ServiceError::Cancelled => "cancelled",
-            e if e.is_invalid_input() => "usage",
-            _ => "failed",
-        };
-        Answer::Error { message: e.to_string(), code: code.into() }
-    };
     let out = match req {
         Request::DaemonStatus => Answer::Result(daemon_status(&st)),
         Request::Stop => {
@@ -449,16 +432,13 @@ async fn answer(
             Answer::Result(json!({"draining": true, "clients": st.clients.load(Ordering::SeqCst).saturating_sub(1)}))
         }
         Request::Serve { host, port } => {
-            let root = root.unwrap_or_else(|| PathBuf::from("."));
-            let ws = Workspace::attach(st.hub.clone(), None, false);
-            let opened = {
-                let (ws, root) = (ws.clone(), root.clone());
-                tokio::task::spawn_blocking(move || ws.add_root(&root)).await
+            let (ws, root) = match open_root(&st, root.unwrap_or_else(|| PathBuf::from("."))).await {
+                Ok(opened) => opened,
+                Err(a) => {
+                    let _ = send_line(&mut w, &a).await;
+                    return;
+                }
             };
-            if let Ok(Err(e)) = opened {
-                let _ = send_line(&mut w, &fail(e)).await;
-                return;
-            }
             let mut cfg = Config::load(&root).unwrap_or_default();
             if let Some(h) = host {
                 cfg.mcp.host = h;
@@ -483,25 +463,24 @@ async fn answer(
                 }
             }
         }
-        Request::Search { query } => match open_existing(&st, root).await {
-            Err(e) => fail(e),
-            Ok(ws) => match tokio::task::spawn_blocking(move || ws.search(&query)).await {
-                Ok(Ok(r)) => Answer::Result(serde_json::to_value(r).unwrap_or_default()),
-                Ok(Err(e)) => fail(e),
-                Err(e) => Answer::Error { message: e.to_string(), code: "failed".into() },
-            },
-        },
-        Request::Status => match open_existing(&st, root).await {
-            Err(e) => fail(e),
-            Ok(ws) => match tokio::task::spawn_blocking(move || ws.status()).await {
-                Ok(Ok(s)) => match s.roots.into_iter().next() {
-                    Some(r) => Answer::Result(serde_json::to_value(r.project).unwrap_or_default()),
-                    None => Answer::Error { message: "no project".into(), code: "failed".into() },
-                },
-                Ok(Err(e)) => fail(e),
-                Err(e) => Answer::Error { message: e.to_string(), code: "failed".into() },
-            },
-        },
+        Request::Search { query } => {
+            let found = match open_existing(&st, root).await {
+                Ok(ws) => blocking(move || ws.search(&query)).await,
+                Err(a) => Err(a),
+            };
+            found.map_or_else(|a| a, |r| Answer::Result(serde_json::to_value(r).unwrap_or_default()))
+        }
+        Request::Status => {
+            let status = match open_existing(&st, root).await {
+                Ok(ws) => blocking(move || ws.status()).await,
+                Err(a) => Err(a),
+            };
+            match status.map(|s| s.roots.into_iter().next()) {
+                Ok(Some(r)) => Answer::Result(serde_json::to_value(r.project).unwrap_or_default()),
+                Ok(None) => Answer::Error { message: "no project".into(), code: "failed".into() },
+                Err(a) => a,
+            }
+        }
         Request::Index => {
             let root = root.unwrap_or_else(|| PathBuf::from("."));
             let ws = Workspace::attach(st.hub.clone(), None, false);
@@ -529,21 +508,51 @@ async fn answer(
                 }
             }
             watch.abort();
-            match run.await {
-                Ok(Ok(stats)) => Answer::Result(serde_json::to_value(stats.into_iter().next().unwrap_or_default()).unwrap_or_default()),
-                Ok(Err(e)) => fail(e),
-                Err(e) => Answer::Error { message: e.to_string(), code: "failed".into() },
+            match joined(run.await) {
+                Ok(stats) => Answer::Result(serde_json::to_value(stats.into_iter().next().unwrap_or_default()).unwrap_or_default()),
+                Err(a) => a,
             }
         }
     };
     let _ = send_line(&mut w, &out).await;
 }
 
+/// A service error as the answer a client maps to its exit code.
+fn service_answer(e: ServiceError) -> Answer {
+    let code = match &e {
+        ServiceError::NotIndexed { .. } => "not_indexed",
+        ServiceError::Cancelled => "cancelled",
+        e if e.is_invalid_input() => "usage",
+        _ => "failed",
+    };
+    Answer::Error { message: e.to_string(), code: code.into() }
+}
+
+/// The outcome of service work run on the blocking pool; a worker that died is an error too.
+fn joined<T>(r: Result<Result<T, ServiceError>, tokio::task::JoinError>) -> Result<T, Answer> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(service_answer(e)),
+        Err(e) => Err(Answer::Error { message: format!("codemem worker failed: {e}"), code: "failed".into() }),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static) -> Result<T, Answer> {
+    joined(tokio::task::spawn_blocking(f).await)
+}
+
+/// A session of its own on `root` (opened in the hub if nobody has it open yet).
+async fn open_root(st: &Arc<State>, root: PathBuf) -> Result<(Arc<Workspace>, PathBuf), Answer> {
+    let ws = Workspace::attach(st.hub.clone(), None, false);
+    let session = ws.clone();
+    blocking(move || session.add_root(&root)).await.map(|canonical| (ws, canonical))
+}
+
 /// A session on `root` for a search or status: the project must have been indexed (or be open).
-async fn open_existing(st: &Arc<State>, root: Option<PathBuf>) -> Result<Arc<Workspace>, ServiceError> {
+async fn open_existing(st: &Arc<State>, root: Option<PathBuf>) -> Result<Arc<Workspace>, Answer> {
     let root = root.unwrap_or_else(|| PathBuf::from("."));
     let (hub, home) = (st.hub.clone(), st.home.clone());
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         let canonical =
             root.canonicalize().map_err(|e| ServiceError::Root { path: root.display().to_string(), reason: e.to_string() })?;
         let open = hub.roots().contains(&canonical);
@@ -555,7 +564,6 @@ async fn open_existing(st: &Arc<State>, root: Option<PathBuf>) -> Result<Arc<Wor
         Ok(ws)
     })
     .await
-    .map_err(|e| ServiceError::InvalidInput(e.to_string()))?
 }
 
 fn daemon_status(st: &Arc<State>) -> Value {

@@ -207,26 +207,23 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(opts: WorkspaceOptions, keep_open: bool) -> Arc<Hub> {
-        Arc::new(Hub {
-            opts,
-            loader: None,
-            model: std::sync::OnceLock::new(),
-            open: Mutex::new(Vec::new()),
-            bus: Arc::new(Bus::default()),
-            keep_open,
-        })
+        Self::build(opts, None, keep_open)
     }
 
     /// A hub that keeps roots open and loads the model (once, for every project) when the
     /// first session that wants it opens a root.
     pub fn shared(opts: WorkspaceOptions, loader: LoadModel) -> Arc<Hub> {
+        Self::build(opts, Some(loader), true)
+    }
+
+    fn build(opts: WorkspaceOptions, loader: Option<LoadModel>, keep_open: bool) -> Arc<Hub> {
         Arc::new(Hub {
             opts,
-            loader: Some(loader),
+            loader,
             model: std::sync::OnceLock::new(),
             open: Mutex::new(Vec::new()),
             bus: Arc::new(Bus::default()),
-            keep_open: true,
+            keep_open,
         })
     }
 
