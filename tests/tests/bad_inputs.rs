@@ -79,7 +79,8 @@ fn build_tree(root: &Path, follow_symlinks: bool) -> bool {
     // 50 MB of text (over the 1 MiB default limit); generated here, never committed.
     std::fs::create_dir_all(root.join("data")).unwrap();
     {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(root.join("data/huge.txt")).unwrap());
+        let mut f =
+            std::io::BufWriter::new(std::fs::File::create(root.join("data/huge.txt")).unwrap());
         let line = b"sku-000000,espresso beans,2499,warehouse-7,shelf-12,2024-05-01T10:00:00Z,ok\n";
         let mut written = 0usize;
         while written < 50 * 1024 * 1024 {
@@ -99,7 +100,10 @@ fn build_tree(root: &Path, follow_symlinks: bool) -> bool {
     std::os::unix::fs::symlink("..", root.join("nested/loop")).unwrap();
 
     // A FIFO with a source extension: opening it for reading would block forever.
-    let st = Command::new("mkfifo").arg(root.join("pipe.rs")).status().expect("run mkfifo");
+    let st = Command::new("mkfifo")
+        .arg(root.join("pipe.rs"))
+        .status()
+        .expect("run mkfifo");
     assert!(st.success(), "mkfifo failed");
 
     // Spaces and non-ASCII characters in the path.
@@ -115,8 +119,11 @@ fn build_tree(root: &Path, follow_symlinks: bool) -> bool {
 
     // Unreadable (no effect when the tests run as root).
     let unreadable = root.join("unreadable.py");
-    std::fs::write(&unreadable, "def rotate_unreadable_secret_schedule():\n    return 'weekly'\n\n\n# padding\n")
-        .unwrap();
+    std::fs::write(
+        &unreadable,
+        "def rotate_unreadable_secret_schedule():\n    return 'weekly'\n\n\n# padding\n",
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&unreadable, std::fs::Permissions::from_mode(0o000)).unwrap();
     std::fs::read(&unreadable).is_err()
@@ -124,7 +131,10 @@ fn build_tree(root: &Path, follow_symlinks: bool) -> bool {
 
 fn restore_permissions(root: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(root.join("unreadable.py"), std::fs::Permissions::from_mode(0o644));
+    let _ = std::fs::set_permissions(
+        root.join("unreadable.py"),
+        std::fs::Permissions::from_mode(0o644),
+    );
 }
 
 struct Tree {
@@ -143,7 +153,11 @@ fn tree(follow: bool) -> Tree {
     let dir = tempdir("bad-inputs");
     let root = dir.path().join("ws");
     let unreadable_for_us = build_tree(&root, follow);
-    Tree { _dir: dir, root, unreadable_for_us }
+    Tree {
+        _dir: dir,
+        root,
+        unreadable_for_us,
+    }
 }
 
 fn top_path(home: &Home, root: &Path, query: &str) -> Option<String> {
@@ -157,24 +171,41 @@ fn check_run(home: &Home, t: &Tree, run: &IndexRun, label: &str) {
     assert!(!st.cancelled(), "{label}");
     let skipped = st.skipped();
     let reason = |p: &str| {
-        st.skipped_reason(p).unwrap_or_else(|| panic!("{label}: {p} should be listed as skipped: {skipped:?}"))
+        st.skipped_reason(p)
+            .unwrap_or_else(|| panic!("{label}: {p} should be listed as skipped: {skipped:?}"))
     };
 
     // Skipped, with a reason.
     let r = reason("data/huge.txt");
-    assert!(r.contains("max_file_bytes") || r.contains("limit"), "{label}: huge.txt reason: {r}");
+    assert!(
+        r.contains("max_file_bytes") || r.contains("limit"),
+        "{label}: huge.txt reason: {r}"
+    );
     reason("garbage.rs");
     reason("logo.c");
     // The FIFO is never opened, and says so.
     let r = reason("pipe.rs");
     assert!(r.contains("FIFO"), "{label}: pipe.rs reason: {r}");
     assert!(st.n("files_skipped") >= 3, "{label}: {}", st.0);
-    for p in ["good.py", "latin1.py", "empty.py", "nested/inner.py", unicode_rel().as_str()] {
-        assert!(st.skipped_reason(p).is_none(), "{label}: {p} must not be skipped: {skipped:?}");
+    for p in [
+        "good.py",
+        "latin1.py",
+        "empty.py",
+        "nested/inner.py",
+        unicode_rel().as_str(),
+    ] {
+        assert!(
+            st.skipped_reason(p).is_none(),
+            "{label}: {p} must not be skipped: {skipped:?}"
+        );
     }
 
     // Indexed and searchable.
-    assert_eq!(top_path(home, &t.root, "reconcile_warehouse_inventory").as_deref(), Some("good.py"), "{label}");
+    assert_eq!(
+        top_path(home, &t.root, "reconcile_warehouse_inventory").as_deref(),
+        Some("good.py"),
+        "{label}"
+    );
     assert_eq!(
         top_path(home, &t.root, "nested_inner_helper_for_loop_check").as_deref(),
         Some("nested/inner.py"),
@@ -182,32 +213,83 @@ fn check_run(home: &Home, t: &Tree, run: &IndexRun, label: &str) {
     );
     // Latin-1: decoded lossily (the invalid bytes become U+FFFD) and indexed.
     let r = home.search(&t.root, "calcular_precio_medio_cafe", &["-k", "3"]);
-    assert_eq!(r.paths().first().map(String::as_str), Some("latin1.py"), "{label}: {}", r.summary());
+    assert_eq!(
+        r.paths().first().map(String::as_str),
+        Some("latin1.py"),
+        "{label}: {}",
+        r.summary()
+    );
     let snippet = r.hits()[0]["snippet"].as_str().unwrap_or("");
-    assert!(snippet.contains("calcular_precio_medio_cafe"), "{label}: {snippet}");
-    let latin = home.search(&t.root, "Latin-1 caf", &["-k", "10", "--path", "latin1.py", "--mode", "lexical"]);
     assert!(
-        latin.hits().iter().any(|h| h["snippet"].as_str().unwrap_or("").contains('\u{FFFD}')),
+        snippet.contains("calcular_precio_medio_cafe"),
+        "{label}: {snippet}"
+    );
+    let latin = home.search(
+        &t.root,
+        "Latin-1 caf",
+        &["-k", "10", "--path", "latin1.py", "--mode", "lexical"],
+    );
+    assert!(
+        latin
+            .hits()
+            .iter()
+            .any(|h| h["snippet"].as_str().unwrap_or("").contains('\u{FFFD}')),
         "{label}: invalid bytes of latin1.py are replaced by U+FFFD: {}",
         latin.summary()
     );
     // Spaces and non-ASCII in the path: found by a search, path reported exactly.
-    let r = home.search(&t.root, "replace German umlauts with two-letter spellings", &["-k", "3"]);
-    assert_eq!(r.paths().first(), Some(&unicode_rel()), "{label}: {}", r.summary());
-    assert_eq!(top_path(home, &t.root, "normalize_umlaut_transliteration"), Some(unicode_rel()), "{label}");
+    let r = home.search(
+        &t.root,
+        "replace German umlauts with two-letter spellings",
+        &["-k", "3"],
+    );
+    assert_eq!(
+        r.paths().first(),
+        Some(&unicode_rel()),
+        "{label}: {}",
+        r.summary()
+    );
+    assert_eq!(
+        top_path(home, &t.root, "normalize_umlaut_transliteration"),
+        Some(unicode_rel()),
+        "{label}"
+    );
     // Never indexed.
-    for (q, p) in [("sku espresso beans warehouse shelf", "data/huge.txt"), ("PNG IHDR", "logo.c")] {
+    for (q, p) in [
+        ("sku espresso beans warehouse shelf", "data/huge.txt"),
+        ("PNG IHDR", "logo.c"),
+    ] {
         let r = home.search(&t.root, q, &["-k", "20", "--mode", "lexical"]);
-        assert!(r.rank_of(&[p]).is_none(), "{label}: {p} must not be indexed: {}", r.summary());
+        assert!(
+            r.rank_of(&[p]).is_none(),
+            "{label}: {p} must not be indexed: {}",
+            r.summary()
+        );
     }
     // Link loops are not walked into: nothing is indexed twice under nested/loop/...
-    let mut all = vec!["-k", "200", "--mode", "dense", "--ns", "coding", "--ns", "documentation", "--ns", "testing"];
+    let mut all = vec![
+        "-k",
+        "200",
+        "--mode",
+        "dense",
+        "--ns",
+        "coding",
+        "--ns",
+        "documentation",
+        "--ns",
+        "testing",
+    ];
     all.extend(["--ns", "architecture"]);
     let r = home.search(&t.root, "anything", &all);
-    assert!(r.paths().iter().all(|p| !p.contains("loop/")), "{label}: {}", r.summary());
+    assert!(
+        r.paths().iter().all(|p| !p.contains("loop/")),
+        "{label}: {}",
+        r.summary()
+    );
 
     // Unreadable file: skipped when we cannot read it, indexed when we can (root).
-    let found = top_path(home, &t.root, "rotate_unreadable_secret_schedule").as_deref() == Some("unreadable.py");
+    let found = top_path(home, &t.root, "rotate_unreadable_secret_schedule").as_deref()
+        == Some("unreadable.py");
     if t.unreadable_for_us {
         assert!(
             st.skipped_reason("unreadable.py").is_some(),
@@ -215,13 +297,24 @@ fn check_run(home: &Home, t: &Tree, run: &IndexRun, label: &str) {
         );
         assert!(!found, "{label}");
     } else {
-        assert!(found, "{label}: running as root, unreadable.py is readable and must be indexed");
+        assert!(
+            found,
+            "{label}: running as root, unreadable.py is readable and must be indexed"
+        );
     }
 
     // Status works and agrees.
     let status = home.status(&t.root);
-    assert_eq!(points_sum(&status), st.n("points_total"), "{label}: {status}");
-    assert_eq!(status["pending_files"].as_u64(), Some(0), "{label}: {status}");
+    assert_eq!(
+        points_sum(&status),
+        st.n("points_total"),
+        "{label}: {status}"
+    );
+    assert_eq!(
+        status["pending_files"].as_u64(),
+        Some(0),
+        "{label}: {status}"
+    );
 }
 
 #[test]
@@ -233,7 +326,12 @@ fn nasty_tree_indexes_without_hanging_or_crashing() {
     // A re-run over the same tree is a no-op and still does not hang.
     let again = home.index_with_timeout(&t.root, TIMEOUT);
     assert_eq!(again.stats.n("chunks_embedded"), 0, "{}", again.stats.0);
-    assert_eq!(again.stats.n("files_indexed"), 0, "skipped files are not counted as indexed: {}", again.stats.0);
+    assert_eq!(
+        again.stats.n("files_indexed"),
+        0,
+        "skipped files are not counted as indexed: {}",
+        again.stats.0
+    );
 }
 
 #[test]
@@ -242,7 +340,10 @@ fn following_symlinks_terminates_on_a_loop() {
     let t = tree(true);
     let out = home.run_with_timeout(&["--root", s(&t.root), "status", "--config"], TIMEOUT);
     assert_eq!(out.code, Some(EXIT_OK), "{out}");
-    assert!(out.stdout.contains("follow_symlinks = true"), "codemem.toml is read:\n{out}");
+    assert!(
+        out.stdout.contains("follow_symlinks = true"),
+        "codemem.toml is read:\n{out}"
+    );
     let run = home.index_with_timeout(&t.root, TIMEOUT);
     check_run(&home, &t, &run, "follow_symlinks = true");
 

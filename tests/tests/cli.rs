@@ -16,7 +16,11 @@ fn tiny_project(root: &Path) {
          pub fn shipping_cost_cents(grams: u32) -> u32 {\n    match grams {\n        0..=500 => 450,\n        501..=2000 => 690,\n        _ => 690 + (grams - 2000).div_ceil(1000) * 150,\n    }\n}\n",
     )
     .unwrap();
-    std::fs::write(root.join("README.md"), "# Tiny\n\nShipping cost calculator used by the CLI tests.\n").unwrap();
+    std::fs::write(
+        root.join("README.md"),
+        "# Tiny\n\nShipping cost calculator used by the CLI tests.\n",
+    )
+    .unwrap();
 }
 
 #[test]
@@ -28,10 +32,17 @@ fn search_errors_and_exit_codes() {
     tiny_project(fresh.path());
     let out = home.run(&["--root", s(fresh.path()), "search", "shipping cost"]);
     assert_eq!(out.code, Some(EXIT_NOT_READY), "{out}");
-    assert!(out.stderr.contains("codemem index"), "tells to run `codemem index`:\n{out}");
+    assert!(
+        out.stderr.contains("codemem index"),
+        "tells to run `codemem index`:\n{out}"
+    );
     assert!(out.stdout.trim().is_empty(), "{out}");
     let out = home.run(&["--root", s(fresh.path()), "status", "--json"]);
-    assert_eq!(out.code, Some(EXIT_NOT_READY), "status of a never-indexed project:\n{out}");
+    assert_eq!(
+        out.code,
+        Some(EXIT_NOT_READY),
+        "status of a never-indexed project:\n{out}"
+    );
     assert!(out.stderr.contains("codemem index"), "{out}");
 
     // Bad input on an indexed project → usage errors (2), with a message and nothing on stdout.
@@ -47,12 +58,24 @@ fn search_errors_and_exit_codes() {
         (&["search", ""], "empty query"),
         (&["search", "   "], "blank query"),
         (&["search", "shipping", "-k", "0"], "-k 0"),
-        (&["search", "shipping", "-k", "100000"], "-k above the maximum"),
+        (
+            &["search", "shipping", "-k", "100000"],
+            "-k above the maximum",
+        ),
         (&["search", "shipping", "-k", "many"], "-k not a number"),
-        (&["search", "shipping", "--path", "src/[unclosed"], "invalid glob"),
-        (&["search", "shipping", "--ns", "Coding"], "namespace with capitals"),
+        (
+            &["search", "shipping", "--path", "src/[unclosed"],
+            "invalid glob",
+        ),
+        (
+            &["search", "shipping", "--ns", "Coding"],
+            "namespace with capitals",
+        ),
         (&["search", "shipping", "--ns", "nope"], "unknown namespace"),
-        (&["search", "shipping", "--lang", "cobol"], "unknown language"),
+        (
+            &["search", "shipping", "--lang", "cobol"],
+            "unknown language",
+        ),
         (&["search", "shipping", "--mode", "fuzzy"], "unknown mode"),
         (&["search"], "missing query"),
         (&["frobnicate"], "unknown subcommand"),
@@ -63,8 +86,14 @@ fn search_errors_and_exit_codes() {
         full.extend_from_slice(args);
         let out = home.run(&full);
         assert_eq!(out.code, Some(EXIT_USAGE), "{what}:\n{out}");
-        assert!(!out.stderr.trim().is_empty(), "{what}: explains the error on stderr:\n{out}");
-        assert!(out.stdout.trim().is_empty(), "{what}: nothing on stdout:\n{out}");
+        assert!(
+            !out.stderr.trim().is_empty(),
+            "{what}: explains the error on stderr:\n{out}"
+        );
+        assert!(
+            out.stdout.trim().is_empty(),
+            "{what}: nothing on stdout:\n{out}"
+        );
         assert!(!out.stderr.contains("panicked"), "{what}:\n{out}");
     }
     let query_too_long = "x".repeat(9 * 1024);
@@ -81,11 +110,23 @@ fn search_errors_and_exit_codes() {
     // An invalid codemem.toml is reported, not ignored.
     let bad = tempdir("bad-config");
     tiny_project(bad.path());
-    std::fs::write(bad.path().join("codemem.toml"), "[index]\nmax_file_bytes = \"lots\"\n").unwrap();
+    std::fs::write(
+        bad.path().join("codemem.toml"),
+        "[index]\nmax_file_bytes = \"lots\"\n",
+    )
+    .unwrap();
     let out = home.run(&["index", s(bad.path()), "--json"]);
-    assert!(out.code == Some(EXIT_USAGE) || out.code == Some(EXIT_ERROR), "{out}");
+    assert!(
+        out.code == Some(EXIT_USAGE) || out.code == Some(EXIT_ERROR),
+        "{out}"
+    );
     assert!(out.stderr.contains("codemem.toml"), "{out}");
-    assert!(out.stdout.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "{out}");
+    assert!(
+        out.stdout
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{out}"
+    );
 }
 
 #[test]
@@ -98,12 +139,22 @@ fn index_json_stdout_is_only_json_lines() {
     assert_eq!(out.code, Some(EXIT_OK), "{out}");
     assert!(!out.stdout.trim().is_empty(), "{out}");
     for line in out.stdout.lines() {
-        assert!(!line.trim().is_empty(), "no blank lines in the event stream:\n{out}");
+        assert!(
+            !line.trim().is_empty(),
+            "no blank lines in the event stream:\n{out}"
+        );
         parse_event(line);
     }
     let run = IndexRun::parse(&out);
-    let kinds: Vec<&str> = run.events.iter().filter_map(|e| e["event"].as_str()).collect();
-    assert!(kinds.contains(&"lexical") && kinds.contains(&"embed"), "{kinds:?}");
+    let kinds: Vec<&str> = run
+        .events
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"lexical") && kinds.contains(&"embed"),
+        "{kinds:?}"
+    );
     // Without --json: a human summary, still nothing but the summary on stdout.
     std::fs::write(
         dir.path().join("src/extra.rs"),
@@ -137,7 +188,10 @@ fn index_json_stdout_is_only_json_lines() {
         assert!(status.get(k).is_some(), "status --json lacks {k}: {status}");
     }
     assert!(
-        status["data_dir"].as_str().unwrap_or("").starts_with(s(home.path())),
+        status["data_dir"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(s(home.path())),
         "data lives under CODEMEM_HOME: {status}"
     );
     let out = home.run(&["--root", s(dir.path()), "status", "--config"]);
@@ -152,11 +206,24 @@ fn index_json_stdout_is_only_json_lines() {
 fn help_for_every_subcommand() {
     let home = Home::empty();
     let cases: &[(&[&str], &[&str])] = &[
-        (&["--help"], &["index", "search", "status", "doctor", "--root", "Exit codes"]),
+        (
+            &["--help"],
+            &[
+                "index",
+                "search",
+                "status",
+                "doctor",
+                "--root",
+                "Exit codes",
+            ],
+        ),
         (&["index", "--help"], &["--json", "PATH", "--root"]),
         (
             &["search", "--help"],
-            &["--ns", "--path", "--lang", "--limit", "-k", "--mode", "hybrid", "lexical", "dense", "--json"],
+            &[
+                "--ns", "--path", "--lang", "--limit", "-k", "--mode", "hybrid", "lexical",
+                "dense", "--json",
+            ],
         ),
         (&["status", "--help"], &["--json", "--config"]),
         (&["doctor", "--help"], &["--json"]),
@@ -166,7 +233,11 @@ fn help_for_every_subcommand() {
         let out = home.run(args);
         assert_eq!(out.code, Some(EXIT_OK), "{out}");
         for f in *flags {
-            assert!(out.stdout.contains(f), "`codemem {}` does not mention {f}:\n{out}", args.join(" "));
+            assert!(
+                out.stdout.contains(f),
+                "`codemem {}` does not mention {f}:\n{out}",
+                args.join(" ")
+            );
         }
     }
     let out = home.run(&["--version"]);
@@ -180,7 +251,10 @@ fn doctor_with_assets() {
     let dir = tempdir("doctor");
     let out = home.run(&["--root", s(dir.path()), "doctor"]);
     assert_eq!(out.code, Some(EXIT_OK), "{out}");
-    assert!(out.stdout.to_lowercase().contains("all-minilm-l6-v2"), "mentions the model:\n{out}");
+    assert!(
+        out.stdout.to_lowercase().contains("all-minilm-l6-v2"),
+        "mentions the model:\n{out}"
+    );
     assert!(!out.stdout.contains("FAIL"), "{out}");
     let out = home.run(&["--root", s(dir.path()), "doctor", "--json"]);
     assert_eq!(out.code, Some(EXIT_OK), "{out}");
@@ -188,7 +262,14 @@ fn doctor_with_assets() {
     assert_eq!(v["ok"], true, "{v}");
     let checks = v["checks"].as_array().expect("checks[]");
     assert!(checks.iter().all(|c| c["ok"] == true), "{v}");
-    assert!(checks.iter().any(|c| c["detail"].as_str().unwrap_or("").to_lowercase().contains("minilm")), "{v}");
+    assert!(
+        checks.iter().any(|c| c["detail"]
+            .as_str()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("minilm")),
+        "{v}"
+    );
 }
 
 #[test]
@@ -197,9 +278,16 @@ fn doctor_without_assets_says_how_to_fix() {
     let dir = tempdir("doctor-missing");
     let out = home.run(&["--root", s(dir.path()), "doctor"]);
     assert_eq!(out.code, Some(EXIT_NOT_READY), "{out}");
-    let fix: Vec<&str> = out.stdout.lines().filter(|l| l.trim_start().starts_with("fix:")).collect();
+    let fix: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("fix:"))
+        .collect();
     assert!(!fix.is_empty(), "prints a `fix:` line:\n{out}");
-    assert!(fix.iter().any(|l| l.contains("scripts/setup")), "the fix runs scripts/setup:\n{out}");
+    assert!(
+        fix.iter().any(|l| l.contains("scripts/setup")),
+        "the fix runs scripts/setup:\n{out}"
+    );
     let out = home.run(&["--root", s(dir.path()), "doctor", "--json"]);
     assert_eq!(out.code, Some(EXIT_NOT_READY), "{out}");
     let v = out.json();

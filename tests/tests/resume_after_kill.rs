@@ -45,7 +45,16 @@ const WHY: &[&str] = &[
     "so that retries of the same message are harmless",
     "while respecting the per-tenant limits from the contract",
 ];
-const FIELDS: &[&str] = &["amount", "weight", "count", "latency_ms", "price", "score", "volume", "age_days"];
+const FIELDS: &[&str] = &[
+    "amount",
+    "weight",
+    "count",
+    "latency_ms",
+    "price",
+    "score",
+    "volume",
+    "age_days",
+];
 const OPS: &[&str] = &["*", "+", "-", "/"];
 
 /// The one function a query must find (same place in both indexes).
@@ -65,7 +74,9 @@ def haversine_distance_km(lat1: float, lon1: float, lat2: float, lon2: float) ->
 
 fn title(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 fn camel(parts: &[&str]) -> String {
@@ -131,7 +142,9 @@ fn generate_repo(root: &Path) -> usize {
 }
 
 fn cache_entries(status: &Value) -> u64 {
-    status["embedding_cache_entries"].as_u64().unwrap_or_else(|| panic!("embedding_cache_entries: {status}"))
+    status["embedding_cache_entries"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("embedding_cache_entries: {status}"))
 }
 
 #[test]
@@ -158,15 +171,29 @@ fn kill9_mid_index_then_resume_matches_a_clean_run() {
     );
     let second = ref_home.run(&["--root", s(&root), "index", "--json"]);
     assert_ne!(second.code, Some(EXIT_OK), "the reference run finished before the second index could collide with it; make the generated repo bigger\n{second}");
-    assert_eq!(second.code, Some(EXIT_BUSY), "a second index on a busy project exits 4:\n{second}");
+    assert_eq!(
+        second.code,
+        Some(EXIT_BUSY),
+        "a second index on a busy project exits 4:\n{second}"
+    );
     assert!(
         second.stderr.contains(&reference.pid.to_string()),
         "the busy message names the holder's pid {}:\n{second}",
         reference.pid
     );
-    assert!(second.stdout.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "{second}");
+    assert!(
+        second
+            .stdout
+            .lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "{second}"
+    );
     let (status, rest, stderr) = reference.wait();
-    assert_eq!(status.code(), Some(EXIT_OK), "reference index failed:\n{stderr}");
+    assert_eq!(
+        status.code(),
+        Some(EXIT_OK),
+        "reference index failed:\n{stderr}"
+    );
     ref_events.extend(rest.iter().map(|l| parse_event(l)));
     let ref_done = ref_events.last().expect("events");
     assert_eq!(ref_done["event"], "done", "{ref_done}");
@@ -177,7 +204,11 @@ fn kill9_mid_index_then_resume_matches_a_clean_run() {
     assert!(total_unique >= n_files, "{}", ref_stats.0);
     let ref_status = ref_home.status(&root);
     assert_eq!(cache_entries(&ref_status), total_unique, "{ref_status}");
-    assert_eq!(points_sum(&ref_status), ref_stats.n("points_total"), "{ref_status}");
+    assert_eq!(
+        points_sum(&ref_status),
+        ref_stats.n("points_total"),
+        "{ref_status}"
+    );
 
     // ---- Interrupted run: SIGKILL once a checkpoint has certainly been written. ----
     // Progress is checkpointed every ~2 s during embedding. We kill at an embed event that
@@ -209,10 +240,18 @@ fn kill9_mid_index_then_resume_matches_a_clean_run() {
             checkpoint_certain = true;
         }
     }
-    let killed_at = killed_at.unwrap_or_else(|| panic!("no point to interrupt the run (read {lines} lines)"));
+    let killed_at =
+        killed_at.unwrap_or_else(|| panic!("no point to interrupt the run (read {lines} lines)"));
     let exit = run.kill9();
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&exit), Some(9), "{exit:?}");
-    eprintln!("killed -9 at {killed_at} after {:.1}s", run.started.elapsed().as_secs_f64());
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&exit),
+        Some(9),
+        "{exit:?}"
+    );
+    eprintln!(
+        "killed -9 at {killed_at} after {:.1}s",
+        run.started.elapsed().as_secs_f64()
+    );
     drop(run);
 
     // The lock died with the process; status works and shows unfinished work.
@@ -223,13 +262,30 @@ fn kill9_mid_index_then_resume_matches_a_clean_run() {
         after_kill["pending_files"].as_u64().is_some_and(|p| p > 0),
         "files are pending after the kill: {after_kill}"
     );
-    assert_eq!(after_kill["files_indexed"].as_u64(), Some(n_files), "the lexical phase was checkpointed: {after_kill}");
-    assert!(cache_after_kill > 0, "embeddings finished before the last checkpoint survive the kill: {after_kill}");
+    assert_eq!(
+        after_kill["files_indexed"].as_u64(),
+        Some(n_files),
+        "the lexical phase was checkpointed: {after_kill}"
+    );
+    assert!(
+        cache_after_kill > 0,
+        "embeddings finished before the last checkpoint survive the kill: {after_kill}"
+    );
     assert!(cache_after_kill < total_unique, "{after_kill}");
     // Lexical search already covers the whole tree.
-    let r = home.search(&root, "haversine_distance_km", &["-k", "1", "--mode", "lexical"]);
+    let r = home.search(
+        &root,
+        "haversine_distance_km",
+        &["-k", "1", "--mode", "lexical"],
+    );
     assert_eq!(r.paths(), [NEEDLE_FILE], "{}", r.summary());
-    assert!(r.0["freshness"]["pending_files"].as_u64().is_some_and(|p| p > 0), "{}", r.0["freshness"]);
+    assert!(
+        r.0["freshness"]["pending_files"]
+            .as_u64()
+            .is_some_and(|p| p > 0),
+        "{}",
+        r.0["freshness"]
+    );
 
     // ---- Resume: finishes, embedding only what was left. ----
     let resumed = home.index(&root);
@@ -238,8 +294,15 @@ fn kill9_mid_index_then_resume_matches_a_clean_run() {
     assert!(!st.cancelled());
     assert_eq!(st.n("embed_errors"), 0, "{}", st.0);
     let embedded = st.n("chunks_embedded");
-    assert!(embedded < total_unique, "the resumed run re-embedded everything ({embedded} of {total_unique})");
-    assert!(st.n("files_indexed") < n_files, "files finished before the kill are not redone: {}", st.0);
+    assert!(
+        embedded < total_unique,
+        "the resumed run re-embedded everything ({embedded} of {total_unique})"
+    );
+    assert!(
+        st.n("files_indexed") < n_files,
+        "files finished before the kill are not redone: {}",
+        st.0
+    );
     let end = home.status(&root);
     assert_eq!(
         embedded + cache_after_kill,
@@ -249,8 +312,17 @@ fn kill9_mid_index_then_resume_matches_a_clean_run() {
     assert_eq!(cache_entries(&end), total_unique, "{end}");
     assert_eq!(end["pending_files"].as_u64(), Some(0), "{end}");
     assert_eq!(end["files_indexed"].as_u64(), Some(n_files), "{end}");
-    assert_eq!(st.n("points_total"), ref_stats.n("points_total"), "same index as the reference run: {}", st.0);
-    assert_eq!(namespace_counts(&end), namespace_counts(&ref_status), "per-namespace files and points");
+    assert_eq!(
+        st.n("points_total"),
+        ref_stats.n("points_total"),
+        "same index as the reference run: {}",
+        st.0
+    );
+    assert_eq!(
+        namespace_counts(&end),
+        namespace_counts(&ref_status),
+        "per-namespace files and points"
+    );
 
     // Both indexes answer a semantic query the same way.
     let q = "great-circle distance between two latitude longitude points";

@@ -66,9 +66,18 @@ fn two_index_processes_on_one_project_take_turns_and_a_second_clone_embeds_nothi
         rb.elapsed
     ));
     let (first, second) = if fa >= fb { (&ra, &rb) } else { (&rb, &ra) };
-    assert!(first.stats.n("files_indexed") >= 40, "one run indexes the tree: {}", first.stats.0);
+    assert!(
+        first.stats.n("files_indexed") >= 40,
+        "one run indexes the tree: {}",
+        first.stats.0
+    );
     assert!(first.stats.n("chunks_embedded") > 0);
-    assert_eq!(second.stats.n("files_indexed"), 0, "the other waited for the lease, then found it done: {}", second.stats.0);
+    assert_eq!(
+        second.stats.n("files_indexed"),
+        0,
+        "the other waited for the lease, then found it done: {}",
+        second.stats.0
+    );
     assert_eq!(second.stats.n("chunks_embedded"), 0);
     assert_eq!(second.stats.n("chunks_upserted"), 0);
 
@@ -90,7 +99,12 @@ fn two_index_processes_on_one_project_take_turns_and_a_second_clone_embeds_nothi
         rc.elapsed,
         first.elapsed
     ));
-    assert_eq!(rc.stats.n("chunks_embedded"), 0, "every vector came from the shared cache: {}", rc.stats.0);
+    assert_eq!(
+        rc.stats.n("chunks_embedded"),
+        0,
+        "every vector came from the shared cache: {}",
+        rc.stats.0
+    );
     assert_eq!(rc.stats.n("cache_hits"), first.stats.n("chunks_embedded"));
 }
 
@@ -103,7 +117,10 @@ fn a_killed_indexers_lease_lapses_and_the_next_run_completes() {
     tree(root.path(), 150);
     team_toml(root.path(), &redis, &qdrant, 3000);
 
-    let mut p = home.spawn(&["--root", s(root.path()), "index", "--json"], DEFAULT_TIMEOUT);
+    let mut p = home.spawn(
+        &["--root", s(root.path()), "index", "--json"],
+        DEFAULT_TIMEOUT,
+    );
     // Wait until it is embedding (it holds the lease), then SIGKILL it: no release happens.
     loop {
         let line = p.next_line().expect("the indexer exited before embedding");
@@ -113,12 +130,28 @@ fn a_killed_indexers_lease_lapses_and_the_next_run_completes() {
     }
     p.kill9();
     let status = home.status(root.path());
-    let team = status["backends"].as_array().unwrap().iter().find(|b| b["name"] == "team state").cloned();
-    let detail = team.as_ref().map(|b| b["detail"].as_str().unwrap_or("").to_string()).unwrap_or_default();
-    assert!(detail.contains("lease held by"), "the dead indexer's lease is still there: {status}");
+    let team = status["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "team state")
+        .cloned();
+    let detail = team
+        .as_ref()
+        .map(|b| b["detail"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default();
+    assert!(
+        detail.contains("lease held by"),
+        "the dead indexer's lease is still there: {status}"
+    );
 
     let r = home.index(root.path());
-    assert_eq!(r.stats.n("files_indexed") + r.stats.n("files_unchanged"), 151, "{}", r.stats.0);
+    assert_eq!(
+        r.stats.n("files_indexed") + r.stats.n("files_unchanged"),
+        151,
+        "{}",
+        r.stats.0
+    );
     let status = home.status(root.path());
     assert_eq!(status["pending_files"], 0, "{status}");
 }

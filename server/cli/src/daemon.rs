@@ -48,7 +48,12 @@ pub struct DaemonPaths {
 impl DaemonPaths {
     pub fn new(home: &Path) -> Self {
         let dir = home.join("daemon");
-        DaemonPaths { socket: dir.join("codemem.sock"), lock: dir.join("lock"), log: dir.join("daemon.log"), dir }
+        DaemonPaths {
+            socket: dir.join("codemem.sock"),
+            lock: dir.join("lock"),
+            log: dir.join("daemon.log"),
+            dir,
+        }
     }
 }
 
@@ -58,7 +63,13 @@ pub fn enabled(no_daemon: bool) -> bool {
     if no_daemon {
         return false;
     }
-    !matches!(std::env::var("CODEMEM_DAEMON").as_deref().map(str::to_ascii_lowercase).as_deref(), Ok("off" | "0" | "false" | "no"))
+    !matches!(
+        std::env::var("CODEMEM_DAEMON")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Ok("off" | "0" | "false" | "no")
+    )
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -76,11 +87,16 @@ pub struct Hello {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    Search { query: Query },
+    Search {
+        query: Query,
+    },
     Status,
     Index,
     /// `codemem serve`: start (or reuse) the HTTP endpoint with these overrides.
-    Serve { host: Option<String>, port: Option<u16> },
+    Serve {
+        host: Option<String>,
+        port: Option<u16>,
+    },
     DaemonStatus,
     Stop,
     /// A client of another version asks the daemon to exit once its sessions have ended.
@@ -143,8 +159,10 @@ impl Drop for ClientGuard {
 /// `codemem daemon run`: serves until stopped, or until idle for `idle` with no client.
 pub fn run(home: PathBuf, idle: Duration) -> Result<u8, Failure> {
     let p = DaemonPaths::new(&home);
-    paths::ensure_private_dir(&home).with_context(|| format!("cannot create {}", home.display()))?;
-    paths::ensure_private_dir(&p.dir).with_context(|| format!("cannot create {}", p.dir.display()))?;
+    paths::ensure_private_dir(&home)
+        .with_context(|| format!("cannot create {}", home.display()))?;
+    paths::ensure_private_dir(&p.dir)
+        .with_context(|| format!("cannot create {}", p.dir.display()))?;
     let mut lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -152,11 +170,19 @@ pub fn run(home: PathBuf, idle: Duration) -> Result<u8, Failure> {
         .open(&p.lock)
         .with_context(|| format!("cannot open {}", p.lock.display()))?;
     if lock.try_lock().is_err() {
-        eprintln!("codemem daemon: another daemon already serves {}", home.display());
+        eprintln!(
+            "codemem daemon: another daemon already serves {}",
+            home.display()
+        );
         return Ok(0);
     }
     let _ = lock.set_len(0);
-    let _ = writeln!(lock, "pid {}, codemem {}", std::process::id(), env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(
+        lock,
+        "pid {}, codemem {}",
+        std::process::id(),
+        env!("CARGO_PKG_VERSION")
+    );
     // We hold the lock: a socket file left here is a dead daemon's.
     let _ = std::fs::remove_file(&p.socket);
     if p.socket.as_os_str().len() > 100 {
@@ -165,9 +191,13 @@ pub fn run(home: PathBuf, idle: Duration) -> Result<u8, Failure> {
             p.socket.display()
         )));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     let load_home = home.clone();
-    let base = Config::load(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))).unwrap_or_default();
+    let base = Config::load(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")))
+        .unwrap_or_default();
     let hub = Hub::shared(
         WorkspaceOptions {
             home: home.clone(),
@@ -258,14 +288,27 @@ async fn wait_for_signal() {
 }
 
 fn reply_ok() -> Reply {
-    Reply { ok: true, version: env!("CARGO_PKG_VERSION").into(), pid: std::process::id(), ..Default::default() }
+    Reply {
+        ok: true,
+        version: env!("CARGO_PKG_VERSION").into(),
+        pid: std::process::id(),
+        ..Default::default()
+    }
 }
 
 fn reply_err(code: &str, error: impl Into<String>) -> Reply {
-    Reply { ok: false, code: Some(code.into()), error: Some(error.into()), ..reply_ok() }
+    Reply {
+        ok: false,
+        code: Some(code.into()),
+        error: Some(error.into()),
+        ..reply_ok()
+    }
 }
 
-async fn send_line<W: tokio::io::AsyncWrite + Unpin, T: Serialize>(w: &mut W, v: &T) -> std::io::Result<()> {
+async fn send_line<W: tokio::io::AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    v: &T,
+) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(v).unwrap_or_default();
     line.push(b'\n');
     w.write_all(&line).await?;
@@ -280,10 +323,18 @@ async fn serve_connection(st: Arc<State>, stream: tokio::net::UnixStream) {
         Ok(c) => {
             tracing::warn!(uid = c.uid(), "refused a connection from another user");
             let (r, mut w) = stream.into_split();
-            let _ = send_line(&mut w, &reply_err("forbidden", "this codemem daemon belongs to another user")).await;
+            let _ = send_line(
+                &mut w,
+                &reply_err("forbidden", "this codemem daemon belongs to another user"),
+            )
+            .await;
             // Let the peer finish its hello (bounded) so it reads the refusal, not a broken pipe.
             let mut sink = Vec::new();
-            let _ = tokio::time::timeout(Duration::from_secs(1), r.take(MAX_HELLO_BYTES as u64).read_to_end(&mut sink)).await;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                r.take(MAX_HELLO_BYTES as u64).read_to_end(&mut sink),
+            )
+            .await;
             return;
         }
         Err(e) => {
@@ -302,17 +353,38 @@ async fn serve_connection(st: Arc<State>, stream: tokio::net::UnixStream) {
         }
     };
     if hello.proto != PROTO {
-        let _ = send_line(&mut w, &reply_err("proto", format!("this daemon speaks handshake {PROTO}, the client {}", hello.proto))).await;
+        let _ = send_line(
+            &mut w,
+            &reply_err(
+                "proto",
+                format!(
+                    "this daemon speaks handshake {PROTO}, the client {}",
+                    hello.proto
+                ),
+            ),
+        )
+        .await;
         return;
     }
-    let handover = matches!(hello.request, Some(Request::Handover | Request::Stop | Request::DaemonStatus));
+    let handover = matches!(
+        hello.request,
+        Some(Request::Handover | Request::Stop | Request::DaemonStatus)
+    );
     if hello.version != env!("CARGO_PKG_VERSION") && !handover {
-        let msg = format!("the running daemon is codemem {}, this client is {}", env!("CARGO_PKG_VERSION"), hello.version);
+        let msg = format!(
+            "the running daemon is codemem {}, this client is {}",
+            env!("CARGO_PKG_VERSION"),
+            hello.version
+        );
         let _ = send_line(&mut w, &reply_err("version", msg)).await;
         return;
     }
     if st.draining.load(Ordering::SeqCst) && !handover {
-        let _ = send_line(&mut w, &reply_err("draining", "this daemon is handing over to another version")).await;
+        let _ = send_line(
+            &mut w,
+            &reply_err("draining", "this daemon is handing over to another version"),
+        )
+        .await;
         return;
     }
     match hello.kind.as_str() {
@@ -331,7 +403,11 @@ async fn serve_connection(st: Arc<State>, stream: tokio::net::UnixStream) {
         }
         "mcp" => {
             let Some(root) = hello.root else {
-                let _ = send_line(&mut w, &reply_err("bad_request", "an mcp session needs `root`")).await;
+                let _ = send_line(
+                    &mut w,
+                    &reply_err("bad_request", "an mcp session needs `root`"),
+                )
+                .await;
                 return;
             };
             let ws = match open_root(&st, root).await {
@@ -351,7 +427,11 @@ async fn serve_connection(st: Arc<State>, stream: tokio::net::UnixStream) {
         }
         "request" | "serve" | "control" => {
             let Some(req) = hello.request else {
-                let _ = send_line(&mut w, &reply_err("bad_request", "a request needs `request`")).await;
+                let _ = send_line(
+                    &mut w,
+                    &reply_err("bad_request", "a request needs `request`"),
+                )
+                .await;
                 return;
             };
             if send_line(&mut w, &reply_ok()).await.is_err() {
@@ -360,7 +440,14 @@ async fn serve_connection(st: Arc<State>, stream: tokio::net::UnixStream) {
             answer(st, hello.root, req, reader, w).await;
         }
         other => {
-            let _ = send_line(&mut w, &reply_err("bad_request", format!("unknown kind {other:?}; use lsp, mcp, request, serve or control"))).await;
+            let _ = send_line(
+                &mut w,
+                &reply_err(
+                    "bad_request",
+                    format!("unknown kind {other:?}; use lsp, mcp, request, serve or control"),
+                ),
+            )
+            .await;
         }
     }
 }
@@ -368,16 +455,24 @@ async fn serve_connection(st: Arc<State>, stream: tokio::net::UnixStream) {
 async fn read_hello<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Result<Hello, String> {
     let mut line = Vec::new();
     let mut limited = r.take(MAX_HELLO_BYTES as u64 + 1);
-    match tokio::time::timeout(Duration::from_secs(10), limited.read_until(b'\n', &mut line)).await {
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        limited.read_until(b'\n', &mut line),
+    )
+    .await
+    {
         Err(_) => return Err("no hello within 10 s; send one JSON line first".into()),
         Ok(Err(e)) => return Err(format!("cannot read the hello: {e}")),
         Ok(Ok(0)) => return Err("connection closed before the hello".into()),
         Ok(Ok(_)) => {}
     }
     if line.len() > MAX_HELLO_BYTES || !line.ends_with(b"\n") {
-        return Err(format!("the hello must be one JSON line of at most {MAX_HELLO_BYTES} bytes"));
+        return Err(format!(
+            "the hello must be one JSON line of at most {MAX_HELLO_BYTES} bytes"
+        ));
     }
-    serde_json::from_slice(&line).map_err(|e| format!("the hello is not valid JSON for this daemon: {e}"))
+    serde_json::from_slice(&line)
+        .map_err(|e| format!("the hello is not valid JSON for this daemon: {e}"))
 }
 
 type StartMcp = codemem_lsp::StartMcp;
@@ -392,7 +487,8 @@ fn start_mcp(st: Arc<State>) -> StartMcp {
             let cfg = if settings.is_null() {
                 cfg
             } else {
-                cfg.with_overrides(&json!({ "mcp": settings }), "initializationOptions.mcp").map_err(|e| e.to_string())?
+                cfg.with_overrides(&json!({ "mcp": settings }), "initializationOptions.mcp")
+                    .map_err(|e| e.to_string())?
             };
             http_endpoint(&st, cfg).await.map_err(|e| e.to_string())
         })
@@ -405,7 +501,12 @@ async fn http_endpoint(st: &Arc<State>, cfg: Config) -> Result<String, codemem_m
         return Ok(url.clone());
     }
     let view = Workspace::every_root(st.hub.clone());
-    let server = codemem_mcp::serve_http(view, HttpOptions::new(st.home.clone(), cfg.mcp.clone()), st.stop.child_token()).await?;
+    let server = codemem_mcp::serve_http(
+        view,
+        HttpOptions::new(st.home.clone(), cfg.mcp.clone()),
+        st.stop.child_token(),
+    )
+    .await?;
     let url = server.url();
     *http = Some(url.clone());
     tokio::spawn(async move {
@@ -429,10 +530,13 @@ async fn answer(
         }
         Request::Handover => {
             st.draining.store(true, Ordering::SeqCst);
-            Answer::Result(json!({"draining": true, "clients": st.clients.load(Ordering::SeqCst).saturating_sub(1)}))
+            Answer::Result(
+                json!({"draining": true, "clients": st.clients.load(Ordering::SeqCst).saturating_sub(1)}),
+            )
         }
         Request::Serve { host, port } => {
-            let (ws, root) = match open_root(&st, root.unwrap_or_else(|| PathBuf::from("."))).await {
+            let (ws, root) = match open_root(&st, root.unwrap_or_else(|| PathBuf::from("."))).await
+            {
                 Ok(opened) => opened,
                 Err(a) => {
                     let _ = send_line(&mut w, &a).await;
@@ -458,8 +562,15 @@ async fn answer(
                     return;
                 }
                 Err(e) => {
-                    let code = if crate::mcp::mcp_exit_code(&e) == exit::USAGE { "usage" } else { "failed" };
-                    Answer::Error { message: e.to_string(), code: code.into() }
+                    let code = if crate::mcp::mcp_exit_code(&e) == exit::USAGE {
+                        "usage"
+                    } else {
+                        "failed"
+                    };
+                    Answer::Error {
+                        message: e.to_string(),
+                        code: code.into(),
+                    }
                 }
             }
         }
@@ -468,7 +579,10 @@ async fn answer(
                 Ok(ws) => blocking(move || ws.search(&query)).await,
                 Err(a) => Err(a),
             };
-            found.map_or_else(|a| a, |r| Answer::Result(serde_json::to_value(r).unwrap_or_default()))
+            found.map_or_else(
+                |a| a,
+                |r| Answer::Result(serde_json::to_value(r).unwrap_or_default()),
+            )
         }
         Request::Status => {
             let status = match open_existing(&st, root).await {
@@ -477,7 +591,10 @@ async fn answer(
             };
             match status.map(|s| s.roots.into_iter().next()) {
                 Ok(Some(r)) => Answer::Result(serde_json::to_value(r.project).unwrap_or_default()),
-                Ok(None) => Answer::Error { message: "no project".into(), code: "failed".into() },
+                Ok(None) => Answer::Error {
+                    message: "no project".into(),
+                    code: "failed".into(),
+                },
                 Err(a) => a,
             }
         }
@@ -509,7 +626,10 @@ async fn answer(
             }
             watch.abort();
             match joined(run.await) {
-                Ok(stats) => Answer::Result(serde_json::to_value(stats.into_iter().next().unwrap_or_default()).unwrap_or_default()),
+                Ok(stats) => Answer::Result(
+                    serde_json::to_value(stats.into_iter().next().unwrap_or_default())
+                        .unwrap_or_default(),
+                ),
                 Err(a) => a,
             }
         }
@@ -525,7 +645,10 @@ fn service_answer(e: ServiceError) -> Answer {
         e if e.is_invalid_input() => "usage",
         _ => "failed",
     };
-    Answer::Error { message: e.to_string(), code: code.into() }
+    Answer::Error {
+        message: e.to_string(),
+        code: code.into(),
+    }
 }
 
 /// The outcome of service work run on the blocking pool; a worker that died is an error too.
@@ -533,11 +656,16 @@ fn joined<T>(r: Result<Result<T, ServiceError>, tokio::task::JoinError>) -> Resu
     match r {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(service_answer(e)),
-        Err(e) => Err(Answer::Error { message: format!("codemem worker failed: {e}"), code: "failed".into() }),
+        Err(e) => Err(Answer::Error {
+            message: format!("codemem worker failed: {e}"),
+            code: "failed".into(),
+        }),
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static) -> Result<T, Answer> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, Answer> {
     joined(tokio::task::spawn_blocking(f).await)
 }
 
@@ -545,7 +673,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ServiceError>
 async fn open_root(st: &Arc<State>, root: PathBuf) -> Result<(Arc<Workspace>, PathBuf), Answer> {
     let ws = Workspace::attach(st.hub.clone(), None, false);
     let session = ws.clone();
-    blocking(move || session.add_root(&root)).await.map(|canonical| (ws, canonical))
+    blocking(move || session.add_root(&root))
+        .await
+        .map(|canonical| (ws, canonical))
 }
 
 /// A session on `root` for a search or status: the project must have been indexed (or be open).
@@ -553,11 +683,19 @@ async fn open_existing(st: &Arc<State>, root: Option<PathBuf>) -> Result<Arc<Wor
     let root = root.unwrap_or_else(|| PathBuf::from("."));
     let (hub, home) = (st.hub.clone(), st.home.clone());
     blocking(move || {
-        let canonical =
-            root.canonicalize().map_err(|e| ServiceError::Root { path: root.display().to_string(), reason: e.to_string() })?;
+        let canonical = root.canonicalize().map_err(|e| ServiceError::Root {
+            path: root.display().to_string(),
+            reason: e.to_string(),
+        })?;
         let open = hub.roots().contains(&canonical);
-        if !open && !paths::project_data_dir(&home, &canonical).join("kv.redb").exists() {
-            return Err(ServiceError::NotIndexed { path: canonical.display().to_string() });
+        if !open
+            && !paths::project_data_dir(&home, &canonical)
+                .join("kv.redb")
+                .exists()
+        {
+            return Err(ServiceError::NotIndexed {
+                path: canonical.display().to_string(),
+            });
         }
         let ws = Workspace::attach(hub, None, false);
         ws.add_root(&canonical)?;
@@ -569,7 +707,11 @@ async fn open_existing(st: &Arc<State>, root: Option<PathBuf>) -> Result<Arc<Wor
 fn daemon_status(st: &Arc<State>) -> Value {
     let rss_kib = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()));
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        });
     json!({
         "pid": std::process::id(),
         "version": env!("CARGO_PKG_VERSION"),
@@ -601,7 +743,13 @@ pub enum Attach {
 }
 
 fn hello(kind: &str, root: Option<&Path>, request: Option<Request>) -> Hello {
-    Hello { proto: PROTO, version: env!("CARGO_PKG_VERSION").into(), kind: kind.into(), root: root.map(Path::to_path_buf), request }
+    Hello {
+        proto: PROTO,
+        version: env!("CARGO_PKG_VERSION").into(),
+        kind: kind.into(),
+        root: root.map(Path::to_path_buf),
+        request,
+    }
 }
 
 fn handshake(stream: UnixStream, h: &Hello) -> anyhow::Result<(Connection, Reply)> {
@@ -622,12 +770,19 @@ fn handshake(stream: UnixStream, h: &Hello) -> anyhow::Result<(Connection, Reply
     if buf.is_empty() {
         anyhow::bail!("the daemon closed the connection during the handshake");
     }
-    let reply: Reply = serde_json::from_str(&buf).context("the daemon's reply is not valid JSON")?;
+    let reply: Reply =
+        serde_json::from_str(&buf).context("the daemon's reply is not valid JSON")?;
     Ok((Connection { stream, reader }, reply))
 }
 
 /// Connects (starting a daemon when `autostart` and none listens) and says hello.
-pub fn attach(home: &Path, kind: &str, root: Option<&Path>, request: Option<Request>, autostart: bool) -> anyhow::Result<Attach> {
+pub fn attach(
+    home: &Path,
+    kind: &str,
+    root: Option<&Path>,
+    request: Option<Request>,
+    autostart: bool,
+) -> anyhow::Result<Attach> {
     let p = DaemonPaths::new(home);
     let stream = match UnixStream::connect(&p.socket) {
         Ok(s) => s,
@@ -653,14 +808,22 @@ pub fn attach(home: &Path, kind: &str, root: Option<&Path>, request: Option<Requ
                 reply.pid
             )))
         }
-        _ => anyhow::bail!("the codemem daemon refused the session: {}", reply.error.unwrap_or_default()),
+        _ => anyhow::bail!(
+            "the codemem daemon refused the session: {}",
+            reply.error.unwrap_or_default()
+        ),
     }
 }
 
 fn start_and_connect(home: &Path, p: &DaemonPaths) -> anyhow::Result<UnixStream> {
     paths::ensure_private_dir(home).with_context(|| format!("cannot create {}", home.display()))?;
-    paths::ensure_private_dir(&p.dir).with_context(|| format!("cannot create {}", p.dir.display()))?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&p.log).with_context(|| format!("cannot open {}", p.log.display()))?;
+    paths::ensure_private_dir(&p.dir)
+        .with_context(|| format!("cannot create {}", p.dir.display()))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p.log)
+        .with_context(|| format!("cannot open {}", p.log.display()))?;
     let exe = std::env::current_exe().context("cannot find the codemem binary")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(["daemon", "run"])
@@ -686,11 +849,18 @@ fn start_and_connect(home: &Path, p: &DaemonPaths) -> anyhow::Result<UnixStream>
         if let Ok(Some(status)) = child.try_wait() {
             // Exit 0: another daemon won the start race; it will listen in a moment.
             if !status.success() {
-                anyhow::bail!("the codemem daemon could not start ({status}); see {}", p.log.display());
+                anyhow::bail!(
+                    "the codemem daemon could not start ({status}); see {}",
+                    p.log.display()
+                );
             }
         }
         if Instant::now() > deadline {
-            anyhow::bail!("the codemem daemon did not listen within {:?}; see {}", START_TIMEOUT, p.log.display());
+            anyhow::bail!(
+                "the codemem daemon did not listen within {:?}; see {}",
+                START_TIMEOUT,
+                p.log.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(25));
     }
@@ -698,7 +868,9 @@ fn start_and_connect(home: &Path, p: &DaemonPaths) -> anyhow::Result<UnixStream>
 
 /// The daemon outlives us; a thread collects its exit status so it never lingers as a zombie.
 fn reap(mut child: std::process::Child) {
-    let _ = std::thread::Builder::new().name("codemem-reap".into()).spawn(move || child.wait());
+    let _ = std::thread::Builder::new()
+        .name("codemem-reap".into())
+        .spawn(move || child.wait());
 }
 
 /// Sends one request and reads the answer lines; `on_event` sees progress.
@@ -708,11 +880,18 @@ pub fn request(conn: Connection, on_event: &mut dyn FnMut(IndexEvent)) -> Result
     let mut line = String::new();
     loop {
         line.clear();
-        let n = reader.read_line(&mut line).context("the daemon connection failed")?;
+        let n = reader
+            .read_line(&mut line)
+            .context("the daemon connection failed")?;
         if n == 0 {
-            return Err(Failure { code: exit::ERROR, err: anyhow::anyhow!("the codemem daemon closed the connection before answering") });
+            return Err(Failure {
+                code: exit::ERROR,
+                err: anyhow::anyhow!("the codemem daemon closed the connection before answering"),
+            });
         }
-        match serde_json::from_str::<Answer>(&line).context("the daemon's answer is not valid JSON")? {
+        match serde_json::from_str::<Answer>(&line)
+            .context("the daemon's answer is not valid JSON")?
+        {
             Answer::Event(e) => on_event(e),
             Answer::Result(v) => return Ok(v),
             Answer::Error { message, code } => {
@@ -722,7 +901,10 @@ pub fn request(conn: Connection, on_event: &mut dyn FnMut(IndexEvent)) -> Result
                     "cancelled" => exit::CANCELLED,
                     _ => exit::ERROR,
                 };
-                return Err(Failure { code, err: anyhow::anyhow!(message) });
+                return Err(Failure {
+                    code,
+                    err: anyhow::anyhow!(message),
+                });
             }
         }
     }
@@ -735,10 +917,16 @@ pub fn request(conn: Connection, on_event: &mut dyn FnMut(IndexEvent)) -> Result
 /// never answered get an error saying to send them again. Returns the exit code (LSP: 1 when
 /// `exit` came without `shutdown`).
 pub fn relay(home: &Path, conn: Connection, framing: Framing, root: Option<&Path>) -> u8 {
-    let kind = if framing == Framing::Lsp { "lsp" } else { "mcp" };
+    let kind = if framing == Framing::Lsp {
+        "lsp"
+    } else {
+        "mcp"
+    };
     let track = Arc::new(Mutex::new(Tracker::default()));
     let Connection { stream, reader } = conn;
-    let Ok(write_half) = stream.try_clone() else { return exit::ERROR };
+    let Ok(write_half) = stream.try_clone() else {
+        return exit::ERROR;
+    };
     // The daemon's write side; swapped when a new daemon takes over.
     let sock = Arc::new(Mutex::new(write_half));
     let stdin_done = Arc::new(AtomicBool::new(false));
@@ -767,7 +955,10 @@ pub fn relay(home: &Path, conn: Connection, framing: Framing, root: Option<&Path
                     }
                 }
                 stdin_done.store(true, Ordering::SeqCst);
-                let _ = sock.lock().unwrap_or_else(|e| e.into_inner()).shutdown(std::net::Shutdown::Write);
+                let _ = sock
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .shutdown(std::net::Shutdown::Write);
             })
             .ok();
     }
@@ -792,7 +983,10 @@ pub fn relay(home: &Path, conn: Connection, framing: Framing, root: Option<&Path
                 scan = sc;
             }
             Err(e) => {
-                eprintln!("codemem: could not restore the session: {e:#}; see {}", DaemonPaths::new(home).log.display());
+                eprintln!(
+                    "codemem: could not restore the session: {e:#}; see {}",
+                    DaemonPaths::new(home).log.display()
+                );
                 return exit::ERROR;
             }
         }
@@ -800,7 +994,13 @@ pub fn relay(home: &Path, conn: Connection, framing: Framing, root: Option<&Path
 }
 
 /// Forwards the daemon's messages, whole, until its connection ends.
-fn pump(reader: &mut BufReader<UnixStream>, scan: &mut Scanner, framing: Framing, track: &Mutex<Tracker>, out: &mut impl Write) {
+fn pump(
+    reader: &mut BufReader<UnixStream>,
+    scan: &mut Scanner,
+    framing: Framing,
+    track: &Mutex<Tracker>,
+    out: &mut impl Write,
+) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match reader.read(&mut buf) {

@@ -29,7 +29,10 @@ const MAX_TRACKED_BODY: usize = 8 << 20;
 
 impl Scanner {
     pub fn new(framing: Framing) -> Self {
-        Scanner { framing, buf: Vec::new() }
+        Scanner {
+            framing,
+            buf: Vec::new(),
+        }
     }
 
     /// Feeds bytes; calls `on_body` with each complete message body.
@@ -57,7 +60,9 @@ impl Scanner {
                     return;
                 };
                 self.buf.drain(..start);
-                let Some(end) = find(&self.buf, b"\r\n\r\n") else { return };
+                let Some(end) = find(&self.buf, b"\r\n\r\n") else {
+                    return;
+                };
                 let headers = String::from_utf8_lossy(&self.buf[..end]).to_string();
                 let len = headers
                     .lines()
@@ -116,7 +121,9 @@ pub struct Tracker {
 impl Tracker {
     /// A message from the client.
     pub fn client(&mut self, body: &[u8]) {
-        let Ok(v) = serde_json::from_slice::<Value>(body) else { return };
+        let Ok(v) = serde_json::from_slice::<Value>(body) else {
+            return;
+        };
         let method = v.get("method").and_then(Value::as_str);
         let id = v.get("id").filter(|i| !i.is_null()).cloned();
         if let (Some(_), Some(id)) = (method, &id) {
@@ -124,7 +131,9 @@ impl Tracker {
         }
         match method {
             Some("initialize") => self.initialize = id.map(|i| (i, body.to_vec())),
-            Some("initialized" | "notifications/initialized") => self.initialized = Some(body.to_vec()),
+            Some("initialized" | "notifications/initialized") => {
+                self.initialized = Some(body.to_vec())
+            }
             Some("shutdown") => self.shutdown = true,
             Some("exit") => self.exit = true,
             Some("textDocument/didOpen") => {
@@ -149,7 +158,9 @@ impl Tracker {
 
     /// A message from the daemon: a response settles a pending request.
     pub fn daemon(&mut self, body: &[u8]) {
-        let Ok(v) = serde_json::from_slice::<Value>(body) else { return };
+        let Ok(v) = serde_json::from_slice::<Value>(body) else {
+            return;
+        };
         if v.get("method").is_none() {
             if let Some(id) = v.get("id") {
                 self.pending.remove(&id.to_string());
@@ -188,7 +199,9 @@ impl Tracker {
 }
 
 fn doc_uri(v: &Value) -> Option<String> {
-    v.pointer("/params/textDocument/uri").and_then(Value::as_str).map(str::to_string)
+    v.pointer("/params/textDocument/uri")
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 #[cfg(test)]
@@ -211,10 +224,25 @@ mod tests {
     #[test]
     fn sees_shutdown_and_exit_across_split_reads_and_garbage() {
         let cases: &[(&[&str], bool, bool)] = &[
-            (&[r#"{"jsonrpc":"2.0","id":1,"method":"initialize"}"#], false, false),
-            (&[r#"{"jsonrpc":"2.0","id":2,"method":"shutdown"}"#, r#"{"jsonrpc":"2.0","method":"exit"}"#], true, true),
+            (
+                &[r#"{"jsonrpc":"2.0","id":1,"method":"initialize"}"#],
+                false,
+                false,
+            ),
+            (
+                &[
+                    r#"{"jsonrpc":"2.0","id":2,"method":"shutdown"}"#,
+                    r#"{"jsonrpc":"2.0","method":"exit"}"#,
+                ],
+                true,
+                true,
+            ),
             (&[r#"{"jsonrpc":"2.0","method":"exit"}"#], false, true),
-            (&["not json", r#"{"jsonrpc":"2.0","method":"exit"}"#], false, true),
+            (
+                &["not json", r#"{"jsonrpc":"2.0","method":"exit"}"#],
+                false,
+                true,
+            ),
         ];
         for (bodies, shutdown, exit) in cases {
             let mut bytes = b"garbage before\r\n".to_vec();
@@ -248,11 +276,34 @@ mod tests {
         let bytes: Vec<u8> = msgs.iter().flat_map(|m| lsp(m)).collect();
         let mut t = track(Framing::Lsp, &bytes);
         t.daemon(br#"{"jsonrpc":"2.0","id":7,"result":null}"#);
-        assert_eq!(t.initialize.as_ref().map(|(id, _)| id.clone()), Some(json!(1)));
-        let replay: Vec<String> = t.replay().iter().map(|b| String::from_utf8_lossy(b).to_string()).collect();
-        assert_eq!(replay, vec![msgs[1].to_string(), msgs[2].to_string(), msgs[3].to_string()], "b.py was closed");
-        let errors: Vec<Value> = t.abandon_pending().iter().map(|b| serde_json::from_slice(b).unwrap()).collect();
-        assert_eq!(errors.len(), 1, "hover was answered; initialize is the relay's to redo: {errors:?}");
+        assert_eq!(
+            t.initialize.as_ref().map(|(id, _)| id.clone()),
+            Some(json!(1))
+        );
+        let replay: Vec<String> = t
+            .replay()
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).to_string())
+            .collect();
+        assert_eq!(
+            replay,
+            vec![
+                msgs[1].to_string(),
+                msgs[2].to_string(),
+                msgs[3].to_string()
+            ],
+            "b.py was closed"
+        );
+        let errors: Vec<Value> = t
+            .abandon_pending()
+            .iter()
+            .map(|b| serde_json::from_slice(b).unwrap())
+            .collect();
+        assert_eq!(
+            errors.len(),
+            1,
+            "hover was answered; initialize is the relay's to redo: {errors:?}"
+        );
         assert_eq!(errors[0]["id"], json!("s1"));
         assert_eq!(errors[0]["error"]["code"], json!(-32603));
     }

@@ -179,7 +179,9 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
             Some(ServiceError::Busy { .. }) => exit::BUSY,
             Some(ServiceError::NotIndexed { .. }) => exit::NOT_READY,
             Some(ServiceError::Cancelled) => exit::CANCELLED,
-            Some(ServiceError::Embed(EmbedError::MissingAsset { .. } | EmbedError::CorruptAsset { .. })) => exit::NOT_READY,
+            Some(ServiceError::Embed(
+                EmbedError::MissingAsset { .. } | EmbedError::CorruptAsset { .. },
+            )) => exit::NOT_READY,
             Some(e) if e.is_invalid_input() => exit::USAGE,
             Some(ServiceError::Root { .. }) => exit::USAGE,
             _ => match err.downcast_ref::<EmbedError>() {
@@ -192,7 +194,10 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 fn usage(msg: impl Into<String>) -> Failure {
-    Failure { code: exit::USAGE, err: anyhow::anyhow!(msg.into()) }
+    Failure {
+        code: exit::USAGE,
+        err: anyhow::anyhow!(msg.into()),
+    }
 }
 
 fn main() -> ExitCode {
@@ -218,7 +223,10 @@ fn init_logging(verbose: u8) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CODEMEM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // stdout belongs to command output (and, in server modes, to the protocol).
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {
@@ -234,15 +242,22 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Cmd::Index { path, json } => {
             let root = root_for(path.as_deref().or(cli.root.as_deref()));
             check_root(&root)?;
-            if let Some(conn) = daemon_request(&home, &root, cli.no_daemon, daemon::Request::Index)? {
+            if let Some(conn) = daemon_request(&home, &root, cli.no_daemon, daemon::Request::Index)?
+            {
                 let progress = output::Progress::new(json);
                 let v = daemon::request(conn, &mut |e| progress.event(e))?;
-                let stats: codemem_service::IndexStats = serde_json::from_value(v).context("unexpected answer from the daemon")?;
+                let stats: codemem_service::IndexStats =
+                    serde_json::from_value(v).context("unexpected answer from the daemon")?;
                 // The final counters, as the in-process run reports them.
-                progress.event(IndexEvent::Done { stats: stats.clone() });
+                progress.event(IndexEvent::Done {
+                    stats: stats.clone(),
+                });
                 progress.finish();
                 if !json {
-                    let id = paths::project_data_dir(&home, &root.canonicalize()?).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                    let id = paths::project_data_dir(&home, &root.canonicalize()?)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default();
                     output::print_index_summary(&root, &id, &stats);
                 }
                 return Ok(if stats.cancelled { exit::CANCELLED } else { 0 });
@@ -266,26 +281,42 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed));
             }
             let progress = output::Progress::new(json);
-            let stats = project.index(IndexOptions { cancel: &cancel, progress: &|e: IndexEvent| progress.event(e) })?;
+            let stats = project.index(IndexOptions {
+                cancel: &cancel,
+                progress: &|e: IndexEvent| progress.event(e),
+            })?;
             progress.finish();
             if !json {
                 output::print_index_summary(project.root(), &project.id().to_string(), &stats);
             }
             Ok(if stats.cancelled { exit::CANCELLED } else { 0 })
         }
-        Cmd::Search { query, namespaces, path, language, k, mode, json } => {
+        Cmd::Search {
+            query,
+            namespaces,
+            path,
+            language,
+            k,
+            mode,
+            json,
+        } => {
             let root = root_for(cli.root.as_deref());
             check_root(&root)?;
             let cfg = Config::load(&root).map_err(ServiceError::from)?;
             let mut q = Query::new(query);
             for ns in &namespaces {
-                q.namespaces.push(cfg.namespace(ns).map_err(|e| usage(e.to_string()))?);
+                q.namespaces
+                    .push(cfg.namespace(ns).map_err(|e| usage(e.to_string()))?);
             }
             if let Some(l) = &language {
                 q.language = Some(Language::parse(l).ok_or_else(|| {
                     usage(format!(
                         "unknown language `{l}`; use one of: {}",
-                        Language::ALL.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
+                        Language::ALL
+                            .iter()
+                            .map(|l| l.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ))
                 })?);
             }
@@ -293,9 +324,15 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             q.k = k;
             q.mode = mode.into();
             q.validate().map_err(|e| usage(e.to_string()))?;
-            if let Some(conn) = daemon_request(&home, &root, cli.no_daemon, daemon::Request::Search { query: q.clone() })? {
+            if let Some(conn) = daemon_request(
+                &home,
+                &root,
+                cli.no_daemon,
+                daemon::Request::Search { query: q.clone() },
+            )? {
                 let v = daemon::request(conn, &mut |_| {})?;
-                let resp: codemem_service::SearchResponse = serde_json::from_value(v).context("unexpected answer from the daemon")?;
+                let resp: codemem_service::SearchResponse =
+                    serde_json::from_value(v).context("unexpected answer from the daemon")?;
                 if json {
                     output::print_json(&resp)?;
                 } else {
@@ -309,7 +346,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 match load_embedder(&home, &cfg) {
                     Ok(e) => Some(e),
                     Err(f) if q.mode == SearchMode::Hybrid => {
-                        eprintln!("warning: {:#}\nwarning: answering with lexical search only", f.err);
+                        eprintln!(
+                            "warning: {:#}\nwarning: answering with lexical search only",
+                            f.err
+                        );
                         None
                     }
                     Err(f) => return Err(f),
@@ -352,12 +392,18 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                         cfg.backends.redis_url = format!("{scheme}://{user}:<redacted>@{host}");
                     }
                 }
-                print!("{}", toml::to_string_pretty(&cfg).context("cannot render the configuration")?);
+                print!(
+                    "{}",
+                    toml::to_string_pretty(&cfg).context("cannot render the configuration")?
+                );
                 return Ok(0);
             }
-            if let Some(conn) = daemon_request(&home, &root, cli.no_daemon, daemon::Request::Status)? {
+            if let Some(conn) =
+                daemon_request(&home, &root, cli.no_daemon, daemon::Request::Status)?
+            {
                 let v = daemon::request(conn, &mut |_| {})?;
-                let status: codemem_service::ProjectStatus = serde_json::from_value(v).context("unexpected answer from the daemon")?;
+                let status: codemem_service::ProjectStatus =
+                    serde_json::from_value(v).context("unexpected answer from the daemon")?;
                 if json {
                     output::print_json(&status)?;
                 } else {
@@ -398,8 +444,14 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             let root = root_for(cli.root.as_deref());
             check_root(&root)?;
             let canonical = root.canonicalize()?;
-            if let Some(conn) = daemon_session(&home, "mcp", Some(&canonical), None, cli.no_daemon) {
-                return Ok(daemon::relay(&home, conn, frames::Framing::Mcp, Some(&canonical)));
+            if let Some(conn) = daemon_session(&home, "mcp", Some(&canonical), None, cli.no_daemon)
+            {
+                return Ok(daemon::relay(
+                    &home,
+                    conn,
+                    frames::Framing::Mcp,
+                    Some(&canonical),
+                ));
             }
             mcp::stdio(home, &root)
         }
@@ -407,7 +459,16 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             let root = root_for(cli.root.as_deref());
             check_root(&root)?;
             let canonical = root.canonicalize()?;
-            if let Some(conn) = daemon_session(&home, "serve", Some(&canonical), Some(daemon::Request::Serve { host: host.clone(), port }), cli.no_daemon) {
+            if let Some(conn) = daemon_session(
+                &home,
+                "serve",
+                Some(&canonical),
+                Some(daemon::Request::Serve {
+                    host: host.clone(),
+                    port,
+                }),
+                cli.no_daemon,
+            ) {
                 return mcp::serve_through_daemon(conn, &canonical);
             }
             mcp::serve(home, &root, host, port)
@@ -415,11 +476,17 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Cmd::Token { json } => mcp::token(home, json),
         Cmd::Daemon { action, json } => match action {
             DaemonAction::Run => {
-                let idle = Config::load(&cwd).map(|c| c.daemon.idle_exit_secs).map_err(ServiceError::from)?;
+                let idle = Config::load(&cwd)
+                    .map(|c| c.daemon.idle_exit_secs)
+                    .map_err(ServiceError::from)?;
                 daemon::run(home, Duration::from_secs(idle))
             }
             DaemonAction::Status | DaemonAction::Stop => {
-                let req = if matches!(action, DaemonAction::Stop) { daemon::Request::Stop } else { daemon::Request::DaemonStatus };
+                let req = if matches!(action, DaemonAction::Stop) {
+                    daemon::Request::Stop
+                } else {
+                    daemon::Request::DaemonStatus
+                };
                 match daemon::attach(&home, "control", None, Some(req), false)? {
                     daemon::Attach::Attached(conn) => {
                         let v = daemon::request(conn, &mut |_| {})?;
@@ -438,7 +505,11 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                         } else {
                             println!("no codemem daemon runs for {}", home.display());
                         }
-                        Ok(if matches!(action, DaemonAction::Stop) { 0 } else { exit::NOT_READY })
+                        Ok(if matches!(action, DaemonAction::Stop) {
+                            0
+                        } else {
+                            exit::NOT_READY
+                        })
                     }
                 }
             }
@@ -447,11 +518,18 @@ fn run(cli: Cli) -> Result<u8, Failure> {
 }
 
 /// A CLI request through the running daemon, if there is one (the CLI never starts one).
-fn daemon_request(home: &Path, root: &Path, no_daemon: bool, req: daemon::Request) -> Result<Option<daemon::Connection>, Failure> {
+fn daemon_request(
+    home: &Path,
+    root: &Path,
+    no_daemon: bool,
+    req: daemon::Request,
+) -> Result<Option<daemon::Connection>, Failure> {
     if !daemon::enabled(no_daemon) {
         return Ok(None);
     }
-    let canonical = root.canonicalize().with_context(|| format!("cannot resolve {}", root.display()))?;
+    let canonical = root
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", root.display()))?;
     match daemon::attach(home, "request", Some(&canonical), Some(req), false) {
         Ok(daemon::Attach::Attached(c)) => Ok(Some(c)),
         Ok(daemon::Attach::NoDaemon) => Ok(None),
@@ -468,7 +546,13 @@ fn daemon_request(home: &Path, root: &Path, no_daemon: bool, req: daemon::Reques
 
 /// A long session (`lsp`, `mcp`, `serve`) on the daemon, starting it when none runs. `None`:
 /// serve in this process (daemon off, another version draining, or the daemon failed to start).
-fn daemon_session(home: &Path, kind: &str, root: Option<&Path>, req: Option<daemon::Request>, no_daemon: bool) -> Option<daemon::Connection> {
+fn daemon_session(
+    home: &Path,
+    kind: &str,
+    root: Option<&Path>,
+    req: Option<daemon::Request>,
+    no_daemon: bool,
+) -> Option<daemon::Connection> {
     if !daemon::enabled(no_daemon) {
         return None;
     }
@@ -495,9 +579,11 @@ fn check_root(root: &Path) -> Result<(), Failure> {
 
 pub(crate) fn load_embedder(home: &Path, cfg: &Config) -> Result<Arc<dyn Embedder>, Failure> {
     let paths = AssetPaths::in_home(home);
-    let e = OnnxEmbedder::load(&paths, cfg.embed.threads, cfg.embed.max_length).map_err(|e| Failure {
-        code: exit::NOT_READY,
-        err: anyhow::Error::new(e),
+    let e = OnnxEmbedder::load(&paths, cfg.embed.threads, cfg.embed.max_length).map_err(|e| {
+        Failure {
+            code: exit::NOT_READY,
+            err: anyhow::Error::new(e),
+        }
     })?;
     Ok(Arc::new(e))
 }

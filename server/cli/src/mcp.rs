@@ -20,16 +20,27 @@ pub fn mcp_exit_code(e: &McpError) -> u8 {
 }
 
 fn mcp_failure(e: McpError) -> Failure {
-    Failure { code: mcp_exit_code(&e), err: anyhow::Error::new(e) }
+    Failure {
+        code: mcp_exit_code(&e),
+        err: anyhow::Error::new(e),
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?)
 }
 
 /// A workspace over `root` that indexes in the background and follows file changes. Without
 /// the model it still serves lexical search.
-fn open_workspace(home: &Path, root: &Path, cfg: &Config, purpose: &str) -> Result<Arc<Workspace>, Failure> {
+fn open_workspace(
+    home: &Path,
+    root: &Path,
+    cfg: &Config,
+    purpose: &str,
+) -> Result<Arc<Workspace>, Failure> {
     let embedder = match crate::load_embedder(home, cfg) {
         Ok(e) => Some(e),
         Err(f) => {
@@ -53,11 +64,18 @@ fn open_workspace(home: &Path, root: &Path, cfg: &Config, purpose: &str) -> Resu
 pub fn stdio(home: PathBuf, root: &Path) -> Result<u8, Failure> {
     let cfg = Config::load(root).map_err(ServiceError::from)?;
     let ws = open_workspace(&home, root, &cfg, "codemem mcp")?;
-    runtime()?.block_on(codemem_mcp::serve_stdio(ws)).map_err(mcp_failure)?;
+    runtime()?
+        .block_on(codemem_mcp::serve_stdio(ws))
+        .map_err(mcp_failure)?;
     Ok(0)
 }
 
-pub fn serve(home: PathBuf, root: &Path, host: Option<String>, port: Option<u16>) -> Result<u8, Failure> {
+pub fn serve(
+    home: PathBuf,
+    root: &Path,
+    host: Option<String>,
+    port: Option<u16>,
+) -> Result<u8, Failure> {
     let mut cfg = Config::load(root).map_err(ServiceError::from)?;
     if let Some(h) = host {
         cfg.mcp.host = h;
@@ -124,13 +142,28 @@ pub fn serve_through_daemon(conn: crate::daemon::Connection, root: &Path) -> Res
     let crate::daemon::Connection { stream, mut reader } = conn;
     let mut line = String::new();
     std::io::BufRead::read_line(&mut reader, &mut line).context("the daemon connection failed")?;
-    let url = match serde_json::from_str::<crate::daemon::Answer>(&line).context("unexpected answer from the daemon")? {
-        crate::daemon::Answer::Result(v) => v.get("url").and_then(|u| u.as_str()).unwrap_or_default().to_string(),
+    let url = match serde_json::from_str::<crate::daemon::Answer>(&line)
+        .context("unexpected answer from the daemon")?
+    {
+        crate::daemon::Answer::Result(v) => v
+            .get("url")
+            .and_then(|u| u.as_str())
+            .unwrap_or_default()
+            .to_string(),
         crate::daemon::Answer::Error { message, code } => {
-            let code = if code == "usage" { exit::USAGE } else { exit::ERROR };
-            return Err(Failure { code, err: anyhow::anyhow!(message) });
+            let code = if code == "usage" {
+                exit::USAGE
+            } else {
+                exit::ERROR
+            };
+            return Err(Failure {
+                code,
+                err: anyhow::anyhow!(message),
+            });
         }
-        crate::daemon::Answer::Event(_) => return Err(crate::usage("unexpected answer from the daemon")),
+        crate::daemon::Answer::Event(_) => {
+            return Err(crate::usage("unexpected answer from the daemon"))
+        }
     };
     println!("{url}");
     eprintln!(

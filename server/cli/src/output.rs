@@ -19,7 +19,11 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(json: bool) -> Progress {
-        Progress { json, bar: Mutex::new(None), interactive: !json && std::io::stderr().is_terminal() }
+        Progress {
+            json,
+            bar: Mutex::new(None),
+            interactive: !json && std::io::stderr().is_terminal(),
+        }
     }
 
     pub fn event(&self, e: IndexEvent) {
@@ -36,7 +40,11 @@ impl Progress {
         }
         let mut bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
         match e {
-            IndexEvent::Scanned { files, changed, deleted } => {
+            IndexEvent::Scanned {
+                files,
+                changed,
+                deleted,
+            } => {
                 eprintln!("{files} files in the workspace: {changed} to index, {deleted} removed");
             }
             IndexEvent::Lexical { done, total } => self.set(&mut bar, "lexical", done, total),
@@ -57,9 +65,11 @@ impl Progress {
             }
             let b = ProgressBar::new(total as u64);
             b.set_style(
-                ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg:>10} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             b.set_message(phase.to_string());
             *bar = Some(b);
@@ -107,7 +117,11 @@ pub fn print_index_summary(root: &Path, id: &str, s: &IndexStats) {
         s.embed_ms as f64 / 1000.0
     );
     for sk in s.skipped.iter().take(10) {
-        println!("  skipped {}: {}", if sk.path.is_empty() { "?" } else { &sk.path }, sk.reason);
+        println!(
+            "  skipped {}: {}",
+            if sk.path.is_empty() { "?" } else { &sk.path },
+            sk.reason
+        );
     }
     if s.embed_errors > 0 {
         eprintln!("warning: {} chunks could not be embedded; they are searchable lexically and will be retried", s.embed_errors);
@@ -120,7 +134,11 @@ pub fn print_hits(r: &SearchResponse) {
         let _ = writeln!(out, "no results");
     }
     for h in &r.hits {
-        let sym = h.symbol.as_deref().map(|s| format!("  {} {s}", h.kind.as_str())).unwrap_or_default();
+        let sym = h
+            .symbol
+            .as_deref()
+            .map(|s| format!("  {} {s}", h.kind.as_str()))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
             "{}:{}-{}{sym}  [{}, {}]  {:.4}{}",
@@ -140,7 +158,10 @@ pub fn print_hits(r: &SearchResponse) {
     let f = &r.freshness;
     let mut notes = vec![format!("{} files indexed", f.indexed_files)];
     if f.pending_files > 0 {
-        notes.push(format!("{} awaiting embeddings (found lexically only)", f.pending_files));
+        notes.push(format!(
+            "{} awaiting embeddings (found lexically only)",
+            f.pending_files
+        ));
     }
     if f.stale {
         notes.push("HEAD moved since the last index: run `codemem index`".into());
@@ -152,16 +173,34 @@ pub fn print_hits(r: &SearchResponse) {
 }
 
 pub fn print_daemon_status(v: &serde_json::Value) {
-    let s = |k: &str| v.get(k).map(|x| x.to_string().trim_matches('"').to_string()).unwrap_or_default();
-    println!("daemon    pid {}, codemem {}, up {} s", s("pid"), s("version"), s("uptime_secs"));
+    let s = |k: &str| {
+        v.get(k)
+            .map(|x| x.to_string().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    println!(
+        "daemon    pid {}, codemem {}, up {} s",
+        s("pid"),
+        s("version"),
+        s("uptime_secs")
+    );
     println!("clients   {}", s("clients"));
     println!("memory    {} MiB", s("rss_mib"));
     println!("model     {}", s("model"));
     if let Some(url) = v.get("mcp_http").and_then(|u| u.as_str()) {
         println!("mcp http  {url}");
     }
-    for p in v.get("projects").and_then(|p| p.as_array()).into_iter().flatten() {
-        println!("project   {} ({} sessions)", p["root"].as_str().unwrap_or("?"), p["sessions"]);
+    for p in v
+        .get("projects")
+        .and_then(|p| p.as_array())
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "project   {} ({} sessions)",
+            p["root"].as_str().unwrap_or("?"),
+            p["sessions"]
+        );
     }
 }
 
@@ -170,14 +209,24 @@ pub fn print_status(s: &ProjectStatus) {
     println!("root      {}", s.root);
     println!("data dir  {}", s.data_dir);
     println!("model     {}", s.model.as_deref().unwrap_or("(none)"));
-    println!("files     {} indexed, {} awaiting embeddings", s.files_indexed, s.pending_files);
+    println!(
+        "files     {} indexed, {} awaiting embeddings",
+        s.files_indexed, s.pending_files
+    );
     println!("cache     {} embeddings", s.embedding_cache_entries);
     for ns in &s.namespaces {
-        println!("  {:<14} {:>6} files {:>8} chunks", ns.name, ns.files, ns.points);
+        println!(
+            "  {:<14} {:>6} files {:>8} chunks",
+            ns.name, ns.files, ns.points
+        );
     }
     if let Some(c) = &s.last_commit {
         let head = s.head_commit.as_deref().unwrap_or("?");
-        let note = if head != c { "  (HEAD has moved: run `codemem index`)" } else { "" };
+        let note = if head != c {
+            "  (HEAD has moved: run `codemem index`)"
+        } else {
+            ""
+        };
         println!("commit    {}{note}", &c[..c.len().min(12)]);
     }
     for b in &s.backends {
@@ -186,7 +235,10 @@ pub fn print_status(s: &ProjectStatus) {
             b.name,
             b.kind,
             if b.healthy { "healthy" } else { "UNHEALTHY" },
-            b.breaker.as_deref().map(|s| format!(", breaker {s}")).unwrap_or_default(),
+            b.breaker
+                .as_deref()
+                .map(|s| format!(", breaker {s}"))
+                .unwrap_or_default(),
             b.detail
         );
     }
@@ -197,7 +249,11 @@ pub fn print_status(s: &ProjectStatus) {
             r.chunks_embedded,
             r.cache_hits,
             r.elapsed_ms as f64 / 1000.0,
-            if r.cancelled { " (interrupted: run `codemem index` to finish)" } else { "" }
+            if r.cancelled {
+                " (interrupted: run `codemem index` to finish)"
+            } else {
+                ""
+            }
         );
     }
 }
@@ -214,27 +270,69 @@ struct Check {
 pub fn doctor(home: &Path, root: &Path, json: bool) -> u8 {
     let mut checks: Vec<Check> = assets::check(home, true)
         .into_iter()
-        .map(|c| Check { name: c.name, ok: c.ok, detail: c.detail, fix: c.fix })
+        .map(|c| Check {
+            name: c.name,
+            ok: c.ok,
+            detail: c.detail,
+            fix: c.fix,
+        })
         .collect();
     let assets_ok = checks.iter().all(|c| c.ok);
     let cfg = codemem_core::Config::load(root);
     checks.push(match &cfg {
-        Ok(_) => Check { name: "configuration".into(), ok: true, detail: format!("{} is valid (or absent)", root.join("codemem.toml").display()), fix: None },
-        Err(e) => Check { name: "configuration".into(), ok: false, detail: e.to_string(), fix: Some(format!("edit {}", root.join("codemem.toml").display())) },
+        Ok(_) => Check {
+            name: "configuration".into(),
+            ok: true,
+            detail: format!(
+                "{} is valid (or absent)",
+                root.join("codemem.toml").display()
+            ),
+            fix: None,
+        },
+        Err(e) => Check {
+            name: "configuration".into(),
+            ok: false,
+            detail: e.to_string(),
+            fix: Some(format!("edit {}", root.join("codemem.toml").display())),
+        },
     });
     if assets_ok {
         let cfg = cfg.as_ref().cloned().unwrap_or_default();
         checks.push(match crate::load_embedder(home, &cfg) {
             Ok(e) => match e.embed(&["codemem doctor".to_string()]) {
-                Ok(v) => Check { name: "embedding model".into(), ok: true, detail: format!("{} loads and embeds ({} dimensions)", e.model_id(), v.first().map_or(0, |v| v.len())), fix: None },
-                Err(err) => Check { name: "embedding model".into(), ok: false, detail: err.to_string(), fix: Some(assets::fix_command(home, true)) },
+                Ok(v) => Check {
+                    name: "embedding model".into(),
+                    ok: true,
+                    detail: format!(
+                        "{} loads and embeds ({} dimensions)",
+                        e.model_id(),
+                        v.first().map_or(0, |v| v.len())
+                    ),
+                    fix: None,
+                },
+                Err(err) => Check {
+                    name: "embedding model".into(),
+                    ok: false,
+                    detail: err.to_string(),
+                    fix: Some(assets::fix_command(home, true)),
+                },
             },
-            Err(f) => Check { name: "embedding model".into(), ok: false, detail: format!("{:#}", f.err), fix: Some(assets::fix_command(home, true)) },
+            Err(f) => Check {
+                name: "embedding model".into(),
+                ok: false,
+                detail: format!("{:#}", f.err),
+                fix: Some(assets::fix_command(home, true)),
+            },
         });
     }
     if let Ok(cfg) = &cfg {
         for b in codemem_service::probe_backends(cfg) {
-            checks.push(Check { name: b.name, ok: b.ok, detail: b.detail, fix: b.fix });
+            checks.push(Check {
+                name: b.name,
+                ok: b.ok,
+                detail: b.detail,
+                fix: b.fix,
+            });
         }
     }
     let probe = home.join("projects");
@@ -252,50 +350,104 @@ pub fn doctor(home: &Path, root: &Path, json: bool) -> u8 {
             fix: Some("set CODEMEM_HOME to a writable directory, e.g. `export CODEMEM_HOME=$HOME/.codemem`".into()),
         },
     });
-    let indexed = codemem_service::paths::project_data_dir(home, &root.canonicalize().unwrap_or(root.to_path_buf())).join("kv.redb").exists();
+    let indexed = codemem_service::paths::project_data_dir(
+        home,
+        &root.canonicalize().unwrap_or(root.to_path_buf()),
+    )
+    .join("kv.redb")
+    .exists();
     checks.push(Check {
         name: "project index".into(),
         ok: true,
-        detail: if indexed { format!("{} is indexed", root.display()) } else { format!("{} is not indexed yet (optional)", root.display()) },
+        detail: if indexed {
+            format!("{} is indexed", root.display())
+        } else {
+            format!("{} is not indexed yet (optional)", root.display())
+        },
         fix: (!indexed).then(|| format!("codemem index {}", root.display())),
     });
-    checks.push(match crate::daemon::attach(home, "control", None, Some(crate::daemon::Request::DaemonStatus), false) {
-        Ok(crate::daemon::Attach::Attached(conn)) => match crate::daemon::request(conn, &mut |_| {}) {
-            Ok(v) => Check {
+    checks.push(
+        match crate::daemon::attach(
+            home,
+            "control",
+            None,
+            Some(crate::daemon::Request::DaemonStatus),
+            false,
+        ) {
+            Ok(crate::daemon::Attach::Attached(conn)) => {
+                match crate::daemon::request(conn, &mut |_| {}) {
+                    Ok(v) => Check {
+                        name: "daemon".into(),
+                        ok: true,
+                        detail: format!(
+                            "pid {}, codemem {}, {} clients, {} MiB",
+                            v["pid"],
+                            v["version"].as_str().unwrap_or("?"),
+                            v["clients"],
+                            v["rss_mib"]
+                        ),
+                        fix: None,
+                    },
+                    Err(f) => Check {
+                        name: "daemon".into(),
+                        ok: false,
+                        detail: format!("{:#}", f.err),
+                        fix: Some("codemem daemon stop".into()),
+                    },
+                }
+            }
+            Ok(crate::daemon::Attach::OtherVersion(msg)) => Check {
                 name: "daemon".into(),
                 ok: true,
-                detail: format!("pid {}, codemem {}, {} clients, {} MiB", v["pid"], v["version"].as_str().unwrap_or("?"), v["clients"], v["rss_mib"]),
+                detail: msg,
                 fix: None,
             },
-            Err(f) => Check { name: "daemon".into(), ok: false, detail: format!("{:#}", f.err), fix: Some("codemem daemon stop".into()) },
+            Ok(crate::daemon::Attach::NoDaemon) => Check {
+                name: "daemon".into(),
+                ok: true,
+                detail: "not running (the first editor or agent session starts it)".into(),
+                fix: None,
+            },
+            Err(e) => Check {
+                name: "daemon".into(),
+                ok: false,
+                detail: format!("{e:#}"),
+                fix: Some(format!(
+                    "codemem daemon stop, then see {}",
+                    crate::daemon::DaemonPaths::new(home).log.display()
+                )),
+            },
         },
-        Ok(crate::daemon::Attach::OtherVersion(msg)) => Check { name: "daemon".into(), ok: true, detail: msg, fix: None },
-        Ok(crate::daemon::Attach::NoDaemon) => Check {
-            name: "daemon".into(),
-            ok: true,
-            detail: "not running (the first editor or agent session starts it)".into(),
-            fix: None,
-        },
-        Err(e) => Check {
-            name: "daemon".into(),
-            ok: false,
-            detail: format!("{e:#}"),
-            fix: Some(format!("codemem daemon stop, then see {}", crate::daemon::DaemonPaths::new(home).log.display())),
-        },
-    });
+    );
     let all_ok = checks.iter().all(|c| c.ok);
     if json {
         let _ = print_json(&serde_json::json!({ "ok": all_ok, "checks": checks }));
     } else {
         for c in &checks {
-            println!("{} {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+            println!(
+                "{} {}: {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
             if let (false, Some(fix)) = (c.ok, &c.fix) {
                 println!("     fix: {fix}");
             } else if let (true, Some(hint)) = (c.ok, &c.fix) {
                 println!("     hint: {hint}");
             }
         }
-        println!("{}", if all_ok { "everything codemem needs is in place" } else { "some prerequisites are missing: run the fix commands above" });
+        println!(
+            "{}",
+            if all_ok {
+                "everything codemem needs is in place"
+            } else {
+                "some prerequisites are missing: run the fix commands above"
+            }
+        );
     }
-    if all_ok { 0 } else { 3 }
+    if all_ok {
+        0
+    } else {
+        3
+    }
 }

@@ -35,7 +35,9 @@ pub struct DaemonConfig {
 
 impl Default for DaemonConfig {
     fn default() -> Self {
-        DaemonConfig { idle_exit_secs: 600 }
+        DaemonConfig {
+            idle_exit_secs: 600,
+        }
     }
 }
 
@@ -232,14 +234,21 @@ impl Default for IndexConfig {
 
 impl Default for EmbedConfig {
     fn default() -> Self {
-        EmbedConfig { max_length: 256, threads: 0, batch_size: 4 }
+        EmbedConfig {
+            max_length: 256,
+            threads: 0,
+            batch_size: 4,
+        }
     }
 }
 
 impl Default for SearchConfig {
     fn default() -> Self {
         SearchConfig {
-            default_namespaces: DEFAULT_QUERY_NAMESPACES.iter().map(|s| s.to_string()).collect(),
+            default_namespaces: DEFAULT_QUERY_NAMESPACES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             k: 10,
         }
     }
@@ -266,7 +275,11 @@ impl Config {
 
     /// This configuration with `overrides` (same keys as codemem.toml, e.g. an editor's
     /// initializationOptions) merged on top: objects merge key by key, other values replace.
-    pub fn with_overrides(&self, overrides: &serde_json::Value, source_name: &str) -> Result<Config> {
+    pub fn with_overrides(
+        &self,
+        overrides: &serde_json::Value,
+        source_name: &str,
+    ) -> Result<Config> {
         fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
             match (base, over) {
                 (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
@@ -277,7 +290,10 @@ impl Config {
                 (b, o) => *b = o.clone(),
             }
         }
-        let err = |reason: String| CoreError::Config { source_name: source_name.to_string(), reason };
+        let err = |reason: String| CoreError::Config {
+            source_name: source_name.to_string(),
+            reason,
+        };
         if !overrides.is_object() && !overrides.is_null() {
             return Err(err("expected an object with codemem.toml keys".into()));
         }
@@ -344,30 +360,47 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
-        let bad = |reason: String| CoreError::Config { source_name: CONFIG_FILE.into(), reason };
+        let bad = |reason: String| CoreError::Config {
+            source_name: CONFIG_FILE.into(),
+            reason,
+        };
         for n in &self.namespaces {
             Namespace::new(n)?;
         }
         for r in &self.routes {
             self.namespace(&r.namespace)?;
-            globset::Glob::new(&r.glob)
-                .map_err(|e| CoreError::InvalidGlob { glob: r.glob.clone(), reason: e.to_string() })?;
+            globset::Glob::new(&r.glob).map_err(|e| CoreError::InvalidGlob {
+                glob: r.glob.clone(),
+                reason: e.to_string(),
+            })?;
         }
         for g in &self.index.exclude {
-            globset::Glob::new(g)
-                .map_err(|e| CoreError::InvalidGlob { glob: g.clone(), reason: e.to_string() })?;
+            globset::Glob::new(g).map_err(|e| CoreError::InvalidGlob {
+                glob: g.clone(),
+                reason: e.to_string(),
+            })?;
         }
         for n in &self.search.default_namespaces {
             self.namespace(n)?;
         }
         if self.embed.batch_size == 0 || self.embed.batch_size > 256 {
-            return Err(bad(format!("embed.batch_size must be 1..=256, got {}", self.embed.batch_size)));
+            return Err(bad(format!(
+                "embed.batch_size must be 1..=256, got {}",
+                self.embed.batch_size
+            )));
         }
         if !(16..=512).contains(&self.embed.max_length) {
-            return Err(bad(format!("embed.max_length must be 16..=512, got {}", self.embed.max_length)));
+            return Err(bad(format!(
+                "embed.max_length must be 16..=512, got {}",
+                self.embed.max_length
+            )));
         }
-        if self.index.max_chunk_lines < 8 || self.index.min_chunk_lines >= self.index.max_chunk_lines {
-            return Err(bad("index.max_chunk_lines must be ≥ 8 and greater than index.min_chunk_lines".into()));
+        if self.index.max_chunk_lines < 8
+            || self.index.min_chunk_lines >= self.index.max_chunk_lines
+        {
+            return Err(bad(
+                "index.max_chunk_lines must be ≥ 8 and greater than index.min_chunk_lines".into(),
+            ));
         }
         if self.search.k == 0 || self.search.k > crate::types::MAX_K {
             return Err(bad(format!("search.k must be 1..={}", crate::types::MAX_K)));
@@ -377,25 +410,40 @@ impl Config {
     }
 
     fn validate_backends(&self) -> Result<()> {
-        let bad = |reason: String| CoreError::Config { source_name: CONFIG_FILE.into(), reason };
+        let bad = |reason: String| CoreError::Config {
+            source_name: CONFIG_FILE.into(),
+            reason,
+        };
         let b = &self.backends;
-        if !b.redis_url.is_empty() && !(b.redis_url.starts_with("redis://") || b.redis_url.starts_with("rediss://")) {
-            return Err(bad(format!("backends.redis_url `{}` must start with redis:// or rediss://", b.redis_url)));
+        if !b.redis_url.is_empty()
+            && !(b.redis_url.starts_with("redis://") || b.redis_url.starts_with("rediss://"))
+        {
+            return Err(bad(format!(
+                "backends.redis_url `{}` must start with redis:// or rediss://",
+                b.redis_url
+            )));
         }
-        if !b.qdrant_url.is_empty() && !(b.qdrant_url.starts_with("http://") || b.qdrant_url.starts_with("https://")) {
+        if !b.qdrant_url.is_empty()
+            && !(b.qdrant_url.starts_with("http://") || b.qdrant_url.starts_with("https://"))
+        {
             return Err(bad(format!(
                 "backends.qdrant_url `{}` must look like http://host:6334 (Qdrant's gRPC port)",
                 b.qdrant_url
             )));
         }
         if !(1..=256).contains(&b.pool_size) {
-            return Err(bad(format!("backends.pool_size must be 1..=256, got {}", b.pool_size)));
+            return Err(bad(format!(
+                "backends.pool_size must be 1..=256, got {}",
+                b.pool_size
+            )));
         }
         if b.breaker_failures == 0 {
             return Err(bad("backends.breaker_failures must be at least 1".into()));
         }
         if b.breaker_recovery_secs == 0 {
-            return Err(bad("backends.breaker_recovery_secs must be at least 1".into()));
+            return Err(bad(
+                "backends.breaker_recovery_secs must be at least 1".into()
+            ));
         }
         for (k, v) in [
             ("connect_timeout_ms", b.connect_timeout_ms),
@@ -411,16 +459,28 @@ impl Config {
     }
 
     fn validate_mcp(&self) -> Result<()> {
-        let bad = |reason: String| CoreError::Config { source_name: CONFIG_FILE.into(), reason };
+        let bad = |reason: String| CoreError::Config {
+            source_name: CONFIG_FILE.into(),
+            reason,
+        };
         let m = &self.mcp;
         if m.host.trim().is_empty() || m.host.contains(['/', ' ']) {
-            return Err(bad(format!("mcp.host `{}` is not a host name or IP address", m.host)));
+            return Err(bad(format!(
+                "mcp.host `{}` is not a host name or IP address",
+                m.host
+            )));
         }
         if !(1024..=64 * 1024 * 1024).contains(&m.max_body_bytes) {
-            return Err(bad(format!("mcp.max_body_bytes must be 1024..=67108864, got {}", m.max_body_bytes)));
+            return Err(bad(format!(
+                "mcp.max_body_bytes must be 1024..=67108864, got {}",
+                m.max_body_bytes
+            )));
         }
         if !(1..=10_000).contains(&m.max_sessions_per_token) {
-            return Err(bad(format!("mcp.max_sessions_per_token must be 1..=10000, got {}", m.max_sessions_per_token)));
+            return Err(bad(format!(
+                "mcp.max_sessions_per_token must be 1..=10000, got {}",
+                m.max_sessions_per_token
+            )));
         }
         for o in &m.allowed_origins {
             if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
@@ -440,7 +500,10 @@ impl Config {
             match (&t.token, &t.token_env) {
                 (Some(s), None) if s.len() >= 16 => {}
                 (Some(_), None) => {
-                    return Err(bad(format!("mcp token `{}`: the token must be at least 16 characters", t.name)))
+                    return Err(bad(format!(
+                        "mcp token `{}`: the token must be at least 16 characters",
+                        t.name
+                    )))
                 }
                 (None, Some(v)) if !v.trim().is_empty() => {}
                 _ => {
@@ -468,16 +531,26 @@ impl Config {
     }
 
     fn unknown_namespace(&self, name: &str) -> CoreError {
-        CoreError::UnknownNamespace { name: name.to_string(), known: self.namespaces.join(", ") }
+        CoreError::UnknownNamespace {
+            name: name.to_string(),
+            known: self.namespaces.join(", "),
+        }
     }
 
     pub fn default_namespaces(&self) -> Vec<Namespace> {
-        self.search.default_namespaces.iter().filter_map(|n| Namespace::new(n).ok()).collect()
+        self.search
+            .default_namespaces
+            .iter()
+            .filter_map(|n| Namespace::new(n).ok())
+            .collect()
     }
 
     /// Every configured namespace, `shared` included.
     pub fn all_namespaces(&self) -> Vec<Namespace> {
-        self.namespaces.iter().filter_map(|n| Namespace::new(n).ok()).collect()
+        self.namespaces
+            .iter()
+            .filter_map(|n| Namespace::new(n).ok())
+            .collect()
     }
 
     /// Namespaces that hold indexed files (every namespace but `shared`).
@@ -497,12 +570,21 @@ mod tests {
     #[test]
     fn overrides_merge_and_reject_unknown_keys() {
         let base = Config::default();
-        let c = base.with_overrides(&serde_json::json!({"search": {"k": 7}}), "init").unwrap();
+        let c = base
+            .with_overrides(&serde_json::json!({"search": {"k": 7}}), "init")
+            .unwrap();
         assert_eq!(c.search.k, 7);
         assert_eq!(c.index, base.index, "untouched sections keep their values");
-        let e = base.with_overrides(&serde_json::json!({"serch": {}}), "initializationOptions").unwrap_err();
-        assert!(e.to_string().contains("initializationOptions") && e.to_string().contains("serch"), "{e}");
-        assert!(base.with_overrides(&serde_json::json!([1]), "init").is_err());
+        let e = base
+            .with_overrides(&serde_json::json!({"serch": {}}), "initializationOptions")
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("initializationOptions") && e.to_string().contains("serch"),
+            "{e}"
+        );
+        assert!(base
+            .with_overrides(&serde_json::json!([1]), "init")
+            .is_err());
     }
 
     #[test]
@@ -525,7 +607,8 @@ mod tests {
     #[test]
     fn rejects_unknown_keys_and_namespaces() {
         assert!(Config::from_toml("bogus = 1", "t").is_err());
-        let e = Config::from_toml("[[route]]\nglob = \"x/**\"\nnamespace = \"nope\"\n", "t").unwrap_err();
+        let e = Config::from_toml("[[route]]\nglob = \"x/**\"\nnamespace = \"nope\"\n", "t")
+            .unwrap_err();
         assert!(e.to_string().contains("unknown namespace `nope`"), "{e}");
         assert!(Config::default().namespace("Coding").is_err());
     }
@@ -542,26 +625,54 @@ mod tests {
         assert_eq!(cfg.mcp.host, "127.0.0.1");
         let e = Config::from_toml("[[mcp.token]]\nname = \"x\"\n", "t").unwrap_err();
         assert!(e.to_string().contains("exactly one of"), "{e}");
-        let e = Config::from_toml("[[mcp.token]]\nname = \"x\"\ntoken_env = \"X\"\nnamespaces = [\"nope\"]\n", "t")
-            .unwrap_err();
+        let e = Config::from_toml(
+            "[[mcp.token]]\nname = \"x\"\ntoken_env = \"X\"\nnamespaces = [\"nope\"]\n",
+            "t",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
-        assert!(Config::from_toml("[[mcp.token]]\nname = \"x\"\ntoken_env = \"X\"\naccess = \"admin\"\n", "t").is_err());
+        assert!(Config::from_toml(
+            "[[mcp.token]]\nname = \"x\"\ntoken_env = \"X\"\naccess = \"admin\"\n",
+            "t"
+        )
+        .is_err());
         let mut cfg = Config::default();
-        cfg.apply_env(|k| (k == "CODEMEM_MCP_PORT").then(|| "0".to_string())).unwrap();
+        cfg.apply_env(|k| (k == "CODEMEM_MCP_PORT").then(|| "0".to_string()))
+            .unwrap();
         assert_eq!(cfg.mcp.port, 0);
-        assert!(cfg.apply_env(|k| (k == "CODEMEM_MCP_PORT").then(|| "99999".to_string())).is_err());
+        assert!(cfg
+            .apply_env(|k| (k == "CODEMEM_MCP_PORT").then(|| "99999".to_string()))
+            .is_err());
     }
 
     #[test]
     fn backends_section_and_env() {
         let cfg = Config::default();
-        assert_eq!((cfg.backends.pool_size, cfg.backends.breaker_failures, cfg.backends.breaker_recovery_secs), (10, 5, 60));
-        assert!(cfg.backends.redis_url.is_empty() && cfg.backends.qdrant_url.is_empty(), "embedded by default");
-        let cfg = Config::from_toml("[backends]\nredis_url = \"redis://127.0.0.1:6379\"\npool_size = 3\n", "t").unwrap();
+        assert_eq!(
+            (
+                cfg.backends.pool_size,
+                cfg.backends.breaker_failures,
+                cfg.backends.breaker_recovery_secs
+            ),
+            (10, 5, 60)
+        );
+        assert!(
+            cfg.backends.redis_url.is_empty() && cfg.backends.qdrant_url.is_empty(),
+            "embedded by default"
+        );
+        let cfg = Config::from_toml(
+            "[backends]\nredis_url = \"redis://127.0.0.1:6379\"\npool_size = 3\n",
+            "t",
+        )
+        .unwrap();
         assert_eq!(cfg.backends.redis_url, "redis://127.0.0.1:6379");
         assert_eq!(cfg.backends.pool_size, 3);
-        assert!(Config::from_toml("[backends]\nredis = \"x\"\n", "t").is_err(), "unknown keys are refused");
-        let e = Config::from_toml("[backends]\nqdrant_url = \"localhost:6334\"\n", "t").unwrap_err();
+        assert!(
+            Config::from_toml("[backends]\nredis = \"x\"\n", "t").is_err(),
+            "unknown keys are refused"
+        );
+        let e =
+            Config::from_toml("[backends]\nqdrant_url = \"localhost:6334\"\n", "t").unwrap_err();
         assert!(e.to_string().contains("qdrant_url"), "{e}");
         assert!(Config::from_toml("[backends]\npool_size = 0\n", "t").is_err());
         let mut cfg = Config::default();
@@ -573,7 +684,11 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            (cfg.backends.redis_url.as_str(), cfg.backends.qdrant_url.as_str(), cfg.backends.qdrant_api_key.as_str()),
+            (
+                cfg.backends.redis_url.as_str(),
+                cfg.backends.qdrant_url.as_str(),
+                cfg.backends.qdrant_api_key.as_str()
+            ),
             ("redis://r:1", "http://q:6334", "secret")
         );
     }
@@ -581,8 +696,11 @@ mod tests {
     #[test]
     fn env_overrides() {
         let mut cfg = Config::default();
-        cfg.apply_env(|k| (k == "CODEMEM_EMBED_BATCH").then(|| "4".to_string())).unwrap();
+        cfg.apply_env(|k| (k == "CODEMEM_EMBED_BATCH").then(|| "4".to_string()))
+            .unwrap();
         assert_eq!(cfg.embed.batch_size, 4);
-        assert!(cfg.apply_env(|k| (k == "CODEMEM_EMBED_BATCH").then(|| "x".to_string())).is_err());
+        assert!(cfg
+            .apply_env(|k| (k == "CODEMEM_EMBED_BATCH").then(|| "x".to_string()))
+            .is_err());
     }
 }

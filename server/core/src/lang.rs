@@ -81,7 +81,10 @@ impl Language {
     pub fn detect(path: &str) -> Option<Language> {
         let name = path.rsplit('/').next().unwrap_or(path);
         let lower = name.to_ascii_lowercase();
-        if matches!(lower.as_str(), "makefile" | "dockerfile" | "justfile" | "cmakelists.txt") {
+        if matches!(
+            lower.as_str(),
+            "makefile" | "dockerfile" | "justfile" | "cmakelists.txt"
+        ) {
             return Some(Language::Text);
         }
         let ext = match lower.rsplit_once('.') {
@@ -103,18 +106,19 @@ impl Language {
             "adoc" | "asciidoc" => Language::AsciiDoc,
             "txt" | "toml" | "yaml" | "yml" | "json" | "sh" | "bash" | "zsh" | "fish" | "sql"
             | "proto" | "graphql" | "gql" | "lua" | "rb" | "php" | "kt" | "kts" | "scala"
-            | "swift" | "cs" | "fs" | "ex" | "exs" | "erl" | "hs" | "ml" | "clj" | "dart"
-            | "r" | "jl" | "vue" | "svelte" | "html" | "css" | "scss" | "cmake" | "gradle"
-            | "ini" | "cfg" | "tf" | "nix" | "zig" | "vim" | "el" | "pl" | "pm" | "ps1" => {
-                Language::Text
-            }
+            | "swift" | "cs" | "fs" | "ex" | "exs" | "erl" | "hs" | "ml" | "clj" | "dart" | "r"
+            | "jl" | "vue" | "svelte" | "html" | "css" | "scss" | "cmake" | "gradle" | "ini"
+            | "cfg" | "tf" | "nix" | "zig" | "vim" | "el" | "pl" | "pm" | "ps1" => Language::Text,
             _ => return None,
         })
     }
 
     /// Prose formats: routed to documentation, chunked by headings.
     pub fn is_prose(&self) -> bool {
-        matches!(self, Language::Markdown | Language::Rst | Language::AsciiDoc)
+        matches!(
+            self,
+            Language::Markdown | Language::Rst | Language::AsciiDoc
+        )
     }
 }
 

@@ -53,7 +53,12 @@ fn stem(w: &str) -> String {
     if n > 4 && w.ends_with("ies") {
         w.truncate(n - 3);
         w.push('y');
-    } else if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
+    } else if n > 3
+        && w.ends_with('s')
+        && !w.ends_with("ss")
+        && !w.ends_with("us")
+        && !w.ends_with("is")
+    {
         w.truncate(n - 1);
     }
     let n = w.len();
@@ -187,7 +192,10 @@ pub fn query_vector(text: &str) -> SparseVec {
         for_each_word(text, |w| v.push(w));
         v
     };
-    let content_words = words.iter().filter(|w| !STOP_WORDS.contains(&w.to_lowercase().as_str())).count();
+    let content_words = words
+        .iter()
+        .filter(|w| !STOP_WORDS.contains(&w.to_lowercase().as_str()))
+        .count();
     for t in tokens(text) {
         // Drop stop words unless the whole query is stop words ("where is it").
         if content_words > 0 && STOP_WORDS.contains(&t.as_str()) {
@@ -219,7 +227,9 @@ pub fn identifier_query(text: &str) -> Option<&str> {
     }
     let leaf = symbol_leaf(t.trim_end_matches("()"));
     let ok = !leaf.is_empty()
-        && leaf.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        && leaf
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
         && leaf.chars().next().is_some_and(|c| !c.is_ascii_digit());
     ok.then_some(leaf)
 }
@@ -245,7 +255,10 @@ mod tests {
 
     #[test]
     fn splits_identifiers() {
-        assert_eq!(split_identifier("parseHttpRequest"), ["parse", "http", "request"]);
+        assert_eq!(
+            split_identifier("parseHttpRequest"),
+            ["parse", "http", "request"]
+        );
         assert_eq!(split_identifier("HTTPServer"), ["http", "server"]);
         assert_eq!(split_identifier("read_file_v2"), ["read", "file", "v", "2"]);
         assert_eq!(split_identifier("x"), ["x"]);
@@ -271,12 +284,22 @@ mod tests {
     fn vectors_are_sorted_unique_and_weighted() {
         let v = document_vector("src/a.rs", Some("parse"), "parse parse parse other");
         assert!(v.indices.windows(2).all(|w| w[0] < w[1]));
-        let parse = v.values[v.indices.iter().position(|i| *i == token_id("parse")).unwrap()];
-        let other = v.values[v.indices.iter().position(|i| *i == token_id("other")).unwrap()];
+        let parse = v.values[v
+            .indices
+            .iter()
+            .position(|i| *i == token_id("parse"))
+            .unwrap()];
+        let other = v.values[v
+            .indices
+            .iter()
+            .position(|i| *i == token_id("other"))
+            .unwrap()];
         assert!(parse > other);
         let q = query_vector("where is the parseHttpRequest function");
         assert!(!q.indices.contains(&token_id("the")));
-        assert!(q.indices.contains(&token_id(&defines_token("parseHttpRequest"))));
+        assert!(q
+            .indices
+            .contains(&token_id(&defines_token("parseHttpRequest"))));
     }
 
     #[test]

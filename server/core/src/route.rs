@@ -55,15 +55,25 @@ impl Router {
     pub fn new(cfg: &Config) -> Result<Router> {
         let mut user = Vec::new();
         for r in &cfg.routes {
-            let glob = Glob::new(&r.glob)
-                .map_err(|e| CoreError::InvalidGlob { glob: r.glob.clone(), reason: e.to_string() })?;
-            let gs = GlobSetBuilder::new()
-                .add(glob)
-                .build()
-                .map_err(|e| CoreError::InvalidGlob { glob: r.glob.clone(), reason: e.to_string() })?;
+            let glob = Glob::new(&r.glob).map_err(|e| CoreError::InvalidGlob {
+                glob: r.glob.clone(),
+                reason: e.to_string(),
+            })?;
+            let gs =
+                GlobSetBuilder::new()
+                    .add(glob)
+                    .build()
+                    .map_err(|e| CoreError::InvalidGlob {
+                        glob: r.glob.clone(),
+                        reason: e.to_string(),
+                    })?;
             user.push((gs, cfg.namespace(&r.namespace)?));
         }
-        Ok(Router { user, testing: set(TEST_GLOBS), architecture: set(ARCHITECTURE_GLOBS) })
+        Ok(Router {
+            user,
+            testing: set(TEST_GLOBS),
+            architecture: set(ARCHITECTURE_GLOBS),
+        })
     }
 
     /// `path` is workspace-relative with `/` separators.
@@ -120,7 +130,10 @@ mod tests {
         )
         .unwrap();
         let r = Router::new(&cfg).unwrap();
-        assert_eq!(r.route("tests/fixtures/a.py", Language::Python).as_str(), "coding");
+        assert_eq!(
+            r.route("tests/fixtures/a.py", Language::Python).as_str(),
+            "coding"
+        );
         assert_eq!(r.route("tests/b.py", Language::Python).as_str(), "testing");
     }
 }

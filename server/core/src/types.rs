@@ -7,8 +7,13 @@ use crate::error::{CoreError, Result};
 use crate::lang::Language;
 
 /// The five namespaces of the original deployment. Config may add more.
-pub const BUILTIN_NAMESPACES: [&str; 5] =
-    ["coding", "architecture", "documentation", "testing", "shared"];
+pub const BUILTIN_NAMESPACES: [&str; 5] = [
+    "coding",
+    "architecture",
+    "documentation",
+    "testing",
+    "shared",
+];
 /// What a query searches when it names no namespace.
 pub const DEFAULT_QUERY_NAMESPACES: [&str; 2] = ["coding", "documentation"];
 /// Bumped whenever chunk boundaries or chunk text change, so cached embeddings are not reused
@@ -82,7 +87,13 @@ impl ProjectId {
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_else(|| "root".into())
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(40)
             .collect();
         let hash = blake3::hash(canonical_root.to_string_lossy().as_bytes());
@@ -265,7 +276,9 @@ impl Query {
     /// Rejects what no backend should ever see: empty or huge text, k out of range, bad globs.
     pub fn validate(&self) -> Result<()> {
         if self.text.trim().is_empty() {
-            return Err(CoreError::InvalidQuery("the query text is empty; say what you are looking for".into()));
+            return Err(CoreError::InvalidQuery(
+                "the query text is empty; say what you are looking for".into(),
+            ));
         }
         if self.text.len() > MAX_QUERY_BYTES {
             return Err(CoreError::InvalidQuery(format!(
@@ -274,11 +287,16 @@ impl Query {
             )));
         }
         if self.k == 0 || self.k > MAX_K {
-            return Err(CoreError::InvalidQuery(format!("k must be between 1 and {MAX_K}, got {}", self.k)));
+            return Err(CoreError::InvalidQuery(format!(
+                "k must be between 1 and {MAX_K}, got {}",
+                self.k
+            )));
         }
         if let Some(g) = &self.path_glob {
-            globset::Glob::new(g)
-                .map_err(|e| CoreError::InvalidGlob { glob: g.clone(), reason: e.to_string() })?;
+            globset::Glob::new(g).map_err(|e| CoreError::InvalidGlob {
+                glob: g.clone(),
+                reason: e.to_string(),
+            })?;
         }
         Ok(())
     }
@@ -325,7 +343,9 @@ mod tests {
     fn query_validation() {
         assert!(Query::new("hello").validate().is_ok());
         assert!(Query::new("  ").validate().is_err());
-        assert!(Query::new("x".repeat(MAX_QUERY_BYTES + 1)).validate().is_err());
+        assert!(Query::new("x".repeat(MAX_QUERY_BYTES + 1))
+            .validate()
+            .is_err());
         let mut q = Query::new("x");
         q.k = 0;
         assert!(q.validate().is_err());

@@ -121,16 +121,19 @@ struct Recipe {
 
 fn build_session(r: &Recipe, max_length: usize, threads: usize) -> Result<TextEmbedding> {
     let env = environment(&r.runtime_lib)?;
-    let model = UserDefinedEmbeddingModel::new(r.onnx.clone(), r.tokenizer.clone()).with_pooling(Pooling::Mean);
+    let model = UserDefinedEmbeddingModel::new(r.onnx.clone(), r.tokenizer.clone())
+        .with_pooling(Pooling::Mean);
     let opts = InitOptionsUserDefined::new()
         .with_environment(env)
         .with_max_length(max_length)
         .with_intra_threads(threads)
         // Spinning threads cost 3-6x latency on a busy 2-core machine (see deps.md).
         .with_session_config("session.intra_op.allow_spinning", "0");
-    catch_unwind(AssertUnwindSafe(|| TextEmbedding::try_new_from_user_defined(model, opts)))
-        .map_err(|p| EmbedError::Model(format!("panicked: {}", panic_message(p))))?
-        .map_err(|e| EmbedError::Model(format!("{} ({e})", r.model_onnx.display())))
+    catch_unwind(AssertUnwindSafe(|| {
+        TextEmbedding::try_new_from_user_defined(model, opts)
+    }))
+    .map_err(|p| EmbedError::Model(format!("panicked: {}", panic_message(p))))?
+    .map_err(|e| EmbedError::Model(format!("{} ({e})", r.model_onnx.display())))
 }
 
 fn run_session(model: &mut TextEmbedding, texts: &[String]) -> Result<Vec<Vec<f32>>> {
@@ -138,10 +141,17 @@ fn run_session(model: &mut TextEmbedding, texts: &[String]) -> Result<Vec<Vec<f3
         .map_err(|p| EmbedError::Inference(format!("panicked: {}", panic_message(p))))?
         .map_err(|e| EmbedError::Inference(e.to_string()))?;
     if out.len() != texts.len() {
-        return Err(EmbedError::Inference(format!("got {} vectors for {} texts", out.len(), texts.len())));
+        return Err(EmbedError::Inference(format!(
+            "got {} vectors for {} texts",
+            out.len(),
+            texts.len()
+        )));
     }
     if let Some(bad) = out.iter().find(|v| v.len() != DIM) {
-        return Err(EmbedError::Inference(format!("got a {}-dimensional vector, expected {DIM}", bad.len())));
+        return Err(EmbedError::Inference(format!(
+            "got a {}-dimensional vector, expected {DIM}",
+            bad.len()
+        )));
     }
     Ok(out)
 }
@@ -193,7 +203,10 @@ impl OnnxEmbedder {
             tokenizer: TokenizerFiles {
                 tokenizer_file: read(&paths.tokenizer, "tokenizer.json")?,
                 config_file: read(&paths.config, "config.json")?,
-                special_tokens_map_file: read(&paths.special_tokens_map, "special_tokens_map.json")?,
+                special_tokens_map_file: read(
+                    &paths.special_tokens_map,
+                    "special_tokens_map.json",
+                )?,
                 tokenizer_config_file: read(&paths.tokenizer_config, "tokenizer_config.json")?,
             },
         };
@@ -259,7 +272,9 @@ impl Embedder for OnnxEmbedder {
             Ok(mut m) => run_session(&mut m, &texts)?,
             Err(_) => {
                 let q = self.query_model.get_or_init(|| {
-                    build_session(&self.recipe, self.max_length, 1).map(Mutex::new).map_err(|e| e.to_string())
+                    build_session(&self.recipe, self.max_length, 1)
+                        .map(Mutex::new)
+                        .map_err(|e| e.to_string())
                 });
                 match q {
                     Ok(m) => run_session(&mut m.lock().unwrap_or_else(|e| e.into_inner()), &texts)?,

@@ -193,14 +193,19 @@ fn a_query_does_not_wait_for_an_indexing_batch_and_gets_the_same_vector() {
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| {
-            let batch: Vec<String> = (0..8).map(|i| format!("fn busy_{i}() {{ {} }}", "x + ".repeat(60))).collect();
+            let batch: Vec<String> = (0..8)
+                .map(|i| format!("fn busy_{i}() {{ {} }}", "x + ".repeat(60)))
+                .collect();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 e.embed(&batch).unwrap();
             }
         });
         for _ in 0..5 {
             let v = e.embed_query(q).unwrap();
-            assert!(cos(&v, &reference) > 0.9999, "query session gives a different vector");
+            assert!(
+                cos(&v, &reference) > 0.9999,
+                "query session gives a different vector"
+            );
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });

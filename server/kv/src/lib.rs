@@ -33,7 +33,12 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [Table::Embeddings, Table::Files, Table::Meta, Table::Memories];
+    pub const ALL: [Table; 4] = [
+        Table::Embeddings,
+        Table::Files,
+        Table::Meta,
+        Table::Memories,
+    ];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -48,8 +53,15 @@ impl Table {
 /// One change inside an atomic [`KeyValue::write`].
 #[derive(Debug, Clone)]
 pub enum WriteOp {
-    Put { table: Table, key: Vec<u8>, value: Vec<u8> },
-    Delete { table: Table, key: Vec<u8> },
+    Put {
+        table: Table,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        table: Table,
+        key: Vec<u8>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +74,11 @@ pub enum KvError {
     Operation { op: &'static str, reason: String },
     /// The remote server could not be reached or its circuit breaker is open.
     #[error("{backend} at {url} is unavailable: {reason}")]
-    Unavailable { backend: &'static str, url: String, reason: String },
+    Unavailable {
+        backend: &'static str,
+        url: String,
+        reason: String,
+    },
 }
 
 pub type Result<T, E = KvError> = std::result::Result<T, E>;
@@ -91,29 +107,63 @@ pub mod contract {
     }
 
     fn put_get_delete(kv: &dyn KeyValue) {
-        kv.write(vec![WriteOp::Put { table: Table::Meta, key: b"a".to_vec(), value: b"1".to_vec() }]).unwrap();
-        assert_eq!(kv.get(Table::Meta, b"a").unwrap().as_deref(), Some(&b"1"[..]));
-        kv.write(vec![WriteOp::Delete { table: Table::Meta, key: b"a".to_vec() }]).unwrap();
+        kv.write(vec![WriteOp::Put {
+            table: Table::Meta,
+            key: b"a".to_vec(),
+            value: b"1".to_vec(),
+        }])
+        .unwrap();
+        assert_eq!(
+            kv.get(Table::Meta, b"a").unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
+        kv.write(vec![WriteOp::Delete {
+            table: Table::Meta,
+            key: b"a".to_vec(),
+        }])
+        .unwrap();
         assert_eq!(kv.get(Table::Meta, b"a").unwrap(), None);
         // Deleting a missing key is not an error.
-        kv.write(vec![WriteOp::Delete { table: Table::Meta, key: b"zz".to_vec() }]).unwrap();
+        kv.write(vec![WriteOp::Delete {
+            table: Table::Meta,
+            key: b"zz".to_vec(),
+        }])
+        .unwrap();
     }
 
     fn tables_are_isolated(kv: &dyn KeyValue) {
-        kv.write(vec![WriteOp::Put { table: Table::Files, key: b"k".to_vec(), value: b"f".to_vec() }]).unwrap();
+        kv.write(vec![WriteOp::Put {
+            table: Table::Files,
+            key: b"k".to_vec(),
+            value: b"f".to_vec(),
+        }])
+        .unwrap();
         assert_eq!(kv.get(Table::Embeddings, b"k").unwrap(), None);
-        assert_eq!(kv.get(Table::Files, b"k").unwrap().as_deref(), Some(&b"f"[..]));
+        assert_eq!(
+            kv.get(Table::Files, b"k").unwrap().as_deref(),
+            Some(&b"f"[..])
+        );
     }
 
     fn batch_is_atomic_and_ordered(kv: &dyn KeyValue) {
         let mut ops = Vec::new();
         for i in 0..100u32 {
-            ops.push(WriteOp::Put { table: Table::Embeddings, key: i.to_be_bytes().to_vec(), value: vec![i as u8; 8] });
+            ops.push(WriteOp::Put {
+                table: Table::Embeddings,
+                key: i.to_be_bytes().to_vec(),
+                value: vec![i as u8; 8],
+            });
         }
-        ops.push(WriteOp::Delete { table: Table::Embeddings, key: 5u32.to_be_bytes().to_vec() });
+        ops.push(WriteOp::Delete {
+            table: Table::Embeddings,
+            key: 5u32.to_be_bytes().to_vec(),
+        });
         kv.write(ops).unwrap();
         assert_eq!(kv.len(Table::Embeddings).unwrap(), 99);
-        let keys: Vec<Vec<u8>> = [1u32, 5, 7].iter().map(|i| i.to_be_bytes().to_vec()).collect();
+        let keys: Vec<Vec<u8>> = [1u32, 5, 7]
+            .iter()
+            .map(|i| i.to_be_bytes().to_vec())
+            .collect();
         let got = kv.get_many(Table::Embeddings, &keys).unwrap();
         assert_eq!(got[0].as_deref(), Some(&[1u8; 8][..]));
         assert_eq!(got[1], None);

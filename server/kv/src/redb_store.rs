@@ -38,8 +38,13 @@ impl RedbStore {
     /// Opens or creates the database file (parent directories must exist).
     pub fn open(path: &Path) -> Result<RedbStore> {
         let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => KvError::Busy { path: path.display().to_string() },
-            other => KvError::Open { path: path.display().to_string(), reason: other.to_string() },
+            redb::DatabaseError::DatabaseAlreadyOpen => KvError::Busy {
+                path: path.display().to_string(),
+            },
+            other => KvError::Open {
+                path: path.display().to_string(),
+                reason: other.to_string(),
+            },
         })?;
         // Create every table up front so reads never hit "table does not exist".
         let tx = try_op!("open", db.begin_write());
@@ -80,14 +85,26 @@ impl KeyValue for RedbStore {
             for t in Table::ALL {
                 tables.push((t, try_op!("write", tx.open_table(def(t)))));
             }
-            let table = |tables: &mut Vec<(Table, redb::Table<'_, &'static [u8], &'static [u8]>)>, t: Table| {
-                tables.iter().position(|(x, _)| *x == t).expect("all tables opened")
-            };
+            let table =
+                |tables: &mut Vec<(Table, redb::Table<'_, &'static [u8], &'static [u8]>)>,
+                 t: Table| {
+                    tables
+                        .iter()
+                        .position(|(x, _)| *x == t)
+                        .expect("all tables opened")
+                };
             for op in ops {
                 match op {
-                    WriteOp::Put { table: t, key, value } => {
+                    WriteOp::Put {
+                        table: t,
+                        key,
+                        value,
+                    } => {
                         let i = table(&mut tables, t);
-                        try_op!("write", tables[i].1.insert(key.as_slice(), value.as_slice()));
+                        try_op!(
+                            "write",
+                            tables[i].1.insert(key.as_slice(), value.as_slice())
+                        );
                     }
                     WriteOp::Delete { table: t, key } => {
                         let i = table(&mut tables, t);
@@ -135,10 +152,18 @@ mod tests {
         let p = dir.path().join("kv.redb");
         {
             let kv = RedbStore::open(&p).unwrap();
-            kv.write(vec![WriteOp::Put { table: Table::Files, key: b"a".to_vec(), value: b"b".to_vec() }]).unwrap();
+            kv.write(vec![WriteOp::Put {
+                table: Table::Files,
+                key: b"a".to_vec(),
+                value: b"b".to_vec(),
+            }])
+            .unwrap();
         }
         let kv = RedbStore::open(&p).unwrap();
-        assert_eq!(kv.get(Table::Files, b"a").unwrap().as_deref(), Some(&b"b"[..]));
+        assert_eq!(
+            kv.get(Table::Files, b"a").unwrap().as_deref(),
+            Some(&b"b"[..])
+        );
     }
 
     #[test]

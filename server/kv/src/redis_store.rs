@@ -24,7 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use codemem_resilience::{BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, ClientRuntime};
+use codemem_resilience::{
+    BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, ClientRuntime,
+};
 use deadpool_redis::{Config as PoolCfg, Pool, PoolConfig, Runtime, Timeouts};
 use redis::AsyncCommands;
 
@@ -70,7 +72,10 @@ pub struct RedisStore {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("url", &self.opts.url).field("prefix", &self.opts.prefix).finish()
+        f.debug_struct("RedisStore")
+            .field("url", &self.opts.url)
+            .field("prefix", &self.opts.prefix)
+            .finish()
     }
 }
 
@@ -83,7 +88,12 @@ enum CallError {
 }
 
 fn classify(e: redis::RedisError) -> CallError {
-    if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+    if e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_unrecoverable_error()
+    {
         CallError::Transport(e.to_string())
     } else {
         CallError::Server(e.to_string())
@@ -120,10 +130,15 @@ fn bump(c: &AtomicU64, n: u64) {
 
 /// PING on a pooled connection (created if none is idle), like a call.
 async fn ping_pooled(pool: &Pool, timeout: Duration) -> std::result::Result<(), CallError> {
-    let mut conn = pool.get().await.map_err(|e| CallError::Transport(format!("no connection: {e}")))?;
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| CallError::Transport(format!("no connection: {e}")))?;
     match tokio::time::timeout(timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await {
         Ok(r) => r.map(drop).map_err(classify),
-        Err(_) => Err(CallError::Transport(format!("no answer within {timeout:?}"))),
+        Err(_) => Err(CallError::Transport(format!(
+            "no answer within {timeout:?}"
+        ))),
     }
 }
 
@@ -191,7 +206,11 @@ impl HealthTask {
         for (mut conn, key) in idle {
             let t = self.ping_timeout;
             pings.spawn(async move {
-                let ok = matches!(tokio::time::timeout(t, redis::cmd("PING").query_async::<String>(&mut conn)).await, Ok(Ok(_)));
+                let ok = matches!(
+                    tokio::time::timeout(t, redis::cmd("PING").query_async::<String>(&mut conn))
+                        .await,
+                    Ok(Ok(_))
+                );
                 (key, ok)
             });
         }
@@ -205,7 +224,11 @@ impl HealthTask {
             return 0;
         }
         // Only those still idle and not handed out since (a checkout PINGs them again anyway).
-        let removed = self.pool.retain(|_, m| !dead.contains(&(m.created, m.recycled))).removed.len();
+        let removed = self
+            .pool
+            .retain(|_, m| !dead.contains(&(m.created, m.recycled)))
+            .removed
+            .len();
         bump(&self.counters.dropped, removed as u64);
         tracing::info!(url = %self.url, dead = dead.len(), dropped = removed, "dropped dead pooled Redis connections");
         dead.len()
@@ -216,13 +239,19 @@ impl RedisStore {
     /// Builds the pool and checks the server answers PING.
     pub fn open(opts: RedisOptions) -> Result<RedisStore> {
         let store = RedisStore::connect(opts)?;
-        store.ping().map_err(|e| KvError::Open { path: store.opts.url.clone(), reason: e.to_string() })?;
+        store.ping().map_err(|e| KvError::Open {
+            path: store.opts.url.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(store)
     }
 
     /// Builds the pool without connecting (connections are made on first use).
     pub fn connect(opts: RedisOptions) -> Result<RedisStore> {
-        let open_err = |reason: String| KvError::Open { path: opts.url.clone(), reason };
+        let open_err = |reason: String| KvError::Open {
+            path: opts.url.clone(),
+            reason,
+        };
         let rt = ClientRuntime::new("codemem-redis")
             .map_err(|e| open_err(format!("cannot start the client runtime: {e}")))?;
         let mut cfg = PoolCfg::from_url(opts.url.clone());
@@ -237,9 +266,13 @@ impl RedisStore {
         });
         let pool = {
             let _g = rt.runtime().enter();
-            cfg.create_pool(Some(Runtime::Tokio1)).map_err(|e| open_err(e.to_string()))?
+            cfg.create_pool(Some(Runtime::Tokio1))
+                .map_err(|e| open_err(e.to_string()))?
         };
-        let breaker = Arc::new(CircuitBreaker::new(format!("Redis at {}", opts.url), opts.breaker));
+        let breaker = Arc::new(CircuitBreaker::new(
+            format!("Redis at {}", opts.url),
+            opts.breaker,
+        ));
         let health = Arc::new(HealthCounters::default());
         if !opts.health_interval.is_zero() {
             let task = HealthTask {
@@ -253,7 +286,13 @@ impl RedisStore {
             // Lives on the store's runtime: it ends when the store (and so the runtime) is dropped.
             rt.runtime().spawn(task.run(opts.health_interval));
         }
-        Ok(RedisStore { opts, pool, rt, breaker, health })
+        Ok(RedisStore {
+            opts,
+            pool,
+            rt,
+            breaker,
+            health,
+        })
     }
 
     /// What the background health task has done so far.
@@ -285,14 +324,17 @@ impl RedisStore {
 
     /// PING through the pool and the breaker.
     pub fn ping(&self) -> Result<()> {
-        self.call("ping", |mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })?;
+        self.call("ping", |mut c| async move {
+            redis::cmd("PING").query_async::<String>(&mut c).await
+        })?;
         Ok(())
     }
 
     /// The server's version (`INFO server`).
     pub fn server_version(&self) -> Result<String> {
-        let info: String =
-            self.call("info", |mut c| async move { redis::cmd("INFO").arg("server").query_async(&mut c).await })?;
+        let info: String = self.call("info", |mut c| async move {
+            redis::cmd("INFO").arg("server").query_async(&mut c).await
+        })?;
         Ok(info
             .lines()
             .find_map(|l| l.strip_prefix("redis_version:"))
@@ -306,11 +348,19 @@ impl RedisStore {
     }
 
     fn unavailable(&self, reason: String) -> KvError {
-        KvError::Unavailable { backend: "Redis", url: self.opts.url.clone(), reason }
+        KvError::Unavailable {
+            backend: "Redis",
+            url: self.opts.url.clone(),
+            reason,
+        }
     }
 
     /// One command (or transaction) on a pooled connection, under the breaker and a timeout.
-    pub(crate) fn call<T, Fut>(&self, op: &'static str, f: impl FnOnce(deadpool_redis::Connection) -> Fut + Send) -> Result<T>
+    pub(crate) fn call<T, Fut>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(deadpool_redis::Connection) -> Fut + Send,
+    ) -> Result<T>
     where
         Fut: Future<Output = redis::RedisResult<T>> + Send,
         T: Send,
@@ -331,7 +381,9 @@ impl RedisStore {
             };
             match tokio::time::timeout(timeout, f(conn)).await {
                 Ok(r) => r.map_err(classify),
-                Err(_) => Err(CallError::Transport(format!("no answer within {timeout:?}"))),
+                Err(_) => Err(CallError::Transport(format!(
+                    "no answer within {timeout:?}"
+                ))),
             }
         });
         match r {
@@ -342,11 +394,17 @@ impl RedisStore {
             Err(CallError::Transport(reason)) => {
                 self.breaker.on_failure();
                 let s = self.breaker.snapshot();
-                Err(self.unavailable(format!("{reason} (breaker {}, {} consecutive failures)", s.state, s.consecutive_failures)))
+                Err(self.unavailable(format!(
+                    "{reason} (breaker {}, {} consecutive failures)",
+                    s.state, s.consecutive_failures
+                )))
             }
             Err(CallError::Server(reason)) => {
                 self.breaker.on_success();
-                Err(KvError::Operation { op, reason: format!("Redis at {}: {reason}", self.opts.url) })
+                Err(KvError::Operation {
+                    op,
+                    reason: format!("Redis at {}: {reason}", self.opts.url),
+                })
             }
         }
     }
@@ -354,12 +412,22 @@ impl RedisStore {
 
 /// Hash commands on any hash name (the tables of this store, or a project's shared state).
 impl RedisStore {
-    pub(crate) fn hash_get_many(&self, h: String, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+    pub(crate) fn hash_get_many(
+        &self,
+        h: String,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let keys = keys.to_vec();
-        self.call("get_many", |mut c| async move { redis::cmd("HMGET").arg(h).arg(keys).query_async(&mut c).await })
+        self.call("get_many", |mut c| async move {
+            redis::cmd("HMGET")
+                .arg(h)
+                .arg(keys)
+                .query_async(&mut c)
+                .await
+        })
     }
 
     /// One MULTI/EXEC transaction over `(hash, op)` pairs, in order.
@@ -379,12 +447,15 @@ impl RedisStore {
                 }
             }
         }
-        self.call("write", |mut c| async move { pipe.query_async::<()>(&mut c).await })
+        self.call("write", |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        })
     }
 
     pub(crate) fn hash_scan(&self, h: String) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut all: Vec<(Vec<u8>, Vec<u8>)> =
-            self.call("scan", |mut c| async move { c.hgetall::<_, Vec<(Vec<u8>, Vec<u8>)>>(h).await })?;
+        let mut all: Vec<(Vec<u8>, Vec<u8>)> = self.call("scan", |mut c| async move {
+            c.hgetall::<_, Vec<(Vec<u8>, Vec<u8>)>>(h).await
+        })?;
         all.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(all)
     }
@@ -404,7 +475,11 @@ impl KeyValue for RedisStore {
     }
 
     fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
-        self.hash_write(ops.into_iter().map(|op| (self.hash(crate::team::op_table(&op)), op)).collect())
+        self.hash_write(
+            ops.into_iter()
+                .map(|op| (self.hash(crate::team::op_table(&op)), op))
+                .collect(),
+        )
     }
 
     fn scan(&self, table: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {

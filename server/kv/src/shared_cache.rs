@@ -70,7 +70,10 @@ impl SharedCacheKv {
     }
 
     pub fn stats(&self) -> SharedCacheStats {
-        SharedCacheStats { hits: self.hits.load(Ordering::Relaxed), bypassed: self.bypassed.load(Ordering::Relaxed) }
+        SharedCacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            bypassed: self.bypassed.load(Ordering::Relaxed),
+        }
     }
 
     fn bypass(&self, what: &str, e: &crate::KvError) {
@@ -99,7 +102,11 @@ impl KeyValue for SharedCacheKv {
                 let mut keep = Vec::new();
                 for (&i, v) in missing.iter().zip(remote) {
                     if let Some(v) = v {
-                        keep.push(WriteOp::Put { table: Table::Embeddings, key: keys[i].clone(), value: v.clone() });
+                        keep.push(WriteOp::Put {
+                            table: Table::Embeddings,
+                            key: keys[i].clone(),
+                            value: v.clone(),
+                        });
                         got[i] = Some(v);
                     }
                 }
@@ -119,11 +126,23 @@ impl KeyValue for SharedCacheKv {
     fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
         let copy: Vec<WriteOp> = ops
             .iter()
-            .filter(|op| matches!(op, WriteOp::Put { table: Table::Embeddings, .. }))
+            .filter(|op| {
+                matches!(
+                    op,
+                    WriteOp::Put {
+                        table: Table::Embeddings,
+                        ..
+                    }
+                )
+            })
             .cloned()
             .collect();
         let state: Vec<WriteOp> = match &self.project {
-            Some(_) => ops.iter().filter(|op| crate::team::op_table(op) != Table::Embeddings).cloned().collect(),
+            Some(_) => ops
+                .iter()
+                .filter(|op| crate::team::op_table(op) != Table::Embeddings)
+                .cloned()
+                .collect(),
             None => Vec::new(),
         };
         self.local.write(ops)?;

@@ -36,14 +36,19 @@ pub enum Lease {
 
 impl std::fmt::Debug for ProjectState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProjectState").field("prefix", &self.prefix).finish()
+        f.debug_struct("ProjectState")
+            .field("prefix", &self.prefix)
+            .finish()
     }
 }
 
 impl ProjectState {
     /// `prefix` names the project (e.g. `codemem:project:<id>`).
     pub fn new(redis: Arc<RedisStore>, prefix: impl Into<String>) -> ProjectState {
-        ProjectState { redis, prefix: prefix.into() }
+        ProjectState {
+            redis,
+            prefix: prefix.into(),
+        }
     }
 
     pub fn redis(&self) -> &Arc<RedisStore> {
@@ -77,7 +82,14 @@ impl ProjectState {
         let holder_s = holder.to_string();
         let ms = ttl.as_millis().max(1) as u64;
         let set: Option<String> = self.redis.call("lease", |mut c| async move {
-            redis::cmd("SET").arg(&key).arg(&holder_s).arg("NX").arg("PX").arg(ms).query_async(&mut c).await
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(&holder_s)
+                .arg("NX")
+                .arg("PX")
+                .arg(ms)
+                .query_async(&mut c)
+                .await
         })?;
         if set.is_some() {
             return Ok(Lease::Acquired);
@@ -98,7 +110,12 @@ impl ProjectState {
         let holder = holder.to_string();
         let ms = ttl.as_millis().max(1) as u64;
         let n: i64 = self.redis.call("lease", |mut c| async move {
-            redis::Script::new(RENEW).key(&key).arg(&holder).arg(ms).invoke_async(&mut c).await
+            redis::Script::new(RENEW)
+                .key(&key)
+                .arg(&holder)
+                .arg(ms)
+                .invoke_async(&mut c)
+                .await
         })?;
         Ok(n == 1)
     }
@@ -108,7 +125,11 @@ impl ProjectState {
         let key = self.lease_key();
         let holder = holder.to_string();
         let _: i64 = self.redis.call("lease", |mut c| async move {
-            redis::Script::new(RELEASE).key(&key).arg(&holder).invoke_async(&mut c).await
+            redis::Script::new(RELEASE)
+                .key(&key)
+                .arg(&holder)
+                .invoke_async(&mut c)
+                .await
         })?;
         Ok(())
     }
@@ -116,20 +137,26 @@ impl ProjectState {
     /// Who holds the lease now, if anyone.
     pub fn lease_holder(&self) -> Result<Option<String>> {
         let key = self.lease_key();
-        self.redis.call("lease", |mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await })
+        self.redis.call("lease", |mut c| async move {
+            redis::cmd("GET").arg(&key).query_async(&mut c).await
+        })
     }
 
     /// The manifest's generation: bumped by every indexer checkpoint, so a process can tell
     /// in one call whether the shared manifest moved since it last loaded it.
     pub fn generation(&self) -> Result<u64> {
         let key = self.generation_key();
-        let v: Option<u64> = self.redis.call("generation", |mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await })?;
+        let v: Option<u64> = self.redis.call("generation", |mut c| async move {
+            redis::cmd("GET").arg(&key).query_async(&mut c).await
+        })?;
         Ok(v.unwrap_or(0))
     }
 
     pub fn bump_generation(&self) -> Result<u64> {
         let key = self.generation_key();
-        self.redis.call("generation", |mut c| async move { redis::cmd("INCR").arg(&key).query_async(&mut c).await })
+        self.redis.call("generation", |mut c| async move {
+            redis::cmd("INCR").arg(&key).query_async(&mut c).await
+        })
     }
 
     /// Sends a change event to every subscriber of the project; returns how many received it.
@@ -137,7 +164,11 @@ impl ProjectState {
         let ch = self.channel();
         let message = message.to_string();
         self.redis.call("publish", |mut c| async move {
-            redis::cmd("PUBLISH").arg(&ch).arg(&message).query_async(&mut c).await
+            redis::cmd("PUBLISH")
+                .arg(&ch)
+                .arg(&message)
+                .query_async(&mut c)
+                .await
         })
     }
 
@@ -179,7 +210,11 @@ impl ProjectState {
                 }
             })
             .ok();
-        Subscription { stop, connected, thread }
+        Subscription {
+            stop,
+            connected,
+            thread,
+        }
     }
 }
 
@@ -245,7 +280,11 @@ impl KeyValue for ProjectState {
     }
 
     fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
-        self.redis.hash_write(ops.into_iter().map(|op| (self.hash(op_table(&op)), op)).collect())
+        self.redis.hash_write(
+            ops.into_iter()
+                .map(|op| (self.hash(op_table(&op)), op))
+                .collect(),
+        )
     }
 
     fn scan(&self, table: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {

@@ -14,7 +14,10 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let mut s = RedisServer { child: None, port: free_port() };
+        let mut s = RedisServer {
+            child: None,
+            port: free_port(),
+        };
         s.spawn();
         s
     }
@@ -31,7 +34,13 @@ impl RedisServer {
                 panic!("cannot start redis-server ({e}); install it (`apt-get install -y redis-server`) — the team-mode tests need a real server")
             });
         let port = self.port;
-        if let Err(e) = wait_ready(&mut child, "redis-server", Duration::from_secs(20), Duration::from_millis(20), || ping(port)) {
+        if let Err(e) = wait_ready(
+            &mut child,
+            "redis-server",
+            Duration::from_secs(20),
+            Duration::from_millis(20),
+            || ping(port),
+        ) {
             let _ = child.kill();
             let _ = child.wait();
             panic!("{e}");
@@ -65,11 +74,14 @@ impl Drop for RedisServer {
 
 fn ping(port: u16) -> bool {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
-    else {
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(
+        &([127, 0, 0, 1], port).into(),
+        Duration::from_millis(200),
+    ) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
     let mut buf = [0u8; 8];
-    s.write_all(b"PING\r\n").is_ok() && matches!(s.read(&mut buf), Ok(n) if n >= 5 && &buf[..5] == b"+PONG")
+    s.write_all(b"PING\r\n").is_ok()
+        && matches!(s.read(&mut buf), Ok(n) if n >= 5 && &buf[..5] == b"+PONG")
 }

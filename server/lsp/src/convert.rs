@@ -17,9 +17,9 @@ pub fn path(uri: &Uri) -> Result<PathBuf, Error> {
             uri.as_str()
         )));
     }
-    uri.to_file_path()
-        .map(|p| p.into_owned())
-        .ok_or_else(|| Error::invalid_params(format!("cannot map {} to a local path", uri.as_str())))
+    uri.to_file_path().map(|p| p.into_owned()).ok_or_else(|| {
+        Error::invalid_params(format!("cannot map {} to a local path", uri.as_str()))
+    })
 }
 
 pub fn uri(path: &Path) -> Option<Uri> {
@@ -27,19 +27,28 @@ pub fn uri(path: &Path) -> Option<Uri> {
 }
 
 pub fn position(p: Position) -> SvcPosition {
-    SvcPosition { line: p.line, character: p.character }
+    SvcPosition {
+        line: p.line,
+        character: p.character,
+    }
 }
 
 pub fn changes(events: Vec<TextDocumentContentChangeEvent>) -> Vec<TextChange> {
     events
         .into_iter()
-        .map(|e| TextChange { range: e.range.map(|r| (position(r.start), position(r.end))), text: e.text })
+        .map(|e| TextChange {
+            range: e.range.map(|r| (position(r.start), position(r.end))),
+            text: e.text,
+        })
         .collect()
 }
 
 /// Whole lines `start..=end` (1-based) as an LSP range.
 pub fn lines(start: u32, end: u32) -> Range {
-    Range::new(Position::new(start.saturating_sub(1), 0), Position::new(end, 0))
+    Range::new(
+        Position::new(start.saturating_sub(1), 0),
+        Position::new(end, 0),
+    )
 }
 
 fn absolute(root: Option<&str>, rel: &str) -> PathBuf {
@@ -93,7 +102,13 @@ pub fn symbol_kind(kind: &str) -> SymbolKind {
 }
 
 #[allow(deprecated)] // `deprecated` is a required field of SymbolInformation
-fn symbol_information(name: &str, kind: SymbolKind, path: &Path, range: Range, container: Option<String>) -> Option<SymbolInformation> {
+fn symbol_information(
+    name: &str,
+    kind: SymbolKind,
+    path: &Path,
+    range: Range,
+    container: Option<String>,
+) -> Option<SymbolInformation> {
     Some(SymbolInformation {
         name: name.to_string(),
         kind,
@@ -105,8 +120,18 @@ fn symbol_information(name: &str, kind: SymbolKind, path: &Path, range: Range, c
 }
 
 pub fn symbol_match(m: &SymbolMatch) -> Option<SymbolInformation> {
-    let container = Some(if m.unsaved { format!("{} (unsaved)", m.path) } else { m.path.clone() });
-    symbol_information(&m.name, symbol_kind(&m.kind), &absolute(Some(&m.root), &m.path), lines(m.start_line, m.end_line), container)
+    let container = Some(if m.unsaved {
+        format!("{} (unsaved)", m.path)
+    } else {
+        m.path.clone()
+    });
+    symbol_information(
+        &m.name,
+        symbol_kind(&m.kind),
+        &absolute(Some(&m.root), &m.path),
+        lines(m.start_line, m.end_line),
+        container,
+    )
 }
 
 /// A semantic hit as a workspace symbol (only hits that name a definition).

@@ -34,7 +34,9 @@ pub(crate) struct ProgressTokens {
 impl ProgressTokens {
     pub fn root_of(&self, token: &NumberOrString) -> Option<PathBuf> {
         let map = self.by_root.lock().unwrap_or_else(|e| e.into_inner());
-        map.iter().find(|(_, (t, _))| t == token).map(|(r, _)| r.clone())
+        map.iter()
+            .find(|(_, (t, _))| t == token)
+            .map(|(r, _)| r.clone())
     }
 }
 
@@ -63,18 +65,26 @@ pub(crate) fn status_value(ws: &Workspace, mcp_url: Option<String>) -> Value {
 }
 
 fn root_name(root: &std::path::Path) -> String {
-    root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| root.display().to_string())
+    root.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| root.display().to_string())
 }
 
 async fn progress(shared: &Shared, token: NumberOrString, value: WorkDoneProgress) {
     shared
         .client
-        .send_notification::<Progress>(ProgressParams { token, value: ProgressParamsValue::WorkDone(value) })
+        .send_notification::<Progress>(ProgressParams {
+            token,
+            value: ProgressParamsValue::WorkDone(value),
+        })
         .await;
 }
 
 /// Runs until the workspace is dropped.
-pub(crate) fn spawn_forwarder(shared: Arc<Shared>, rx: crossbeam_channel::Receiver<WorkspaceEvent>) {
+pub(crate) fn spawn_forwarder(
+    shared: Arc<Shared>,
+    rx: crossbeam_channel::Receiver<WorkspaceEvent>,
+) {
     let (tx, mut arx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("codemem-lsp-events".into())
@@ -100,7 +110,12 @@ async fn handle(shared: &Shared, e: WorkspaceEvent) {
             if wdp {
                 let n = shared.progress.next.fetch_add(1, Ordering::Relaxed);
                 let token = NumberOrString::String(format!("codemem/index/{n}"));
-                if shared.client.create_work_done_progress(token.clone()).await.is_err() {
+                if shared
+                    .client
+                    .create_work_done_progress(token.clone())
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 shared
@@ -125,12 +140,20 @@ async fn handle(shared: &Shared, e: WorkspaceEvent) {
         }
         WorkspaceEvent::Index { root, event } => {
             let (message, percentage, last) = match event {
-                IndexEvent::Scanned { files, changed, deleted } => {
-                    (format!("{changed} of {files} files changed, {deleted} deleted"), 0, changed == 0)
-                }
-                IndexEvent::Lexical { done, total } => {
-                    (format!("{done}/{total} files"), (done * 50 / total.max(1)) as u32, done == total)
-                }
+                IndexEvent::Scanned {
+                    files,
+                    changed,
+                    deleted,
+                } => (
+                    format!("{changed} of {files} files changed, {deleted} deleted"),
+                    0,
+                    changed == 0,
+                ),
+                IndexEvent::Lexical { done, total } => (
+                    format!("{done}/{total} files"),
+                    (done * 50 / total.max(1)) as u32,
+                    done == total,
+                ),
                 IndexEvent::Embed { done, total } => (
                     format!("embedding {done}/{total} chunks"),
                     50 + (done * 50 / total.max(1)) as u32,
@@ -139,7 +162,11 @@ async fn handle(shared: &Shared, e: WorkspaceEvent) {
                 IndexEvent::Done { .. } => return,
             };
             let token = {
-                let mut map = shared.progress.by_root.lock().unwrap_or_else(|e| e.into_inner());
+                let mut map = shared
+                    .progress
+                    .by_root
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 match map.get_mut(&root) {
                     Some((t, at)) if last || at.elapsed() >= REPORT_EVERY => {
                         *at = Instant::now();
@@ -165,14 +192,23 @@ async fn handle(shared: &Shared, e: WorkspaceEvent) {
             let message = if stats.cancelled {
                 "cancelled; run “Codemem: Reindex Workspace” to resume".to_string()
             } else {
-                format!("{} files indexed, {} unchanged", stats.files_indexed, stats.files_unchanged)
+                format!(
+                    "{} files indexed, {} unchanged",
+                    stats.files_indexed, stats.files_unchanged
+                )
             };
             end(shared, &root, message).await;
             send_status(shared).await;
         }
         WorkspaceEvent::IndexFailed { root, error } => {
             end(shared, &root, format!("failed: {error}")).await;
-            shared.client.show_message(MessageType::ERROR, format!("codemem: indexing {} failed: {error}", root.display())).await;
+            shared
+                .client
+                .show_message(
+                    MessageType::ERROR,
+                    format!("codemem: indexing {} failed: {error}", root.display()),
+                )
+                .await;
             send_status(shared).await;
         }
         WorkspaceEvent::MemoriesChanged { .. } => {
@@ -192,15 +228,39 @@ async fn handle(shared: &Shared, e: WorkspaceEvent) {
 }
 
 async fn end(shared: &Shared, root: &std::path::Path, message: String) {
-    let token = shared.progress.by_root.lock().unwrap_or_else(|e| e.into_inner()).remove(root).map(|(t, _)| t);
+    let token = shared
+        .progress
+        .by_root
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(root)
+        .map(|(t, _)| t);
     if let Some(token) = token {
-        progress(shared, token, WorkDoneProgress::End(WorkDoneProgressEnd { message: Some(message) })).await;
+        progress(
+            shared,
+            token,
+            WorkDoneProgress::End(WorkDoneProgressEnd {
+                message: Some(message),
+            }),
+        )
+        .await;
     }
 }
 
 async fn send_status(shared: &Shared) {
-    let Some(ws) = shared.ws.get().cloned() else { return };
-    let url = shared.mcp_url.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let status = tokio::task::spawn_blocking(move || status_value(&ws, url)).await.unwrap_or(Value::Null);
-    shared.client.send_notification::<StatusNotification>(status).await;
+    let Some(ws) = shared.ws.get().cloned() else {
+        return;
+    };
+    let url = shared
+        .mcp_url
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let status = tokio::task::spawn_blocking(move || status_value(&ws, url))
+        .await
+        .unwrap_or(Value::Null);
+    shared
+        .client
+        .send_notification::<StatusNotification>(status)
+        .await;
 }

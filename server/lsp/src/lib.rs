@@ -17,21 +17,32 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use codemem_core::{Namespace, Query, SearchMode};
-use codemem_service::{Embedder, Hub, NewMemory, ServiceError, SymbolDef, Workspace, WorkspaceOptions};
+use codemem_service::{
+    Embedder, Hub, NewMemory, ServiceError, SymbolDef, Workspace, WorkspaceOptions,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 
-pub const COMMANDS: [&str; 5] =
-    ["codemem.reindex", "codemem.status", "codemem.remember", "codemem.findSimilar", "codemem.showMemories"];
+pub const COMMANDS: [&str; 5] = [
+    "codemem.reindex",
+    "codemem.status",
+    "codemem.remember",
+    "codemem.findSimilar",
+    "codemem.showMemories",
+];
 
 /// Loads the embedding model (`Ok(None)`: not installed; lexical search only).
-pub type LoadEmbedder = Arc<dyn Fn() -> std::result::Result<Option<Arc<dyn Embedder>>, String> + Send + Sync>;
+pub type LoadEmbedder =
+    Arc<dyn Fn() -> std::result::Result<Option<Arc<dyn Embedder>>, String> + Send + Sync>;
 /// Starts the MCP HTTP endpoint over the editor's workspace; returns its URL.
 pub type StartMcp = Arc<
-    dyn Fn(Arc<Workspace>, Value) -> Pin<Box<dyn Future<Output = std::result::Result<String, String>> + Send>>
+    dyn Fn(
+            Arc<Workspace>,
+            Value,
+        ) -> Pin<Box<dyn Future<Output = std::result::Result<String, String>> + Send>>
         + Send
         + Sync,
 >;
@@ -97,7 +108,9 @@ where
     let writer = tokio::spawn(framing::write_frames(output, rx));
     tokio::spawn(framing::split_output(from_server, frames.clone()));
     let guard = tokio::spawn(framing::guard_input(input, to_server, frames));
-    Server::new(server_in, server_out, socket).serve(service).await;
+    Server::new(server_in, server_out, socket)
+        .serve(service)
+        .await;
     let seen = guard.await.unwrap_or_default();
     // Let the last replies reach stdout.
     let _ = tokio::time::timeout(Duration::from_millis(500), writer).await;
@@ -124,8 +137,13 @@ fn join_error(e: tokio::task::JoinError) -> Error {
     err
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::result::Result<T, ServiceError> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(join_error)?.map_err(service_error)
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, ServiceError> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(join_error)?
+        .map_err(service_error)
 }
 
 #[derive(Deserialize)]
@@ -173,27 +191,35 @@ struct ShowMemoriesArgs {
 
 impl Backend {
     fn ws(&self) -> Result<Arc<Workspace>> {
-        self.0.ws.get().cloned().ok_or_else(|| Error::invalid_request())
+        self.0
+            .ws
+            .get()
+            .cloned()
+            .ok_or_else(|| Error::invalid_request())
     }
 
     async fn search(&self, p: SearchParams) -> Result<Value> {
         let ws = self.ws()?;
         let mut q = Query::new(p.query);
         for n in p.namespaces {
-            q.namespaces.push(Namespace::new(&n).map_err(|e| Error::invalid_params(e.to_string()))?);
+            q.namespaces
+                .push(Namespace::new(&n).map_err(|e| Error::invalid_params(e.to_string()))?);
         }
         q.path_glob = p.path;
         if let Some(l) = p.language {
             q.language = Some(codemem_core::Language::parse(&l).ok_or_else(|| {
-                Error::invalid_params(format!("unknown language {l:?}; use e.g. rust, python, typescript, markdown"))
+                Error::invalid_params(format!(
+                    "unknown language {l:?}; use e.g. rust, python, typescript, markdown"
+                ))
             })?);
         }
         if let Some(k) = p.k {
             q.k = k;
         }
         if let Some(m) = p.mode {
-            q.mode = SearchMode::parse(&m)
-                .ok_or_else(|| Error::invalid_params(format!("unknown mode {m:?}; use hybrid, lexical or dense")))?;
+            q.mode = SearchMode::parse(&m).ok_or_else(|| {
+                Error::invalid_params(format!("unknown mode {m:?}; use hybrid, lexical or dense"))
+            })?;
         }
         let r = blocking(move || ws.search(&q)).await?;
         Ok(convert::search_response(&r))
@@ -205,7 +231,11 @@ impl Backend {
         let (start, end) = match (p.range, p.position) {
             (Some(r), _) => {
                 // A selection ending at column 0 does not include that line.
-                let end = if r.end.character == 0 && r.end.line > r.start.line { r.end.line } else { r.end.line + 1 };
+                let end = if r.end.character == 0 && r.end.line > r.start.line {
+                    r.end.line
+                } else {
+                    r.end.line + 1
+                };
                 (r.start.line + 1, end)
             }
             (None, Some(pos)) => (pos.line + 1, pos.line + 1),
@@ -232,18 +262,33 @@ impl Backend {
     }
 
     fn status_value(&self, ws: &Workspace) -> Value {
-        events::status_value(ws, self.0.mcp_url.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        events::status_value(
+            ws,
+            self.0
+                .mcp_url
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
     }
 
     async fn add_roots(&self, roots: Vec<PathBuf>) {
-        let Some(ws) = self.0.ws.get().cloned() else { return };
+        let Some(ws) = self.0.ws.get().cloned() else {
+            return;
+        };
         for root in roots {
             let ws = ws.clone();
             let r = root.clone();
             match tokio::task::spawn_blocking(move || ws.add_root(&r)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
-                    self.0.client.show_message(MessageType::ERROR, format!("codemem: cannot open {}: {e}", root.display())).await
+                    self.0
+                        .client
+                        .show_message(
+                            MessageType::ERROR,
+                            format!("codemem: cannot open {}: {e}", root.display()),
+                        )
+                        .await
                 }
                 Err(e) => tracing::error!(error = %e, "add_root task failed"),
             }
@@ -253,7 +298,10 @@ impl Backend {
 
 /// The definition enclosing `line` (1-based): the innermost one.
 fn enclosing(symbols: &[SymbolDef], line: u32) -> Option<&SymbolDef> {
-    symbols.iter().filter(|s| s.start_line <= line && line <= s.end_line).min_by_key(|s| s.end_line - s.start_line)
+    symbols
+        .iter()
+        .filter(|s| s.start_line <= line && line <= s.end_line)
+        .min_by_key(|s| s.end_line - s.start_line)
 }
 
 fn leaf(name: &str) -> &str {
@@ -262,7 +310,11 @@ fn leaf(name: &str) -> &str {
 
 /// Memories that belong to the definition `s`: pinned by its name, or by a line whose
 /// innermost definition is `s`.
-fn memories_of<'a>(memories: &'a [codemem_service::Memory], s: &SymbolDef, all: &[SymbolDef]) -> Vec<&'a codemem_service::Memory> {
+fn memories_of<'a>(
+    memories: &'a [codemem_service::Memory],
+    s: &SymbolDef,
+    all: &[SymbolDef],
+) -> Vec<&'a codemem_service::Memory> {
     memories
         .iter()
         .filter(|m| match (&m.symbol, m.line) {
@@ -275,20 +327,37 @@ fn memories_of<'a>(memories: &'a [codemem_service::Memory], s: &SymbolDef, all: 
 
 fn folders(params: &InitializeParams) -> Vec<PathBuf> {
     if let Some(f) = &params.workspace_folders {
-        return f.iter().filter_map(|f| convert::path(&f.uri).ok()).collect();
+        return f
+            .iter()
+            .filter_map(|f| convert::path(&f.uri).ok())
+            .collect();
     }
     #[allow(deprecated)] // rootUri: clients without workspace folders still send it
-    params.root_uri.as_ref().and_then(|u| convert::path(u).ok()).into_iter().collect()
+    params
+        .root_uri
+        .as_ref()
+        .and_then(|u| convert::path(u).ok())
+        .into_iter()
+        .collect()
 }
 
 impl LanguageServer for Backend {
     async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
         let mut init = params.initialization_options.clone().unwrap_or(Value::Null);
         if !init.is_null() && !init.is_object() {
-            return Err(Error::invalid_params("initializationOptions must be an object with codemem.toml keys"));
+            return Err(Error::invalid_params(
+                "initializationOptions must be an object with codemem.toml keys",
+            ));
         }
-        let lexical_only = init.as_object_mut().and_then(|o| o.remove("lexicalOnly")).and_then(|v| v.as_bool()).unwrap_or(false);
-        let mcp = init.as_object_mut().and_then(|o| o.remove("mcp")).unwrap_or(Value::Null);
+        let lexical_only = init
+            .as_object_mut()
+            .and_then(|o| o.remove("lexicalOnly"))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let mcp = init
+            .as_object_mut()
+            .and_then(|o| o.remove("mcp"))
+            .unwrap_or(Value::Null);
         *self.0.mcp.lock().unwrap_or_else(|e| e.into_inner()) = Some(mcp);
         // Validate the configuration now, so a typo is an initialize error, not a silent default.
         if !init.is_null() {
@@ -300,10 +369,19 @@ impl LanguageServer for Backend {
             None
         } else {
             let load = self.0.opts.load_embedder.clone();
-            match tokio::task::spawn_blocking(move || load()).await.map_err(join_error)? {
+            match tokio::task::spawn_blocking(move || load())
+                .await
+                .map_err(join_error)?
+            {
                 Ok(e) => e,
                 Err(msg) => {
-                    self.0.client.show_message(MessageType::WARNING, format!("codemem: {msg}; semantic search is off")).await;
+                    self.0
+                        .client
+                        .show_message(
+                            MessageType::WARNING,
+                            format!("codemem: {msg}; semantic search is off"),
+                        )
+                        .await;
                     None
                 }
             }
@@ -325,25 +403,41 @@ impl LanguageServer for Backend {
         *self.0.roots.lock().unwrap_or_else(|e| e.into_inner()) = folders(&params);
         let caps = &params.capabilities;
         self.0.work_done_progress.store(
-            caps.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false),
+            caps.window
+                .as_ref()
+                .and_then(|w| w.work_done_progress)
+                .unwrap_or(false),
             Ordering::Relaxed,
         );
         self.0.lens_refresh.store(
-            caps.workspace.as_ref().and_then(|w| w.code_lens.as_ref()).and_then(|c| c.refresh_support).unwrap_or(false),
+            caps.workspace
+                .as_ref()
+                .and_then(|w| w.code_lens.as_ref())
+                .and_then(|c| c.refresh_support)
+                .unwrap_or(false),
             Ordering::Relaxed,
         );
         Ok(InitializeResult {
-            server_info: Some(ServerInfo { name: "codemem".into(), version: Some(env!("CARGO_PKG_VERSION").into()) }),
+            server_info: Some(ServerInfo {
+                name: "codemem".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
             capabilities: ServerCapabilities {
-                text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
-                    open_close: Some(true),
-                    change: Some(TextDocumentSyncKind::INCREMENTAL),
-                    save: Some(TextDocumentSyncSaveOptions::SaveOptions(SaveOptions { include_text: Some(false) })),
-                    ..Default::default()
-                })),
+                text_document_sync: Some(TextDocumentSyncCapability::Options(
+                    TextDocumentSyncOptions {
+                        open_close: Some(true),
+                        change: Some(TextDocumentSyncKind::INCREMENTAL),
+                        save: Some(TextDocumentSyncSaveOptions::SaveOptions(SaveOptions {
+                            include_text: Some(false),
+                        })),
+                        ..Default::default()
+                    },
+                )),
                 workspace_symbol_provider: Some(OneOf::Left(true)),
                 hover_provider: Some(HoverProviderCapability::Simple(true)),
-                code_lens_provider: Some(CodeLensOptions { resolve_provider: Some(false) }),
+                code_lens_provider: Some(CodeLensOptions {
+                    resolve_provider: Some(false),
+                }),
                 code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
                 execute_command_provider: Some(ExecuteCommandOptions {
                     commands: COMMANDS.iter().map(|c| c.to_string()).collect(),
@@ -363,14 +457,33 @@ impl LanguageServer for Backend {
     }
 
     async fn initialized(&self, _: InitializedParams) {
-        let Some(ws) = self.0.ws.get().cloned() else { return };
+        let Some(ws) = self.0.ws.get().cloned() else {
+            return;
+        };
         events::spawn_forwarder(self.0.clone(), ws.subscribe());
-        let roots = self.0.roots.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let roots = self
+            .0
+            .roots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if roots.is_empty() {
-            self.0.client.log_message(MessageType::INFO, "codemem: no workspace folder; open one to index it").await;
+            self.0
+                .client
+                .log_message(
+                    MessageType::INFO,
+                    "codemem: no workspace folder; open one to index it",
+                )
+                .await;
         }
         self.add_roots(roots).await;
-        let mcp = self.0.mcp.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or(Value::Null);
+        let mcp = self
+            .0
+            .mcp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or(Value::Null);
         let enabled = mcp.get("enabled").and_then(Value::as_bool).unwrap_or(true);
         if let (true, Some(start)) = (enabled, self.0.opts.start_mcp.clone()) {
             let mut settings = mcp.clone();
@@ -383,12 +496,21 @@ impl LanguageServer for Backend {
                     *self.0.mcp_url.lock().unwrap_or_else(|e| e.into_inner()) = Some(url);
                 }
                 Err(e) => {
-                    self.0.client.show_message(MessageType::WARNING, format!("codemem: MCP endpoint not started: {e}")).await
+                    self.0
+                        .client
+                        .show_message(
+                            MessageType::WARNING,
+                            format!("codemem: MCP endpoint not started: {e}"),
+                        )
+                        .await
                 }
             }
         }
         let status = self.status_value(&ws);
-        self.0.client.send_notification::<events::StatusNotification>(status).await;
+        self.0
+            .client
+            .send_notification::<events::StatusNotification>(status)
+            .await;
     }
 
     async fn shutdown(&self) -> Result<()> {
@@ -402,19 +524,29 @@ impl LanguageServer for Backend {
         let Some(ws) = self.0.ws.get() else { return };
         match convert::path(&p.text_document.uri) {
             Ok(path) => {
-                if let Err(e) = ws.open_document(&path, p.text_document.version, p.text_document.text) {
+                if let Err(e) =
+                    ws.open_document(&path, p.text_document.version, p.text_document.text)
+                {
                     tracing::debug!(path = %path.display(), error = %e, "document not tracked");
                 }
             }
-            Err(e) => tracing::debug!(uri = p.text_document.uri.as_str(), error = %e.message, "document not tracked"),
+            Err(e) => {
+                tracing::debug!(uri = p.text_document.uri.as_str(), error = %e.message, "document not tracked")
+            }
         }
     }
 
     async fn did_change(&self, p: DidChangeTextDocumentParams) {
         // No await before the edit is applied: edits keep their order.
         let Some(ws) = self.0.ws.get() else { return };
-        let Ok(path) = convert::path(&p.text_document.uri) else { return };
-        if let Err(e) = ws.change_document(&path, p.text_document.version, convert::changes(p.content_changes)) {
+        let Ok(path) = convert::path(&p.text_document.uri) else {
+            return;
+        };
+        if let Err(e) = ws.change_document(
+            &path,
+            p.text_document.version,
+            convert::changes(p.content_changes),
+        ) {
             tracing::warn!(path = %path.display(), error = %e, "edit not applied");
         }
     }
@@ -434,21 +566,38 @@ impl LanguageServer for Backend {
 
     async fn did_change_watched_files(&self, p: DidChangeWatchedFilesParams) {
         if let Some(ws) = self.0.ws.get() {
-            ws.files_changed(p.changes.iter().filter_map(|c| convert::path(&c.uri).ok()).collect());
+            ws.files_changed(
+                p.changes
+                    .iter()
+                    .filter_map(|c| convert::path(&c.uri).ok())
+                    .collect(),
+            );
         }
     }
 
     async fn did_change_workspace_folders(&self, p: DidChangeWorkspaceFoldersParams) {
-        let Some(ws) = self.0.ws.get().cloned() else { return };
+        let Some(ws) = self.0.ws.get().cloned() else {
+            return;
+        };
         for f in &p.event.removed {
             if let Ok(path) = convert::path(&f.uri) {
                 let ws = ws.clone();
                 let _ = tokio::task::spawn_blocking(move || ws.remove_root(&path)).await;
             }
         }
-        self.add_roots(p.event.added.iter().filter_map(|f| convert::path(&f.uri).ok()).collect()).await;
+        self.add_roots(
+            p.event
+                .added
+                .iter()
+                .filter_map(|f| convert::path(&f.uri).ok())
+                .collect(),
+        )
+        .await;
         let status = self.status_value(&ws);
-        self.0.client.send_notification::<events::StatusNotification>(status).await;
+        self.0
+            .client
+            .send_notification::<events::StatusNotification>(status)
+            .await;
     }
 
     async fn did_change_configuration(&self, _: DidChangeConfigurationParams) {
@@ -462,14 +611,22 @@ impl LanguageServer for Backend {
             return Ok(Some(WorkspaceSymbolResponse::Flat(vec![])));
         }
         let out = blocking(move || {
-            let mut out: Vec<SymbolInformation> =
-                ws.find_symbol(&query, None, 50)?.iter().filter_map(convert::symbol_match).collect();
+            let mut out: Vec<SymbolInformation> = ws
+                .find_symbol(&query, None, 50)?
+                .iter()
+                .filter_map(convert::symbol_match)
+                .collect();
             let mut q = Query::new(query);
             q.k = 20;
             q.namespaces = vec![Namespace::coding(), Namespace::new("testing")?];
             for h in ws.search(&q)?.hits {
-                let Some(s) = convert::hit_symbol(&h) else { continue };
-                let dup = out.iter().any(|o| o.location.uri == s.location.uri && o.location.range.start == s.location.range.start);
+                let Some(s) = convert::hit_symbol(&h) else {
+                    continue;
+                };
+                let dup = out.iter().any(|o| {
+                    o.location.uri == s.location.uri
+                        && o.location.range.start == s.location.range.start
+                });
                 if !dup {
                     out.push(s);
                 }
@@ -487,23 +644,46 @@ impl LanguageServer for Backend {
         self.check_position(&ws, &path, pos).await?;
         let (memories, symbols) = {
             let (ws, path) = (ws.clone(), path.clone());
-            tokio::task::spawn_blocking(move || (ws.memories_for(&path), ws.symbols_in(&path))).await.map_err(join_error)?
+            tokio::task::spawn_blocking(move || (ws.memories_for(&path), ws.symbols_in(&path)))
+                .await
+                .map_err(join_error)?
         };
         let line = pos.line + 1;
         let notes: Vec<&codemem_service::Memory> = match enclosing(&symbols, line) {
             Some(s) => memories_of(&memories, s, &symbols),
-            None => memories.iter().filter(|m| m.symbol.is_none() && m.line == Some(line)).collect(),
+            None => memories
+                .iter()
+                .filter(|m| m.symbol.is_none() && m.line == Some(line))
+                .collect(),
         };
         if notes.is_empty() {
             return Ok(None);
         }
-        let mut md = format!("**codemem — {} note{}**\n", notes.len(), if notes.len() == 1 { "" } else { "s" });
+        let mut md = format!(
+            "**codemem — {} note{}**\n",
+            notes.len(),
+            if notes.len() == 1 { "" } else { "s" }
+        );
         for m in notes {
-            let tags = if m.tags.is_empty() { String::new() } else { format!(" `{}`", m.tags.join("` `")) };
-            let who = m.author.as_deref().map(|a| format!(" — {a}")).unwrap_or_default();
+            let tags = if m.tags.is_empty() {
+                String::new()
+            } else {
+                format!(" `{}`", m.tags.join("` `"))
+            };
+            let who = m
+                .author
+                .as_deref()
+                .map(|a| format!(" — {a}"))
+                .unwrap_or_default();
             md.push_str(&format!("\n- {}{tags}{who}", m.text.replace('\n', " ")));
         }
-        Ok(Some(Hover { contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: md }), range: None }))
+        Ok(Some(Hover {
+            contents: HoverContents::Markup(MarkupContent {
+                kind: MarkupKind::Markdown,
+                value: md,
+            }),
+            range: None,
+        }))
     }
 
     async fn code_lens(&self, p: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
@@ -515,7 +695,9 @@ impl LanguageServer for Backend {
             blocking(move || ws.check_document(&path)).await?;
         }
         let (memories, symbols) =
-            tokio::task::spawn_blocking(move || (ws.memories_for(&path), ws.symbols_in(&path))).await.map_err(join_error)?;
+            tokio::task::spawn_blocking(move || (ws.memories_for(&path), ws.symbols_in(&path)))
+                .await
+                .map_err(join_error)?;
         if memories.is_empty() {
             return Ok(Some(vec![]));
         }
@@ -531,7 +713,9 @@ impl LanguageServer for Backend {
                 command: Some(Command {
                     title: format!("{n} note{}", if n == 1 { "" } else { "s" }),
                     command: "codemem.showMemories".into(),
-                    arguments: Some(vec![json!({"uri": p.text_document.uri, "line": s.start_line})]),
+                    arguments: Some(vec![
+                        json!({"uri": p.text_document.uri, "line": s.start_line}),
+                    ]),
                 }),
                 data: None,
             });
@@ -551,7 +735,11 @@ impl LanguageServer for Backend {
         Ok(Some(vec![CodeActionOrCommand::CodeAction(CodeAction {
             title: "Find similar code".into(),
             kind: Some(CodeActionKind::EMPTY),
-            command: Some(Command { title: "Find similar code".into(), command: "codemem.findSimilar".into(), arguments: Some(vec![args]) }),
+            command: Some(Command {
+                title: "Find similar code".into(),
+                command: "codemem.findSimilar".into(),
+                arguments: Some(vec![args]),
+            }),
             ..Default::default()
         })]))
     }
@@ -561,13 +749,16 @@ impl LanguageServer for Backend {
         let arg = |i: usize| p.arguments.get(i).cloned().unwrap_or(Value::Null);
         match p.command.as_str() {
             "codemem.reindex" => {
-                let stats = blocking(move || ws.reindex(None, &|_e| {}, &AtomicBool::new(false))).await?;
+                let stats =
+                    blocking(move || ws.reindex(None, &|_e| {}, &AtomicBool::new(false))).await?;
                 Ok(Some(json!({ "roots": stats })))
             }
             "codemem.status" => Ok(Some(self.status_value(&ws))),
             "codemem.remember" => {
                 let a: RememberArgs = serde_json::from_value(arg(0)).map_err(|e| {
-                    Error::invalid_params(format!("codemem.remember takes [{{uri, range?, note, tags?, namespace?}}]: {e}"))
+                    Error::invalid_params(format!(
+                        "codemem.remember takes [{{uri, range?, note, tags?, namespace?}}]: {e}"
+                    ))
                 })?;
                 let path = convert::path(&a.uri)?;
                 let line = a.range.map(|r| r.start.line + 1);
@@ -575,7 +766,8 @@ impl LanguageServer for Backend {
                     self.check_position(&ws, &path, r.start).await?;
                 }
                 let memory = blocking(move || {
-                    let symbol = line.and_then(|l| enclosing(&ws.symbols_in(&path), l).map(|s| s.name.clone()));
+                    let symbol = line
+                        .and_then(|l| enclosing(&ws.symbols_in(&path), l).map(|s| s.name.clone()));
                     ws.remember(NewMemory {
                         text: a.note,
                         namespace: a.namespace.unwrap_or_else(|| "shared".into()),
@@ -596,22 +788,36 @@ impl LanguageServer for Backend {
                     "position": arg(0).get("position"),
                     "k": arg(0).get("k"),
                 }))
-                .map_err(|e| Error::invalid_params(format!("codemem.findSimilar takes [{{uri, range}}]: {e}")))?;
+                .map_err(|e| {
+                    Error::invalid_params(format!(
+                        "codemem.findSimilar takes [{{uri, range}}]: {e}"
+                    ))
+                })?;
                 self.similar(a).await.map(Some)
             }
             "codemem.showMemories" => {
-                let a: ShowMemoriesArgs = serde_json::from_value(arg(0))
-                    .map_err(|e| Error::invalid_params(format!("codemem.showMemories takes [{{uri, line?}}]: {e}")))?;
+                let a: ShowMemoriesArgs = serde_json::from_value(arg(0)).map_err(|e| {
+                    Error::invalid_params(format!(
+                        "codemem.showMemories takes [{{uri, line?}}]: {e}"
+                    ))
+                })?;
                 let path = convert::path(&a.uri)?;
-                let (memories, symbols) =
-                    tokio::task::spawn_blocking(move || (ws.memories_for(&path), ws.symbols_in(&path))).await.map_err(join_error)?;
-                let shown: Vec<&codemem_service::Memory> = match a.line.and_then(|l| enclosing(&symbols, l)) {
-                    Some(s) => memories_of(&memories, s, &symbols),
-                    None => memories.iter().collect(),
-                };
+                let (memories, symbols) = tokio::task::spawn_blocking(move || {
+                    (ws.memories_for(&path), ws.symbols_in(&path))
+                })
+                .await
+                .map_err(join_error)?;
+                let shown: Vec<&codemem_service::Memory> =
+                    match a.line.and_then(|l| enclosing(&symbols, l)) {
+                        Some(s) => memories_of(&memories, s, &symbols),
+                        None => memories.iter().collect(),
+                    };
                 Ok(Some(json!({ "memories": shown })))
             }
-            other => Err(Error::invalid_params(format!("unknown command {other:?}; known: {}", COMMANDS.join(", ")))),
+            other => Err(Error::invalid_params(format!(
+                "unknown command {other:?}; known: {}",
+                COMMANDS.join(", ")
+            ))),
         }
     }
 }

@@ -30,7 +30,10 @@ pub struct AuditLog {
 
 impl AuditLog {
     pub fn new(home: &Path) -> AuditLog {
-        AuditLog { path: home.join(AUDIT_FILE), lock: Mutex::new(()) }
+        AuditLog {
+            path: home.join(AUDIT_FILE),
+            lock: Mutex::new(()),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -56,7 +59,10 @@ impl AuditLog {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         if let Err(e) = opts.open(&self.path).and_then(|mut f| f.write_all(&line)) {
-            tracing::error!("cannot append to the audit log {}: {e}", self.path.display());
+            tracing::error!(
+                "cannot append to the audit log {}: {e}",
+                self.path.display()
+            );
         }
     }
 }
@@ -83,7 +89,12 @@ fn rfc3339(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -113,7 +124,10 @@ mod tests {
             });
         }
         let text = std::fs::read_to_string(log.path()).unwrap();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["token"], "default");
         assert_eq!(lines[1]["ok"], false);

@@ -29,7 +29,11 @@ pub struct Principal {
 
 impl Principal {
     pub fn full(name: &str) -> Principal {
-        Principal { name: name.to_string(), access: McpAccess::Write, namespaces: None }
+        Principal {
+            name: name.to_string(),
+            access: McpAccess::Write,
+            namespaces: None,
+        }
     }
 
     pub fn can_write(&self) -> bool {
@@ -50,7 +54,11 @@ impl Principal {
 
     /// The namespaces a read touches: the requested ones (each must be in scope), or when
     /// none are requested, `default` narrowed to the scope (or the whole scope if that is empty).
-    pub fn scope_read(&self, requested: &[String], default: Vec<String>) -> Result<Vec<String>, String> {
+    pub fn scope_read(
+        &self,
+        requested: &[String],
+        default: Vec<String>,
+    ) -> Result<Vec<String>, String> {
         if let Some(bad) = requested.iter().find(|n| !self.may_use(n)) {
             return Err(self.out_of_scope(bad));
         }
@@ -60,14 +68,23 @@ impl Principal {
         match &self.namespaces {
             None => Ok(default),
             Some(scope) => {
-                let narrowed: Vec<String> = default.into_iter().filter(|n| scope.contains(n)).collect();
-                Ok(if narrowed.is_empty() { scope.clone() } else { narrowed })
+                let narrowed: Vec<String> =
+                    default.into_iter().filter(|n| scope.contains(n)).collect();
+                Ok(if narrowed.is_empty() {
+                    scope.clone()
+                } else {
+                    narrowed
+                })
             }
         }
     }
 
     pub fn out_of_scope(&self, namespace: &str) -> String {
-        let scope = self.namespaces.as_ref().map(|v| v.join(", ")).unwrap_or_default();
+        let scope = self
+            .namespaces
+            .as_ref()
+            .map(|v| v.join(", "))
+            .unwrap_or_default();
         format!(
             "the token `{}` may not use namespace `{namespace}`; it is limited to: {scope}",
             self.name
@@ -127,11 +144,18 @@ impl TokenSet {
                 principal: Principal {
                     name: t.name.clone(),
                     access: t.access,
-                    namespaces: if t.namespaces.is_empty() { None } else { Some(t.namespaces.clone()) },
+                    namespaces: if t.namespaces.is_empty() {
+                        None
+                    } else {
+                        Some(t.namespaces.clone())
+                    },
                 },
             });
         }
-        Ok(TokenSet { entries, open: !cfg.require_token })
+        Ok(TokenSet {
+            entries,
+            open: !cfg.require_token,
+        })
     }
 
     pub fn is_open(&self) -> bool {
@@ -167,7 +191,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// The default token and its file, created (mode 0600) on first use.
 pub fn default_token(home: &Path) -> Result<(String, PathBuf), McpError> {
     let path = home.join(TOKEN_FILE);
-    let io = |e: std::io::Error| McpError::Io { path: path.display().to_string(), source: e };
+    let io = |e: std::io::Error| McpError::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
     match std::fs::read_to_string(&path) {
         Ok(text) if text.trim().len() >= 16 => {
             tighten_permissions(&path).map_err(io)?;
@@ -182,7 +209,10 @@ pub fn default_token(home: &Path) -> Result<(String, PathBuf), McpError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
-    std::fs::create_dir_all(home).map_err(|e| McpError::Io { path: home.display().to_string(), source: e })?;
+    std::fs::create_dir_all(home).map_err(|e| McpError::Io {
+        path: home.display().to_string(),
+        source: e,
+    })?;
     let token = new_secret().map_err(io)?;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -210,7 +240,11 @@ fn tighten_permissions(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)?.permissions().mode();
     if mode & 0o077 != 0 {
-        tracing::warn!("{} was readable by others (mode {:o}); setting it to 0600", path.display(), mode & 0o777);
+        tracing::warn!(
+            "{} was readable by others (mode {:o}); setting it to 0600",
+            path.display(),
+            mode & 0o777
+        );
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(())
@@ -224,7 +258,10 @@ fn tighten_permissions(_: &Path) -> std::io::Result<()> {
 fn new_secret() -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
     std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
-    Ok(format!("cmm_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    Ok(format!(
+        "cmm_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
 }
 
 /// Host and Origin policy (DNS-rebinding defence).
@@ -253,14 +290,24 @@ fn host_part(authority: &str) -> String {
 
 impl OriginPolicy {
     pub fn new(cfg: &McpConfig, bind_host: &str) -> OriginPolicy {
-        let mut hosts: Vec<String> = cfg.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
-        let unspecified = bind_host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified());
+        let mut hosts: Vec<String> = cfg
+            .allowed_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        let unspecified = bind_host
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified());
         if !unspecified && !is_loopback_name(bind_host) {
             hosts.push(host_part(bind_host));
         }
         OriginPolicy {
             hosts,
-            origins: cfg.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect(),
+            origins: cfg
+                .allowed_origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
         }
     }
 
@@ -271,7 +318,10 @@ impl OriginPolicy {
         };
         let name = host_part(host);
         if is_loopback_name(&name)
-            || self.hosts.iter().any(|h| h == &name || h.eq_ignore_ascii_case(host.trim()))
+            || self
+                .hosts
+                .iter()
+                .any(|h| h == &name || h.eq_ignore_ascii_case(host.trim()))
         {
             Ok(())
         } else {
@@ -288,7 +338,9 @@ impl OriginPolicy {
         if self.origins.iter().any(|a| a == &o) {
             return Ok(());
         }
-        let authority = o.strip_prefix("http://").or_else(|| o.strip_prefix("https://"));
+        let authority = o
+            .strip_prefix("http://")
+            .or_else(|| o.strip_prefix("https://"));
         if authority.is_some_and(|a| !a.contains('/') && is_loopback_name(&host_part(a))) {
             return Ok(());
         }
@@ -327,7 +379,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 
@@ -344,20 +399,45 @@ mod tests {
         });
         let set = TokenSet::load(home.path(), &c).unwrap();
         let (def, _) = default_token(home.path()).unwrap();
-        assert_eq!(set.authenticate(Some(&format!("Bearer {def}"))).unwrap().name, "default");
-        let r = set.authenticate(Some(&format!("bearer {}", "r".repeat(20)))).unwrap();
+        assert_eq!(
+            set.authenticate(Some(&format!("Bearer {def}")))
+                .unwrap()
+                .name,
+            "default"
+        );
+        let r = set
+            .authenticate(Some(&format!("bearer {}", "r".repeat(20))))
+            .unwrap();
         assert!(!r.can_write() && r.may_use("testing") && !r.may_use("coding"));
-        assert!(set.authenticate(Some("Bearer wrong-token-wrong-token")).is_none());
+        assert!(set
+            .authenticate(Some("Bearer wrong-token-wrong-token"))
+            .is_none());
         assert!(set.authenticate(None).is_none());
-        assert!(set.authenticate(Some(&def)).is_none(), "a bare token without the Bearer scheme");
+        assert!(
+            set.authenticate(Some(&def)).is_none(),
+            "a bare token without the Bearer scheme"
+        );
     }
 
     #[test]
     fn read_scope_narrows_defaults() {
-        let p = Principal { name: "t".into(), access: McpAccess::Read, namespaces: Some(vec!["testing".into()]) };
-        assert_eq!(p.scope_read(&[], vec!["coding".into(), "documentation".into()]).unwrap(), vec!["testing"]);
-        assert!(p.scope_read(&["coding".into()], vec![]).unwrap_err().contains("limited to: testing"));
-        assert!(Principal::full("x").scope_read(&[], vec!["coding".into()]).is_ok());
+        let p = Principal {
+            name: "t".into(),
+            access: McpAccess::Read,
+            namespaces: Some(vec!["testing".into()]),
+        };
+        assert_eq!(
+            p.scope_read(&[], vec!["coding".into(), "documentation".into()])
+                .unwrap(),
+            vec!["testing"]
+        );
+        assert!(p
+            .scope_read(&["coding".into()], vec![])
+            .unwrap_err()
+            .contains("limited to: testing"));
+        assert!(Principal::full("x")
+            .scope_read(&[], vec!["coding".into()])
+            .is_ok());
     }
 
     #[test]
@@ -375,7 +455,9 @@ mod tests {
         assert!(p.check_origin(Some("http://127.0.0.1")).is_ok());
         assert!(p.check_origin(Some("https://evil.example")).is_err());
         assert!(p.check_origin(Some("null")).is_err());
-        assert!(p.check_origin(Some("http://localhost.evil.example")).is_err());
+        assert!(p
+            .check_origin(Some("http://localhost.evil.example"))
+            .is_err());
         let mut c = cfg();
         c.allowed_origins = vec!["https://app.example.com".into()];
         c.allowed_hosts = vec!["mem.example.com".into()];

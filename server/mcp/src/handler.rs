@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use codemem_service::{IndexEvent, Workspace};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, DiscoverRequestMethod, DiscoverResult, Implementation,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion,
-    ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, DiscoverRequestMethod, DiscoverResult,
+    Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ProgressToken, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -30,8 +30,17 @@ pub struct CodememServer {
 }
 
 impl CodememServer {
-    pub fn new(ws: Arc<Workspace>, audit: Arc<AuditLog>, transport_principal: Option<Principal>) -> Self {
-        CodememServer { ws, audit, transport_principal, tools: Arc::new(tools::tools()) }
+    pub fn new(
+        ws: Arc<Workspace>,
+        audit: Arc<AuditLog>,
+        transport_principal: Option<Principal>,
+    ) -> Self {
+        CodememServer {
+            ws,
+            audit,
+            transport_principal,
+            tools: Arc::new(tools::tools()),
+        }
     }
 
     fn principal(&self, ctx: &RequestContext<RoleServer>) -> Option<Principal> {
@@ -55,19 +64,31 @@ impl CodememServer {
         }
     }
 
-    async fn call(&self, req: CallToolRequestParams, ctx: RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
+    async fn call(
+        &self,
+        req: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
         let Some(who) = self.principal(&ctx) else {
-            return Ok(failure_result(ToolFailure("no credentials on this request".into())));
+            return Ok(failure_result(ToolFailure(
+                "no credentials on this request".into(),
+            )));
         };
         let name = req.name.to_string();
         let args = req.arguments;
         let result: ToolResult = match name.as_str() {
             "search_code" => match parse_args(&name, args) {
-                Ok(a) => self.blocking(move |ws| tools::search_code(ws, &who, a)).await,
+                Ok(a) => {
+                    self.blocking(move |ws| tools::search_code(ws, &who, a))
+                        .await
+                }
                 Err(e) => Err(e),
             },
             "find_symbol" => match parse_args(&name, args) {
-                Ok(a) => self.blocking(move |ws| tools::find_symbol(ws, &who, a)).await,
+                Ok(a) => {
+                    self.blocking(move |ws| tools::find_symbol(ws, &who, a))
+                        .await
+                }
                 Err(e) => Err(e),
             },
             "recall" => match parse_args(&name, args) {
@@ -79,7 +100,10 @@ impl CodememServer {
                 Err(e) => Err(e),
             },
             "list_namespaces" => match parse_args::<tools::NoArgs>(&name, args) {
-                Ok(_) => self.blocking(move |ws| tools::list_namespaces(ws, &who)).await,
+                Ok(_) => {
+                    self.blocking(move |ws| tools::list_namespaces(ws, &who))
+                        .await
+                }
                 Err(e) => Err(e),
             },
             "remember" => match parse_args::<tools::RememberArgs>(&name, args) {
@@ -87,7 +111,13 @@ impl CodememServer {
                     let ns = a.namespace.clone();
                     let w = who.clone();
                     let r = self.blocking(move |ws| tools::remember(ws, &w, a)).await;
-                    let id = r.as_ref().ok().and_then(|r| r.structured_content.as_ref()?.get("id")?.as_str().map(String::from));
+                    let id = r.as_ref().ok().and_then(|r| {
+                        r.structured_content
+                            .as_ref()?
+                            .get("id")?
+                            .as_str()
+                            .map(String::from)
+                    });
                     self.audit(&who, &name, Some(&ns), id.as_deref(), &r);
                     r
                 }
@@ -114,7 +144,10 @@ impl CodememServer {
             other => {
                 let known: Vec<String> = self.tools.iter().map(|t| t.name.to_string()).collect();
                 return Err(ErrorData::invalid_params(
-                    format!("unknown tool `{other}`; available tools: {}", known.join(", ")),
+                    format!(
+                        "unknown tool `{other}`; available tools: {}",
+                        known.join(", ")
+                    ),
                     None,
                 ));
             }
@@ -133,7 +166,14 @@ impl CodememServer {
         r
     }
 
-    fn audit(&self, who: &Principal, tool: &str, namespace: Option<&str>, id: Option<&str>, r: &ToolResult) {
+    fn audit(
+        &self,
+        who: &Principal,
+        tool: &str,
+        namespace: Option<&str>,
+        id: Option<&str>,
+        r: &ToolResult,
+    ) {
         let cancelled = r
             .as_ref()
             .ok()
@@ -155,7 +195,12 @@ impl CodememServer {
         });
     }
 
-    async fn reindex(&self, who: &Principal, a: tools::ReindexArgs, ctx: &RequestContext<RoleServer>) -> ToolResult {
+    async fn reindex(
+        &self,
+        who: &Principal,
+        a: tools::ReindexArgs,
+        ctx: &RequestContext<RoleServer>,
+    ) -> ToolResult {
         who.require_write("reindex")?;
         if who.namespaces.is_some() {
             // A run covers every namespace of a root, and its counters and progress describe them all.
@@ -172,8 +217,7 @@ impl CodememServer {
                 Err(_) => return Err(ToolFailure("internal error resolving the path".into())),
             }
         };
-        let token: Option<ProgressToken> =
-            ctx.meta.get_progress_token();
+        let token: Option<ProgressToken> = ctx.meta.get_progress_token();
         let cancel = Arc::new(AtomicBool::new(false));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(f64, String)>();
         // Cancellation (notifications/cancelled, or the client going away) stops the run.
@@ -188,7 +232,9 @@ impl CodememServer {
             tokio::spawn(async move {
                 while let Some((progress, message)) = rx.recv().await {
                     if let Some(t) = &token {
-                        let p = ProgressNotificationParam::new(t.clone(), progress).with_total(100.0).with_message(message);
+                        let p = ProgressNotificationParam::new(t.clone(), progress)
+                            .with_total(100.0)
+                            .with_message(message);
                         if peer.notify_progress(p).await.is_err() {
                             break;
                         }
@@ -202,9 +248,14 @@ impl CodememServer {
             let last = std::sync::Mutex::new(0.0f64);
             let sink = |e: IndexEvent| {
                 let (pct, msg) = match &e {
-                    IndexEvent::Scanned { files, changed, deleted } => {
-                        (1.0, format!("scanned {files} files: {changed} changed, {deleted} deleted"))
-                    }
+                    IndexEvent::Scanned {
+                        files,
+                        changed,
+                        deleted,
+                    } => (
+                        1.0,
+                        format!("scanned {files} files: {changed} changed, {deleted} deleted"),
+                    ),
                     IndexEvent::Lexical { done, total } => (
                         1.0 + 49.0 * ratio(*done, *total),
                         format!("lexical index: {done}/{total} files"),
@@ -234,7 +285,9 @@ impl CodememServer {
         let _ = forward.await;
         match run {
             Ok(r) => r,
-            Err(_) => Err(ToolFailure("internal error while re-indexing; the next run resumes".into())),
+            Err(_) => Err(ToolFailure(
+                "internal error while re-indexing; the next run resumes".into(),
+            )),
         }
     }
 }
@@ -261,7 +314,10 @@ impl ServerHandler for CodememServer {
 
     /// Clients that probe with `server/discover` first get "method not found" and fall back
     /// to `initialize` on the same connection.
-    async fn discover(&self, _ctx: RequestContext<RoleServer>) -> Result<DiscoverResult, ErrorData> {
+    async fn discover(
+        &self,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
         Err(ErrorData::method_not_found::<DiscoverRequestMethod>())
     }
 

@@ -38,7 +38,11 @@ pub struct HttpOptions {
 
 impl HttpOptions {
     pub fn new(home: PathBuf, config: McpConfig) -> HttpOptions {
-        HttpOptions { home, config, path: DEFAULT_PATH.into() }
+        HttpOptions {
+            home,
+            config,
+            path: DEFAULT_PATH.into(),
+        }
     }
 }
 
@@ -70,7 +74,10 @@ impl HttpServer {
 fn plain(status: StatusCode, msg: String) -> Response {
     let mut r = (status, format!("{msg}\n")).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"codemem\""));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"codemem\""),
+        );
     }
     r
 }
@@ -78,14 +85,27 @@ fn plain(status: StatusCode, msg: String) -> Response {
 /// A JSON-RPC error as the whole HTTP response.
 fn rpc_error(status: StatusCode, id: serde_json::Value, code: i64, message: String) -> Response {
     let body = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.to_string()).into_response()
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// Checks a POST body: `Ok(true)` for an `initialize` request (it creates a session),
 /// `Ok(false)` for any other message rmcp can read, `Err` = the 400 answer.
 fn check_body(bytes: &[u8]) -> Result<bool, Response> {
     let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        rpc_error(StatusCode::BAD_REQUEST, serde_json::Value::Null, -32700, format!("parse error: {e}; the body must be one JSON-RPC message"))
+        rpc_error(
+            StatusCode::BAD_REQUEST,
+            serde_json::Value::Null,
+            -32700,
+            format!("parse error: {e}; the body must be one JSON-RPC message"),
+        )
     })?;
     match serde_json::from_value::<ClientJsonRpcMessage>(v.clone()) {
         Ok(_) => Ok(v.get("method").and_then(|m| m.as_str()) == Some("initialize")),
@@ -102,10 +122,14 @@ const SESSION_HEADER: &str = "mcp-session-id";
 
 async fn guard(State(gate): State<SharedGate>, req: Request, next: Next) -> Response {
     let headers = req.headers();
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(String::from).or_else(|| {
-        // HTTP/2 carries the authority in the URI instead.
-        req.uri().authority().map(|a| a.to_string())
-    });
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+        .or_else(|| {
+            // HTTP/2 carries the authority in the URI instead.
+            req.uri().authority().map(|a| a.to_string())
+        });
     if let Err(why) = gate.origins.check_host(host.as_deref()) {
         tracing::warn!("refused a request: {why}");
         return plain(StatusCode::FORBIDDEN, why);
@@ -113,7 +137,12 @@ async fn guard(State(gate): State<SharedGate>, req: Request, next: Next) -> Resp
     let origin = match headers.get(header::ORIGIN).map(|v| v.to_str()) {
         None => None,
         Some(Ok(o)) => Some(o),
-        Some(Err(_)) => return plain(StatusCode::FORBIDDEN, "the Origin header is not valid text".into()),
+        Some(Err(_)) => {
+            return plain(
+                StatusCode::FORBIDDEN,
+                "the Origin header is not valid text".into(),
+            )
+        }
     };
     if let Err(why) = gate.origins.check_origin(origin) {
         tracing::warn!("refused a request: {why}");
@@ -126,10 +155,15 @@ async fn guard(State(gate): State<SharedGate>, req: Request, next: Next) -> Resp
     if declared.is_some_and(|n| n > gate.max_body_bytes as u64) {
         return plain(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is larger than {} bytes (mcp.max_body_bytes); send less", gate.max_body_bytes),
+            format!(
+                "the request body is larger than {} bytes (mcp.max_body_bytes); send less",
+                gate.max_body_bytes
+            ),
         );
     }
-    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let Some(principal) = gate.tokens.authenticate(auth) else {
         let msg = if auth.is_none() {
             "missing bearer token: send `Authorization: Bearer <token>`; `codemem token` prints the token"
@@ -139,8 +173,15 @@ async fn guard(State(gate): State<SharedGate>, req: Request, next: Next) -> Resp
         return plain(StatusCode::UNAUTHORIZED, msg.into());
     };
     // A session belongs to the token that created it; to any other it does not exist.
-    let session = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(String::from);
-    if session.as_deref().is_some_and(|s| !gate.sessions.may_use(s, &principal.name)) {
+    let session = req
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    if session
+        .as_deref()
+        .is_some_and(|s| !gate.sessions.may_use(s, &principal.name))
+    {
         return plain(
             StatusCode::NOT_FOUND,
             "session not found for this token; start a new session with `initialize` (a session belongs to the token that created it)".into(),
@@ -156,10 +197,18 @@ async fn guard(State(gate): State<SharedGate>, req: Request, next: Next) -> Resp
             Err(e) if e.to_string().contains("length limit") => {
                 return plain(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the request body is larger than {} bytes (mcp.max_body_bytes); send less", gate.max_body_bytes),
+                    format!(
+                        "the request body is larger than {} bytes (mcp.max_body_bytes); send less",
+                        gate.max_body_bytes
+                    ),
                 )
             }
-            Err(e) => return plain(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")),
+            Err(e) => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the request body: {e}"),
+                )
+            }
         };
         let initialize = match check_body(&bytes) {
             Ok(i) => i,
@@ -169,7 +218,9 @@ async fn guard(State(gate): State<SharedGate>, req: Request, next: Next) -> Resp
             match gate.sessions.reserve(&principal.name).await {
                 Ok(r) => reservation = Some(r),
                 Err(full) => {
-                    let id = serde_json::from_slice::<serde_json::Value>(&bytes).map(|v| id_of(&v)).unwrap_or_default();
+                    let id = serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .map(|v| id_of(&v))
+                        .unwrap_or_default();
                     return rpc_error(
                         StatusCode::TOO_MANY_REQUESTS,
                         id,
@@ -191,7 +242,11 @@ async fn guard(State(gate): State<SharedGate>, req: Request, next: Next) -> Resp
     req.extensions_mut().insert(principal);
     let resp = next.run(req).await;
     if let Some(r) = reservation {
-        if let Some(id) = resp.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+        if let Some(id) = resp
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
             r.created(id);
         }
     }
@@ -219,13 +274,26 @@ pub async fn serve_http(
     let listener = match tokio::net::TcpListener::bind(bind.as_str()).await {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            return Err(McpError::PortInUse { host: cfg.host.clone(), port: cfg.port })
+            return Err(McpError::PortInUse {
+                host: cfg.host.clone(),
+                port: cfg.port,
+            })
         }
-        Err(e) => return Err(McpError::Bind { addr: bind, source: e }),
+        Err(e) => {
+            return Err(McpError::Bind {
+                addr: bind,
+                source: e,
+            })
+        }
     };
-    let addr = listener.local_addr().map_err(|e| McpError::Bind { addr: bind.clone(), source: e })?;
+    let addr = listener.local_addr().map_err(|e| McpError::Bind {
+        addr: bind.clone(),
+        source: e,
+    })?;
     if !addr.ip().is_loopback() && tokens.is_open() {
-        return Err(McpError::InsecureBind { addr: addr.to_string() });
+        return Err(McpError::InsecureBind {
+            addr: addr.to_string(),
+        });
     }
     let manager = Arc::new(LocalSessionManager::default());
     let gate: SharedGate = Arc::new(Gate {
@@ -243,18 +311,28 @@ pub async fn serve_http(
     rmcp_cfg.max_request_body_bytes = cfg.max_body_bytes;
     let service: StreamableHttpService<CodememServer, LocalSessionManager> =
         StreamableHttpService::new(move || Ok(server.clone()), manager, rmcp_cfg);
-    let path = if opts.path.starts_with('/') { opts.path.clone() } else { format!("/{}", opts.path) };
+    let path = if opts.path.starts_with('/') {
+        opts.path.clone()
+    } else {
+        format!("/{}", opts.path)
+    };
     let router = axum::Router::new()
         .nest_service(&path, service)
         .layer(axum::middleware::from_fn_with_state(gate, guard))
-        .fallback(|| async { plain(StatusCode::NOT_FOUND, "not found; the MCP endpoint is /mcp".into()) });
+        .fallback(|| async {
+            plain(
+                StatusCode::NOT_FOUND,
+                "not found; the MCP endpoint is /mcp".into(),
+            )
+        });
     let task = tokio::spawn(async move {
         // Small SSE frames must not wait for the client's delayed ACK (Nagle: +40 ms per call).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("TCP_NODELAY not set: {e}");
-            }
-        });
+        let listener =
+            axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY not set: {e}");
+                }
+            });
         axum::serve(listener, router.into_make_service())
             .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
             .await

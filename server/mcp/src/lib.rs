@@ -32,7 +32,10 @@ pub enum McpError {
     )]
     PortInUse { host: String, port: u16 },
     #[error("cannot listen on {addr}: {source}; check mcp.host / --host")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error(
         "refusing to serve MCP on {addr} without a bearer token: a non-loopback address is reachable from \
          other machines; set `require_token = true` under [mcp] (the default) or bind 127.0.0.1"
@@ -41,7 +44,10 @@ pub enum McpError {
     #[error("{0}")]
     Config(String),
     #[error("I/O error on {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("MCP over stdio failed: {0}")]
     Stdio(String),
     #[error("the MCP HTTP server failed: {0}")]
@@ -62,7 +68,11 @@ where
     W: tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
     let home = codemem_service::paths::codemem_home();
-    let server = CodememServer::new(ws, Arc::new(AuditLog::new(&home)), Some(Principal::full("stdio")));
+    let server = CodememServer::new(
+        ws,
+        Arc::new(AuditLog::new(&home)),
+        Some(Principal::full("stdio")),
+    );
     // A line guard answers malformed lines itself (stdio.rs); rmcp reads only good ones through
     // an in-memory pipe, and its replies and the guard's errors are written whole, in turn.
     let (to_server, server_in) = tokio::io::duplex(1 << 20);
@@ -72,8 +82,14 @@ where
     let split = tokio::spawn(stdio::split_output(from_server, lines.clone()));
     let guard = tokio::spawn(stdio::guard_input(reader, to_server, lines));
     let served = async {
-        let running = server.serve((server_in, server_out)).await.map_err(|e| McpError::Stdio(e.to_string()))?;
-        running.waiting().await.map_err(|e| McpError::Stdio(e.to_string()))?;
+        let running = server
+            .serve((server_in, server_out))
+            .await
+            .map_err(|e| McpError::Stdio(e.to_string()))?;
+        running
+            .waiting()
+            .await
+            .map_err(|e| McpError::Stdio(e.to_string()))?;
         Ok::<(), McpError>(())
     }
     .await;

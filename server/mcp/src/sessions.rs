@@ -30,7 +30,11 @@ pub struct AtCapacity {
 
 impl Sessions {
     pub fn new(manager: Arc<LocalSessionManager>, max_per_token: usize) -> Sessions {
-        Sessions { manager, max_per_token, state: Mutex::new(State::default()) }
+        Sessions {
+            manager,
+            max_per_token,
+            state: Mutex::new(State::default()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -39,25 +43,43 @@ impl Sessions {
 
     /// `false` when the session exists and belongs to another token.
     pub fn may_use(&self, session: &str, token: &str) -> bool {
-        self.lock().owners.get(session).is_none_or(|owner| owner == token)
+        self.lock()
+            .owners
+            .get(session)
+            .is_none_or(|owner| owner == token)
     }
 
     /// Reserves room for one more session of `token` until the reservation is used or dropped.
     pub async fn reserve(self: &Arc<Self>, token: &str) -> Result<Reservation, AtCapacity> {
         // Sessions rmcp closed (DELETE, idle timeout, worker exit) no longer count.
         let live: Vec<String> = {
-            let owned: Vec<String> = self.lock().owners.iter().filter(|(_, o)| *o == token).map(|(s, _)| s.clone()).collect();
+            let owned: Vec<String> = self
+                .lock()
+                .owners
+                .iter()
+                .filter(|(_, o)| *o == token)
+                .map(|(s, _)| s.clone())
+                .collect();
             let sessions = self.manager.sessions.read().await;
-            owned.into_iter().filter(|s| sessions.contains_key(s.as_str())).collect()
+            owned
+                .into_iter()
+                .filter(|s| sessions.contains_key(s.as_str()))
+                .collect()
         };
         let mut st = self.lock();
         st.owners.retain(|s, o| o != token || live.contains(s));
         let pending = st.pending.get(token).copied().unwrap_or(0);
         if live.len() + pending >= self.max_per_token {
-            return Err(AtCapacity { live: live.len() + pending, max: self.max_per_token });
+            return Err(AtCapacity {
+                live: live.len() + pending,
+                max: self.max_per_token,
+            });
         }
         *st.pending.entry(token.to_string()).or_default() += 1;
-        Ok(Reservation { sessions: self.clone(), token: token.to_string() })
+        Ok(Reservation {
+            sessions: self.clone(),
+            token: token.to_string(),
+        })
     }
 
     fn release(st: &mut State, token: &str) {
@@ -68,7 +90,6 @@ impl Sessions {
             }
         }
     }
-
 
     /// The owner closed `session`.
     pub fn closed(&self, session: &str) {
@@ -85,7 +106,10 @@ pub struct Reservation {
 impl Reservation {
     /// The `initialize` created `session`: it now belongs to the token.
     pub fn created(self, session: &str) {
-        self.sessions.lock().owners.insert(session.to_string(), self.token.clone());
+        self.sessions
+            .lock()
+            .owners
+            .insert(session.to_string(), self.token.clone());
     }
 }
 

@@ -14,7 +14,9 @@ pub const MAX_LINE: usize = rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 pub(crate) fn error_line(id: Value, code: i64, message: String) -> Vec<u8> {
-    let mut line = json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}).to_string().into_bytes();
+    let mut line = json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+        .to_string()
+        .into_bytes();
     line.push(b'\n');
     line
 }
@@ -36,10 +38,20 @@ fn check(line: &[u8]) -> Option<Vec<u8>> {
         Err(e) => {
             if std::str::from_utf8(line).is_err() {
                 // Read it leniently to find the id, so the client is not left waiting.
-                let id = serde_json::from_str::<Value>(&String::from_utf8_lossy(line)).map(|v| id_of(&v)).unwrap_or(Value::Null);
-                return Some(error_line(id, -32700, "parse error: the message is not valid UTF-8; send UTF-8 JSON".into()));
+                let id = serde_json::from_str::<Value>(&String::from_utf8_lossy(line))
+                    .map(|v| id_of(&v))
+                    .unwrap_or(Value::Null);
+                return Some(error_line(
+                    id,
+                    -32700,
+                    "parse error: the message is not valid UTF-8; send UTF-8 JSON".into(),
+                ));
             }
-            return Some(error_line(Value::Null, -32700, format!("parse error: {e}; send one JSON-RPC object per line")));
+            return Some(error_line(
+                Value::Null,
+                -32700,
+                format!("parse error: {e}; send one JSON-RPC object per line"),
+            ));
         }
     };
     if serde_json::from_value::<ClientJsonRpcMessage>(value.clone()).is_ok() {
@@ -47,20 +59,38 @@ fn check(line: &[u8]) -> Option<Vec<u8>> {
     }
     match &value {
         // A notification rmcp cannot read: it ignores or answers it itself (no id to answer).
-        Value::Object(m) if m.get("method").is_some_and(Value::is_string) && !m.contains_key("id") => None,
+        Value::Object(m)
+            if m.get("method").is_some_and(Value::is_string) && !m.contains_key("id") =>
+        {
+            None
+        }
         Value::Object(m) => {
             let why = if m.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
                 "\"jsonrpc\" must be \"2.0\"".to_string()
-            } else if !m.contains_key("method") && !m.contains_key("result") && !m.contains_key("error") {
+            } else if !m.contains_key("method")
+                && !m.contains_key("result")
+                && !m.contains_key("error")
+            {
                 "a request needs a \"method\"".to_string()
-            } else if !matches!(m.get("id"), None | Some(Value::String(_) | Value::Number(_))) {
+            } else if !matches!(
+                m.get("id"),
+                None | Some(Value::String(_) | Value::Number(_))
+            ) {
                 "\"id\" must be a string or a number".to_string()
             } else {
                 "the method's \"params\" do not match what it takes".to_string()
             };
-            Some(error_line(id_of(&value), -32600, format!("invalid request: {why}")))
+            Some(error_line(
+                id_of(&value),
+                -32600,
+                format!("invalid request: {why}"),
+            ))
         }
-        _ => Some(error_line(Value::Null, -32600, "invalid request: expected a JSON-RPC object (batches are not supported)".into())),
+        _ => Some(error_line(
+            Value::Null,
+            -32600,
+            "invalid request: expected a JSON-RPC object (batches are not supported)".into(),
+        )),
     }
 }
 
@@ -81,7 +111,13 @@ async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Lin
                 Err(_) => return Line::Eof,
             };
             if available.is_empty() {
-                return if too_long { Line::TooLong } else if buf.is_empty() { Line::Eof } else { Line::Got };
+                return if too_long {
+                    Line::TooLong
+                } else if buf.is_empty() {
+                    Line::Eof
+                } else {
+                    Line::Got
+                };
             }
             let nl = available.iter().position(|b| *b == b'\n');
             let take = nl.map_or(available.len(), |i| i + 1);
@@ -103,14 +139,24 @@ async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Lin
 
 /// Reads client lines from `input`, forwards good ones to `to_server` and sends error lines
 /// to `out`. Returns when the input ends (and then closes `to_server`).
-pub async fn guard_input<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(input: R, mut to_server: W, out: mpsc::UnboundedSender<Vec<u8>>) {
+pub async fn guard_input<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    input: R,
+    mut to_server: W,
+    out: mpsc::UnboundedSender<Vec<u8>>,
+) {
     let mut r = BufReader::new(input);
     let mut buf = Vec::new();
     loop {
         match read_line(&mut r, &mut buf).await {
             Line::Eof => break,
             Line::TooLong => {
-                let _ = out.send(error_line(Value::Null, -32600, format!("invalid request: a message is longer than {MAX_LINE} bytes; send less")));
+                let _ = out.send(error_line(
+                    Value::Null,
+                    -32600,
+                    format!(
+                        "invalid request: a message is longer than {MAX_LINE} bytes; send less"
+                    ),
+                ));
                 continue;
             }
             Line::Got => {}
@@ -125,7 +171,10 @@ pub async fn guard_input<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(input: R, 
                 let _ = out.send(reply);
             }
             None => {
-                if to_server.write_all(line).await.is_err() || to_server.write_all(b"\n").await.is_err() || to_server.flush().await.is_err() {
+                if to_server.write_all(line).await.is_err()
+                    || to_server.write_all(b"\n").await.is_err()
+                    || to_server.flush().await.is_err()
+                {
                     break;
                 }
             }
@@ -135,7 +184,10 @@ pub async fn guard_input<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(input: R, 
 }
 
 /// Splits the server's output into whole lines and hands them to `out`.
-pub async fn split_output<R: AsyncRead + Unpin>(from_server: R, out: mpsc::UnboundedSender<Vec<u8>>) {
+pub async fn split_output<R: AsyncRead + Unpin>(
+    from_server: R,
+    out: mpsc::UnboundedSender<Vec<u8>>,
+) {
     let mut r = BufReader::new(from_server);
     loop {
         let mut line = Vec::new();
@@ -153,7 +205,10 @@ pub async fn split_output<R: AsyncRead + Unpin>(from_server: R, out: mpsc::Unbou
 }
 
 /// Writes lines to `stdout` in order, flushing each.
-pub async fn write_lines<W: AsyncWrite + Unpin>(mut stdout: W, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+pub async fn write_lines<W: AsyncWrite + Unpin>(
+    mut stdout: W,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
     while let Some(l) = rx.recv().await {
         if stdout.write_all(&l).await.is_err() || stdout.flush().await.is_err() {
             return;
@@ -172,7 +227,11 @@ mod tests {
         guard_input(input, server_w, tx).await;
         let mut forwarded = Vec::new();
         server_r.read_to_end(&mut forwarded).await.unwrap();
-        let forwarded = forwarded.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+        let forwarded = forwarded
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
         let mut errors = Vec::new();
         while let Ok(l) = rx.try_recv() {
             errors.push(serde_json::from_slice(&l).unwrap());
@@ -187,19 +246,33 @@ mod tests {
         input.extend_from_slice(b"not json\n\n");
         input.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":7}\n");
         input.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/call\",\"params\":{\"name\":\"x\",\"arguments\":{\"q\":\"a\xffb\"}}}\n");
-        input.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":\"x\"}\n");
+        input.extend_from_slice(
+            b"{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":\"x\"}\n",
+        );
         input.extend_from_slice(b"[1,2]\n");
-        input.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
+        input
+            .extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
         input.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"no/such\"}");
         let (forwarded, errors) = run(&input).await;
         let ids: Vec<&Value> = forwarded.iter().map(|v| &v["id"]).collect();
         assert_eq!(ids, [&json!(1), &Value::Null, &json!(2)], "{forwarded:?}");
-        let got: Vec<(Value, i64)> = errors.iter().map(|e| (e["id"].clone(), e["error"]["code"].as_i64().unwrap())).collect();
+        let got: Vec<(Value, i64)> = errors
+            .iter()
+            .map(|e| (e["id"].clone(), e["error"]["code"].as_i64().unwrap()))
+            .collect();
         assert_eq!(
             got,
-            [(Value::Null, -32700), (json!(7), -32600), (json!(8), -32700), (json!(9), -32600), (Value::Null, -32600)],
+            [
+                (Value::Null, -32700),
+                (json!(7), -32600),
+                (json!(8), -32700),
+                (json!(9), -32600),
+                (Value::Null, -32600)
+            ],
             "{errors:?}"
         );
-        assert!(errors.iter().all(|e| e.as_object().unwrap().contains_key("id")));
+        assert!(errors
+            .iter()
+            .all(|e| e.as_object().unwrap().contains_key("id")));
     }
 }

@@ -111,7 +111,11 @@ pub struct ReindexArgs {
 
 /// Every tool: (name, description, schema of its arguments, annotations).
 pub fn tools() -> Vec<Tool> {
-    fn tool<T: JsonSchema>(name: &'static str, description: &'static str, ann: ToolAnnotations) -> Tool {
+    fn tool<T: JsonSchema>(
+        name: &'static str,
+        description: &'static str,
+        ann: ToolAnnotations,
+    ) -> Tool {
         Tool::new(name, description, Arc::new(schema_of::<T>())).with_annotations(ann)
     }
     let read = || ToolAnnotations::new().read_only(true).open_world(false);
@@ -174,7 +178,11 @@ pub fn schema_of<T: JsonSchema>() -> JsonObject {
                     }
                 }
                 if let Some(Value::Array(any)) = m.get("anyOf") {
-                    let kept: Vec<Value> = any.iter().filter(|s| s.get("type") != Some(&json!("null"))).cloned().collect();
+                    let kept: Vec<Value> = any
+                        .iter()
+                        .filter(|s| s.get("type") != Some(&json!("null")))
+                        .cloned()
+                        .collect();
                     if kept.len() == 1 {
                         m.remove("anyOf");
                         if let Value::Object(inner) = &kept[0] {
@@ -237,7 +245,10 @@ fn ok(text: String, structured: Value) -> ToolResult {
 }
 
 /// Parses a tool's arguments; the error names the tool, what was wrong and what is expected.
-pub fn parse_args<T: DeserializeOwned + JsonSchema>(tool: &str, args: Option<JsonObject>) -> Result<T, ToolFailure> {
+pub fn parse_args<T: DeserializeOwned + JsonSchema>(
+    tool: &str,
+    args: Option<JsonObject>,
+) -> Result<T, ToolFailure> {
     let args = args.unwrap_or_default();
     if let Some((k, _)) = args.iter().find(|(_, v)| too_big(v)) {
         return Err(ToolFailure(format!(
@@ -262,13 +273,22 @@ pub fn parse_args<T: DeserializeOwned + JsonSchema>(tool: &str, args: Option<Jso
                             Some(Value::String(t)) => t.clone(),
                             _ => "value".into(),
                         };
-                        format!("{name}{}: {ty}", if required.contains(&name.as_str()) { "" } else { "?" })
+                        format!(
+                            "{name}{}: {ty}",
+                            if required.contains(&name.as_str()) {
+                                ""
+                            } else {
+                                "?"
+                            }
+                        )
                     })
                     .collect::<Vec<_>>()
                     .join(", ")
             })
             .unwrap_or_default();
-        ToolFailure(format!("invalid arguments for {tool}: {e}. Expected {{{fields}}}."))
+        ToolFailure(format!(
+            "invalid arguments for {tool}: {e}. Expected {{{fields}}}."
+        ))
     })
 }
 
@@ -304,7 +324,9 @@ fn k_of(k: Option<u32>) -> Result<usize, ToolFailure> {
 
 fn check_query(q: &str) -> Result<(), ToolFailure> {
     if q.trim().is_empty() {
-        return Err(ToolFailure("the query is empty; say what to look for".into()));
+        return Err(ToolFailure(
+            "the query is empty; say what to look for".into(),
+        ));
     }
     if q.len() > MAX_QUERY_BYTES {
         return Err(ToolFailure(format!(
@@ -328,12 +350,21 @@ fn path_glob(ws: &Workspace, glob: &str) -> Result<String, ToolFailure> {
             let r = root.display().to_string();
             if let Some(rest) = glob.strip_prefix(&r) {
                 let rest = rest.trim_start_matches('/');
-                return Ok(if rest.is_empty() { "**".into() } else { rest.to_string() });
+                return Ok(if rest.is_empty() {
+                    "**".into()
+                } else {
+                    rest.to_string()
+                });
             }
         }
         return Err(ServiceError::OutsideWorkspace {
             path: glob.to_string(),
-            roots: ws.roots().iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            roots: ws
+                .roots()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
         }
         .into());
     }
@@ -367,7 +398,10 @@ pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolRe
     check_query(&a.query)?;
     let requested = a.namespaces.unwrap_or_default();
     let default = if who.namespaces.is_some() {
-        codemem_core::DEFAULT_QUERY_NAMESPACES.iter().map(|s| s.to_string()).collect()
+        codemem_core::DEFAULT_QUERY_NAMESPACES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     } else {
         Vec::new()
     };
@@ -379,7 +413,11 @@ pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolRe
         q.language = Some(Language::parse(l).ok_or_else(|| {
             ToolFailure(format!(
                 "unknown language `{l}`; use one of: {}",
-                Language::ALL.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
+                Language::ALL
+                    .iter()
+                    .map(|l| l.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })?);
     }
@@ -403,13 +441,19 @@ pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolRe
     );
     let mut notes = Vec::new();
     if f.pending_files > 0 {
-        notes.push(format!("{} files still awaiting embeddings, lexical only for them", f.pending_files));
+        notes.push(format!(
+            "{} files still awaiting embeddings, lexical only for them",
+            f.pending_files
+        ));
     }
     if f.stale {
         notes.push("HEAD moved since the last index".to_string());
     }
     if f.unsaved_files > 0 {
-        notes.push(format!("{} unsaved editor buffers included", f.unsaved_files));
+        notes.push(format!(
+            "{} unsaved editor buffers included",
+            f.unsaved_files
+        ));
     }
     if !resp.dense_available {
         notes.push("semantic ranking unavailable (model not loaded)".into());
@@ -426,7 +470,10 @@ pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolRe
             shown_path(multi, h.root.as_deref(), &h.path),
             h.start_line,
             h.end_line,
-            h.symbol.as_deref().map(|s| format!("  {} {s}", h.kind.as_str())).unwrap_or_default(),
+            h.symbol
+                .as_deref()
+                .map(|s| format!("  {} {s}", h.kind.as_str()))
+                .unwrap_or_default(),
             h.namespace,
             h.language.as_str(),
             if h.unsaved { " (unsaved)" } else { "" },
@@ -435,7 +482,9 @@ pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolRe
         text.push_str(&snippet_lines(&h.snippet, 12));
     }
     if resp.hits.is_empty() {
-        text.push_str("\nNo match. Try other words, fewer filters, or more namespaces (list_namespaces).\n");
+        text.push_str(
+            "\nNo match. Try other words, fewer filters, or more namespaces (list_namespaces).\n",
+        );
     }
     let structured = serde_json::to_value(&resp).map_err(|e| ToolFailure(e.to_string()))?;
     ok(text, structured)
@@ -445,9 +494,17 @@ pub fn find_symbol(ws: &Workspace, who: &Principal, a: FindSymbolArgs) -> ToolRe
     let found = ws.find_symbol_in(&a.name, a.kind.as_deref(), SYMBOL_LIMIT, &who.scope())?;
     let multi = multi_root(ws);
     let mut text = if found.is_empty() {
-        format!("No definition named like {:?}. Try search_code with a description instead.\n", a.name)
+        format!(
+            "No definition named like {:?}. Try search_code with a description instead.\n",
+            a.name
+        )
     } else {
-        format!("{} definition{} for {:?}:\n", found.len(), if found.len() == 1 { "" } else { "s" }, a.name)
+        format!(
+            "{} definition{} for {:?}:\n",
+            found.len(),
+            if found.len() == 1 { "" } else { "s" },
+            a.name
+        )
     };
     for m in &found {
         let _ = writeln!(
@@ -483,7 +540,12 @@ pub fn recall(ws: &Workspace, who: &Principal, a: RecallArgs) -> ToolResult {
     };
     let resp = ws.recall(&q)?;
     let multi = multi_root(ws);
-    let mut text = format!("{} result{} for {:?}\n", resp.hits.len(), if resp.hits.len() == 1 { "" } else { "s" }, a.query);
+    let mut text = format!(
+        "{} result{} for {:?}\n",
+        resp.hits.len(),
+        if resp.hits.len() == 1 { "" } else { "s" },
+        a.query
+    );
     for (i, h) in resp.hits.iter().enumerate() {
         match &h.memory {
             Some(m) => {
@@ -493,8 +555,21 @@ pub fn recall(ws: &Workspace, who: &Principal, a: RecallArgs) -> ToolResult {
                     (None, Some(s)) => format!(", about {s}"),
                     _ => String::new(),
                 };
-                let tags = if m.tags.is_empty() { String::new() } else { format!(", tags: {}", m.tags.join(", ")) };
-                let _ = writeln!(text, "\n{}. memory {} [{}{}{}]  score {:.3}", i + 1, m.id, m.namespace, tags, pin, h.score);
+                let tags = if m.tags.is_empty() {
+                    String::new()
+                } else {
+                    format!(", tags: {}", m.tags.join(", "))
+                };
+                let _ = writeln!(
+                    text,
+                    "\n{}. memory {} [{}{}{}]  score {:.3}",
+                    i + 1,
+                    m.id,
+                    m.namespace,
+                    tags,
+                    pin,
+                    h.score
+                );
                 text.push_str(&snippet_lines(&m.text, 20));
             }
             None => {
@@ -526,7 +601,9 @@ pub fn remember(ws: &Workspace, who: &Principal, a: RememberArgs) -> ToolResult 
     }
     namespaces(std::slice::from_ref(&a.namespace))?;
     if a.text.trim().is_empty() {
-        return Err(ToolFailure("the memory text is empty; write the note in `text`".into()));
+        return Err(ToolFailure(
+            "the memory text is empty; write the note in `text`".into(),
+        ));
     }
     let m = ws.remember(NewMemory {
         text: a.text,
@@ -541,7 +618,10 @@ pub fn remember(ws: &Workspace, who: &Principal, a: RememberArgs) -> ToolResult 
         "Remembered as {} in {}{}. Use forget with this id to delete it.",
         m.id,
         m.namespace,
-        m.path.as_deref().map(|p| format!(", pinned to {p}")).unwrap_or_default()
+        m.path
+            .as_deref()
+            .map(|p| format!(", pinned to {p}"))
+            .unwrap_or_default()
     );
     let structured = json!({ "id": m.id, "memory": m });
     ok(text, structured)
@@ -550,8 +630,13 @@ pub fn remember(ws: &Workspace, who: &Principal, a: RememberArgs) -> ToolResult 
 pub fn forget(ws: &Workspace, who: &Principal, a: ForgetArgs) -> ToolResult {
     who.require_write("forget")?;
     let id = a.id.trim();
-    if !(id.starts_with("mem_") && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
-        return Err(ToolFailure(format!("{id:?} is not a memory id; ids look like \"mem_0123456789abcdef\" (see recall)")));
+    if !(id.starts_with("mem_")
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    {
+        return Err(ToolFailure(format!(
+            "{id:?} is not a memory id; ids look like \"mem_0123456789abcdef\" (see recall)"
+        )));
     }
     if who.namespaces.is_some() {
         // The memory's namespace is not known before deleting it, so a namespace-limited
@@ -563,14 +648,23 @@ pub fn forget(ws: &Workspace, who: &Principal, a: ForgetArgs) -> ToolResult {
     }
     let removed = ws.forget(id)?;
     if !removed {
-        return Err(ToolFailure(format!("no memory with id {id}; recall shows the ids of existing memories")));
+        return Err(ToolFailure(format!(
+            "no memory with id {id}; recall shows the ids of existing memories"
+        )));
     }
-    ok(format!("Forgot {id}."), json!({ "id": id, "removed": true }))
+    ok(
+        format!("Forgot {id}."),
+        json!({ "id": id, "removed": true }),
+    )
 }
 
 pub fn index_status(ws: &Workspace, who: &Principal) -> ToolResult {
     let st = ws.status_in(&who.scope())?;
-    let mut text = format!("state: {}; model: {}\n", st.state, st.model.as_deref().unwrap_or("none (lexical only)"));
+    let mut text = format!(
+        "state: {}; model: {}\n",
+        st.state,
+        st.model.as_deref().unwrap_or("none (lexical only)")
+    );
     for r in &st.roots {
         let p = &r.project;
         let _ = writeln!(
@@ -590,7 +684,11 @@ pub fn index_status(ws: &Workspace, who: &Principal) -> ToolResult {
             p.head_commit.as_deref().unwrap_or("-")
         );
         for n in &p.namespaces {
-            let _ = writeln!(text, "  {:<14} {:>6} files {:>8} points", n.name, n.files, n.points);
+            let _ = writeln!(
+                text,
+                "  {:<14} {:>6} files {:>8} points",
+                n.name, n.files, n.points
+            );
         }
         if let Some(e) = &r.last_error {
             let _ = writeln!(text, "  last error: {e}");
@@ -603,7 +701,10 @@ pub fn index_status(ws: &Workspace, who: &Principal) -> ToolResult {
             b.name,
             b.kind,
             if b.healthy { "healthy" } else { "UNHEALTHY" },
-            b.breaker.as_deref().map(|s| format!(", breaker {s}")).unwrap_or_default()
+            b.breaker
+                .as_deref()
+                .map(|s| format!(", breaker {s}"))
+                .unwrap_or_default()
         );
     }
     let structured = serde_json::to_value(&st).map_err(|e| ToolFailure(e.to_string()))?;
@@ -620,7 +721,11 @@ pub fn list_namespaces(ws: &Workspace, who: &Principal) -> ToolResult {
             n.name, n.description, n.files, n.points, n.memories
         );
     }
-    let access = if who.can_write() { "read and write" } else { "read only" };
+    let access = if who.can_write() {
+        "read and write"
+    } else {
+        "read only"
+    };
     let _ = writeln!(text, "\nYour token (`{}`) may {access} these.", who.name);
     ok(text, json!({ "namespaces": visible, "access": access }))
 }
@@ -686,20 +791,35 @@ mod tests {
 
     #[test]
     fn bad_arguments_say_what_is_expected() {
-        let e = parse_args::<SearchCodeArgs>("search_code", None).err().unwrap().0;
-        assert!(e.contains("missing field `query`") && e.contains("query: string"), "{e}");
+        let e = parse_args::<SearchCodeArgs>("search_code", None)
+            .err()
+            .unwrap()
+            .0;
+        assert!(
+            e.contains("missing field `query`") && e.contains("query: string"),
+            "{e}"
+        );
         let mut a = JsonObject::new();
         a.insert("query".into(), json!(5));
-        let e = parse_args::<SearchCodeArgs>("search_code", Some(a)).err().unwrap().0;
+        let e = parse_args::<SearchCodeArgs>("search_code", Some(a))
+            .err()
+            .unwrap()
+            .0;
         assert!(e.contains("invalid type"), "{e}");
         let mut a = JsonObject::new();
         a.insert("query".into(), json!("x"));
         a.insert("bogus".into(), json!(1));
-        let e = parse_args::<SearchCodeArgs>("search_code", Some(a)).err().unwrap().0;
+        let e = parse_args::<SearchCodeArgs>("search_code", Some(a))
+            .err()
+            .unwrap()
+            .0;
         assert!(e.contains("unknown field `bogus`"), "{e}");
         let mut a = JsonObject::new();
         a.insert("query".into(), json!("x".repeat(MAX_ARG_BYTES + 1)));
-        let e = parse_args::<SearchCodeArgs>("search_code", Some(a)).err().unwrap().0;
+        let e = parse_args::<SearchCodeArgs>("search_code", Some(a))
+            .err()
+            .unwrap()
+            .0;
         assert!(e.contains("larger than"), "{e}");
     }
 }

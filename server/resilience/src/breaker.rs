@@ -26,7 +26,10 @@ pub struct BreakerConfig {
 
 impl Default for BreakerConfig {
     fn default() -> Self {
-        BreakerConfig { failure_threshold: 5, recovery: Duration::from_secs(60) }
+        BreakerConfig {
+            failure_threshold: 5,
+            recovery: Duration::from_secs(60),
+        }
     }
 }
 
@@ -94,7 +97,13 @@ impl<C: Clock> CircuitBreaker<C> {
             name: name.into(),
             cfg,
             clock,
-            inner: Mutex::new(Inner { state: BreakerState::Closed, failures: 0, opened_at: None, times_opened: 0, trial_in_flight: false }),
+            inner: Mutex::new(Inner {
+                state: BreakerState::Closed,
+                failures: 0,
+                opened_at: None,
+                times_opened: 0,
+                trial_in_flight: false,
+            }),
         }
     }
 
@@ -132,7 +141,11 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     fn rejected(&self, s: &Inner, retry_in: Duration) -> Rejected {
-        Rejected { name: self.name.clone(), failures: s.failures, retry_in }
+        Rejected {
+            name: self.name.clone(),
+            failures: s.failures,
+            retry_in,
+        }
     }
 
     pub fn on_success(&self) {
@@ -179,10 +192,20 @@ impl<C: Clock> CircuitBreaker<C> {
         let now = self.clock.now();
         let s = self.lock();
         let retry_in = match (s.state, s.opened_at) {
-            (BreakerState::Open, Some(t)) => Some(self.cfg.recovery.saturating_sub(now.saturating_duration_since(t))),
+            (BreakerState::Open, Some(t)) => Some(
+                self.cfg
+                    .recovery
+                    .saturating_sub(now.saturating_duration_since(t)),
+            ),
             _ => None,
         };
-        BreakerSnapshot { name: self.name.clone(), state: s.state, consecutive_failures: s.failures, times_opened: s.times_opened, retry_in }
+        BreakerSnapshot {
+            name: self.name.clone(),
+            state: s.state,
+            consecutive_failures: s.failures,
+            times_opened: s.times_opened,
+            retry_in,
+        }
     }
 }
 
@@ -206,7 +229,10 @@ mod tests {
 
     fn breaker() -> (CircuitBreaker<ManualClock>, ManualClock) {
         let clock = ManualClock(Arc::new(Mutex::new(Instant::now())));
-        (CircuitBreaker::with_clock("redis", BreakerConfig::default(), clock.clone()), clock)
+        (
+            CircuitBreaker::with_clock("redis", BreakerConfig::default(), clock.clone()),
+            clock,
+        )
     }
 
     #[test]
@@ -223,7 +249,10 @@ mod tests {
             ran = true;
             Ok::<(), ()>(())
         });
-        assert!(r.is_err() && !ran, "an open breaker must not call the backend");
+        assert!(
+            r.is_err() && !ran,
+            "an open breaker must not call the backend"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ mod retry;
 mod runtime;
 pub mod testing;
 
-pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, Clock, Rejected, SystemClock};
+pub use breaker::{
+    BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, Clock, Rejected, SystemClock,
+};
 pub use retry::{retry, Backoff};
 pub use runtime::ClientRuntime;

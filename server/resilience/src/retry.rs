@@ -11,7 +11,11 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { initial: Duration::from_millis(50), max: Duration::from_secs(2), attempts: 3 }
+        Backoff {
+            initial: Duration::from_millis(50),
+            max: Duration::from_secs(2),
+            attempts: 3,
+        }
     }
 }
 
@@ -19,7 +23,10 @@ impl Backoff {
     /// Delay before retry number `n` (1-based): initial · 2^(n-1), capped, with ±25 % jitter
     /// derived from `n` so concurrent callers spread out without a random number generator.
     pub fn delay(&self, n: u32) -> Duration {
-        let base = self.initial.saturating_mul(1u32 << n.saturating_sub(1).min(16)).min(self.max);
+        let base = self
+            .initial
+            .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+            .min(self.max);
         let jitter = ((n.wrapping_mul(2_654_435_761) >> 16) % 51) as i64 - 25; // -25..=25 %
         let ms = base.as_millis() as i64;
         Duration::from_millis((ms + ms * jitter / 100).max(0) as u64)
@@ -27,7 +34,11 @@ impl Backoff {
 }
 
 /// Calls `f` up to `b.attempts` times while `retryable(&err)` says so, sleeping in between.
-pub fn retry<T, E>(b: &Backoff, mut retryable: impl FnMut(&E) -> bool, mut f: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+pub fn retry<T, E>(
+    b: &Backoff,
+    mut retryable: impl FnMut(&E) -> bool,
+    mut f: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
     let mut n = 0;
     loop {
         match f() {
@@ -49,7 +60,11 @@ mod tests {
 
     #[test]
     fn delays_grow_and_are_capped() {
-        let b = Backoff { initial: Duration::from_millis(100), max: Duration::from_millis(400), attempts: 5 };
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(400),
+            attempts: 5,
+        };
         let d: Vec<u128> = (1..=5).map(|n| b.delay(n).as_millis()).collect();
         assert!(d[0] >= 75 && d[0] <= 125, "{d:?}");
         assert!(d[2] >= 300 && d[2] <= 500, "{d:?}");
@@ -58,25 +73,45 @@ mod tests {
 
     #[test]
     fn retries_only_retryable_errors() {
-        let b = Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(1), attempts: 3 };
+        let b = Backoff {
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+            attempts: 3,
+        };
         let mut calls = 0;
-        let r: Result<(), &str> = retry(&b, |_| true, || {
-            calls += 1;
-            Err("x")
-        });
+        let r: Result<(), &str> = retry(
+            &b,
+            |_| true,
+            || {
+                calls += 1;
+                Err("x")
+            },
+        );
         assert!(r.is_err());
         assert_eq!(calls, 3);
         calls = 0;
-        let _: Result<(), &str> = retry(&b, |_| false, || {
-            calls += 1;
-            Err("fatal")
-        });
+        let _: Result<(), &str> = retry(
+            &b,
+            |_| false,
+            || {
+                calls += 1;
+                Err("fatal")
+            },
+        );
         assert_eq!(calls, 1);
         let mut n = 0;
-        let ok: Result<u32, &str> = retry(&b, |_| true, || {
-            n += 1;
-            if n < 2 { Err("flaky") } else { Ok(n) }
-        });
+        let ok: Result<u32, &str> = retry(
+            &b,
+            |_| true,
+            || {
+                n += 1;
+                if n < 2 {
+                    Err("flaky")
+                } else {
+                    Ok(n)
+                }
+            },
+        );
         assert_eq!(ok, Ok(2));
     }
 }

@@ -14,13 +14,19 @@ pub struct ClientRuntime {
 impl ClientRuntime {
     /// Two worker threads named `name`, with I/O and timers.
     pub fn new(name: &str) -> std::io::Result<ClientRuntime> {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name(name).enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(name)
+            .enable_all()
+            .build()?;
         Ok(ClientRuntime { rt: Some(rt) })
     }
 
     /// The runtime itself (to enter it while building a client, or to spawn background tasks).
     pub fn runtime(&self) -> &Runtime {
-        self.rt.as_ref().expect("the runtime lives until the client is dropped")
+        self.rt
+            .as_ref()
+            .expect("the runtime lives until the client is dropped")
     }
 
     /// Drives `f` to completion on this runtime, from any thread: from inside another runtime
@@ -31,7 +37,11 @@ impl ClientRuntime {
         F::Output: Send,
     {
         if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| s.spawn(|| self.runtime().block_on(f)).join().expect("a backend client call panicked"))
+            std::thread::scope(|s| {
+                s.spawn(|| self.runtime().block_on(f))
+                    .join()
+                    .expect("a backend client call panicked")
+            })
         } else {
             self.runtime().block_on(f)
         }

@@ -7,12 +7,16 @@ use std::time::{Duration, Instant};
 
 /// A free TCP port on 127.0.0.1 (free when asked; a parallel test may take it before use).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// True when something accepts TCP connections on `127.0.0.1:port`.
 pub fn accepts(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+        .is_ok()
 }
 
 /// Polls `ready` every `every` until it answers true (Ok), the child exits (Err naming its

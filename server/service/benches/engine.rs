@@ -126,7 +126,10 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        let num = |s: String, name: &str| s.parse::<usize>().map_err(|_| format!("{name}: not a number: {s}"));
+        let num = |s: String, name: &str| {
+            s.parse::<usize>()
+                .map_err(|_| format!("{name}: not a number: {s}"))
+        };
         match arg.as_str() {
             // `cargo bench` passes --bench to harness = false targets.
             "--bench" => {}
@@ -162,13 +165,25 @@ fn main() {
 
 fn proc_status_kib(field: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    s.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok())
+    s.lines().find_map(|l| {
+        l.strip_prefix(field)?
+            .strip_prefix(':')?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 fn rss_mib() -> f64 {
-    proc_status_kib("VmRSS").map(|k| k as f64 / 1024.0).unwrap_or(f64::NAN)
+    proc_status_kib("VmRSS")
+        .map(|k| k as f64 / 1024.0)
+        .unwrap_or(f64::NAN)
 }
 fn hwm_mib() -> f64 {
-    proc_status_kib("VmHWM").map(|k| k as f64 / 1024.0).unwrap_or(f64::NAN)
+    proc_status_kib("VmHWM")
+        .map(|k| k as f64 / 1024.0)
+        .unwrap_or(f64::NAN)
 }
 /// Resets VmHWM to the current RSS (Linux ≥ 4.0). False if the kernel refuses.
 fn reset_hwm() -> bool {
@@ -181,20 +196,36 @@ fn loadavg() -> String {
 }
 /// CPU seconds (user + system) this process has used so far (all threads; 100 Hz ticks).
 fn cpu_secs() -> f64 {
-    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
-    let Some((_, rest)) = s.rsplit_once(')') else { return f64::NAN };
+    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    let Some((_, rest)) = s.rsplit_once(')') else {
+        return f64::NAN;
+    };
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let tick = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     (tick(11) + tick(12)) / 100.0
 }
 /// CPU seconds per live thread: tid → (name, seconds).
 fn thread_cpu() -> BTreeMap<u32, (String, f64)> {
     let mut out = BTreeMap::new();
-    let Ok(rd) = std::fs::read_dir("/proc/self/task") else { return out };
+    let Ok(rd) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
     for e in rd.flatten() {
-        let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
         let name = stat[open + 1..close].to_string();
         let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
         let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
@@ -215,14 +246,23 @@ fn thread_cpu_delta(
         .iter()
         .map(|(tid, (name, cpu))| {
             let prev = before.get(tid).map(|b| b.1).unwrap_or(0.0);
-            let label =
-                if *tid == main { format!("{name} (main: pipeline consumer)") } else { format!("{name} [{tid}]") };
+            let label = if *tid == main {
+                format!("{name} (main: pipeline consumer)")
+            } else {
+                format!("{name} [{tid}]")
+            };
             (label, cpu - prev)
         })
         .filter(|r| r.1 >= 0.5 || r.0.contains("(main"))
         .collect();
-    let live: f64 = after.iter().map(|(tid, (_, cpu))| cpu - before.get(tid).map(|b| b.1).unwrap_or(0.0)).sum();
-    rows.push(("threads that ended (embed worker, phase-1 helpers, prober)".into(), (process_delta - live).max(0.0)));
+    let live: f64 = after
+        .iter()
+        .map(|(tid, (_, cpu))| cpu - before.get(tid).map(|b| b.1).unwrap_or(0.0))
+        .sum();
+    rows.push((
+        "threads that ended (embed worker, phase-1 helpers, prober)".into(),
+        (process_delta - live).max(0.0),
+    ));
     rows.sort_by(|a, b| b.1.total_cmp(&a.1));
     rows
 }
@@ -234,7 +274,9 @@ fn load1() -> f64 {
         .unwrap_or(f64::NAN)
 }
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// (apparent size, allocated size) of a directory tree: qdrant-edge preallocates sparse files.
@@ -382,18 +424,30 @@ fn census(root: &Path, cfg: &Config) -> Result<Census, String> {
     let mut files = Vec::new();
     let mut c = Census::default();
     for f in codemem_service::walk(root, cfg).files {
-        let Ok(bytes) = std::fs::read(&f.abs) else { continue };
-        let Ok(text) = codemem_service::decode_text(&bytes) else { continue };
+        let Ok(bytes) = std::fs::read(&f.abs) else {
+            continue;
+        };
+        let Ok(text) = codemem_service::decode_text(&bytes) else {
+            continue;
+        };
         if codemem_service::is_generated(&text) {
             c.generated_skipped += 1;
             continue;
         }
         let namespace = router.route(&f.rel, f.language);
-        files.push(CorpusFile { rel: f.rel, language: f.language, namespace, text });
+        files.push(CorpusFile {
+            rel: f.rel,
+            language: f.language,
+            namespace,
+            text,
+        });
     }
     files.sort_by(|a, b| a.rel.cmp(&b.rel));
 
-    let opts = ChunkOptions { max_lines: cfg.index.max_chunk_lines, min_lines: cfg.index.min_chunk_lines };
+    let opts = ChunkOptions {
+        max_lines: cfg.index.max_chunk_lines,
+        min_lines: cfg.index.min_chunk_lines,
+    };
     let mut seen = HashSet::new();
     // Per file: candidate probe symbols (leaf names of definitions).
     let mut defs: Vec<Vec<String>> = Vec::with_capacity(files.len());
@@ -408,7 +462,10 @@ fn census(root: &Path, cfg: &Config) -> Result<Census, String> {
             e.1 += lines;
         };
         add(&mut c.by_language, f.language.as_str().to_string());
-        add(&mut c.by_top_dir, f.rel.split('/').next().unwrap_or("").to_string());
+        add(
+            &mut c.by_top_dir,
+            f.rel.split('/').next().unwrap_or("").to_string(),
+        );
         add(&mut c.by_namespace, f.namespace.to_string());
         let mut file_defs = Vec::new();
         for d in chunk_file(f.language, &f.text, &opts) {
@@ -416,19 +473,29 @@ fn census(root: &Path, cfg: &Config) -> Result<Census, String> {
                 continue;
             }
             c.chunks += 1;
-            let text = codemem_core::embedding_text(&f.rel, d.kind, d.symbol.as_deref(), &d.content);
+            let text =
+                codemem_core::embedding_text(&f.rel, d.kind, d.symbol.as_deref(), &d.content);
             if seen.insert(blake3::hash(text.as_bytes())) {
                 c.texts.push(text);
             }
             let definition = matches!(
                 d.kind,
-                ChunkKind::Function | ChunkKind::Method | ChunkKind::Struct | ChunkKind::Enum | ChunkKind::Trait
+                ChunkKind::Function
+                    | ChunkKind::Method
+                    | ChunkKind::Struct
+                    | ChunkKind::Enum
+                    | ChunkKind::Trait
             );
             if let (true, Some(sym)) = (definition, d.symbol.as_deref()) {
                 let leaf = codemem_core::lexical::symbol_leaf(sym);
                 let ident = leaf.len() >= 5
-                    && leaf.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-                    && leaf.chars().next().is_some_and(|ch| ch.is_ascii_alphabetic());
+                    && leaf
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+                    && leaf
+                        .chars()
+                        .next()
+                        .is_some_and(|ch| ch.is_ascii_alphabetic());
                 if ident {
                     file_defs.push(leaf.to_string());
                     if f.namespace == Namespace::coding() {
@@ -444,7 +511,10 @@ fn census(root: &Path, cfg: &Config) -> Result<Census, String> {
     // last file of the walk order (phase 1 indexes files in that order).
     let unique_in = |i: usize| -> Option<(String, String)> {
         defs[i].iter().find_map(|leaf| {
-            let elsewhere = files.iter().enumerate().any(|(j, f)| j != i && f.text.contains(leaf.as_str()));
+            let elsewhere = files
+                .iter()
+                .enumerate()
+                .any(|(j, f)| j != i && f.text.contains(leaf.as_str()));
             (!elsewhere).then(|| (leaf.clone(), files[i].rel.clone()))
         })
     };
@@ -505,11 +575,21 @@ fn raw_embed(e: &dyn Embedder, batches: &[Vec<String>]) -> Result<RawRun, String
         let out = e.embed(b).map_err(|e| e.to_string())?;
         total += ms(t.elapsed());
         if out.len() != b.len() {
-            return Err(format!("the embedder returned {} vectors for {} texts", out.len(), b.len()));
+            return Err(format!(
+                "the embedder returned {} vectors for {} texts",
+                out.len(),
+                b.len()
+            ));
         }
         chunks += b.len();
     }
-    Ok(RawRun { chunks, batches: batches.len(), ms: total, peak_mib: hwm_mib(), cpu_s: cpu_secs() - cpu0 })
+    Ok(RawRun {
+        chunks,
+        batches: batches.len(),
+        ms: total,
+        peak_mib: hwm_mib(),
+        cpu_s: cpu_secs() - cpu0,
+    })
 }
 
 #[derive(Default)]
@@ -609,7 +689,10 @@ fn index_once(p: &Project, log: &Mutex<ProgressLog>, verbose: bool) -> Result<In
     let cancel = AtomicBool::new(false);
     {
         let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
-        *l = ProgressLog { started: Some(Instant::now()), ..Default::default() };
+        *l = ProgressLog {
+            started: Some(Instant::now()),
+            ..Default::default()
+        };
     }
     let sink = |e: IndexEvent| {
         let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
@@ -618,7 +701,10 @@ fn index_once(p: &Project, log: &Mutex<ProgressLog>, verbose: bool) -> Result<In
             IndexEvent::Scanned { files, changed, .. } => {
                 l.scanned_ms = Some(t);
                 if verbose {
-                    eprintln!("bench:   scanned {files} files, {changed} to index ({})", secs(t));
+                    eprintln!(
+                        "bench:   scanned {files} files, {changed} to index ({})",
+                        secs(t)
+                    );
                 }
             }
             IndexEvent::Lexical { done, total } => {
@@ -631,7 +717,9 @@ fn index_once(p: &Project, log: &Mutex<ProgressLog>, verbose: bool) -> Result<In
             }
             IndexEvent::Embed { done, total } => {
                 l.embed.push((t, done, total));
-                let due = l.last_print.is_none_or(|p| p.elapsed() >= Duration::from_secs(30));
+                let due = l
+                    .last_print
+                    .is_none_or(|p| p.elapsed() >= Duration::from_secs(30));
                 if verbose && (due || done == total) {
                     l.last_print = Some(Instant::now());
                     eprintln!("bench:   embedded {done}/{total} chunks ({})", secs(t));
@@ -640,14 +728,21 @@ fn index_once(p: &Project, log: &Mutex<ProgressLog>, verbose: bool) -> Result<In
             IndexEvent::Done { .. } => {}
         }
     };
-    p.index(IndexOptions { cancel: &cancel, progress: &sink }).map_err(|e| e.to_string())
+    p.index(IndexOptions {
+        cancel: &cancel,
+        progress: &sink,
+    })
+    .map_err(|e| e.to_string())
 }
 
 fn stats_json(s: &IndexStats) -> Value {
     let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
     if let Some(m) = v.as_object_mut() {
         m.remove("skipped");
-        m.insert("skipped_sample".into(), json!(s.skipped.iter().take(10).collect::<Vec<_>>()));
+        m.insert(
+            "skipped_sample".into(),
+            json!(s.skipped.iter().take(10).collect::<Vec<_>>()),
+        );
     }
     v
 }
@@ -687,14 +782,19 @@ fn run() -> Result<(), String> {
     // Assets and the throwaway home.
     let real_home = codemem_home();
     let real_assets = AssetPaths::in_home(&real_home);
-    if !real_home.join("runtime").is_dir() || !real_home.join("models").is_dir() || real_assets.verify_sizes().is_err()
+    if !real_home.join("runtime").is_dir()
+        || !real_home.join("models").is_dir()
+        || real_assets.verify_sizes().is_err()
     {
         return Err(format!(
             "the embedding model assets are not installed under {} (runtime/, models/): run scripts/setup",
             real_home.display()
         ));
     }
-    let corpus = args.corpus.canonicalize().map_err(|e| format!("corpus {}: {e}", args.corpus.display()))?;
+    let corpus = args
+        .corpus
+        .canonicalize()
+        .map_err(|e| format!("corpus {}: {e}", args.corpus.display()))?;
     let mut tb = tempfile::Builder::new();
     tb.prefix("codemem-bench-home-");
     let home_dir = match &args.work {
@@ -707,9 +807,12 @@ fn run() -> Result<(), String> {
     .map_err(|e| format!("cannot create a temporary home: {e}"))?;
     let home = home_dir.path().to_path_buf();
     for sub in ["runtime", "models"] {
-        let target =
-            real_home.join(sub).canonicalize().map_err(|e| format!("{}: {e}", real_home.join(sub).display()))?;
-        std::os::unix::fs::symlink(&target, home.join(sub)).map_err(|e| format!("cannot link {sub}: {e}"))?;
+        let target = real_home
+            .join(sub)
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", real_home.join(sub).display()))?;
+        std::os::unix::fs::symlink(&target, home.join(sub))
+            .map_err(|e| format!("cannot link {sub}: {e}"))?;
     }
 
     let cfg = Config::load(&corpus).map_err(|e| e.to_string())?;
@@ -720,14 +823,22 @@ fn run() -> Result<(), String> {
     let census = census(&corpus, &cfg)?;
     let census_ms = ms(t.elapsed());
     if census.texts.is_empty() {
-        return Err(format!("{} holds nothing codemem indexes", corpus.display()));
+        return Err(format!(
+            "{} holds nothing codemem indexes",
+            corpus.display()
+        ));
     }
     let batch_size = cfg.embed.batch_size;
     let pipeline_batches: Vec<&[String]> = census.texts.chunks(batch_size).collect();
-    let want_batches = args.raw_sample.div_ceil(batch_size).min(pipeline_batches.len()).max(1);
+    let want_batches = args
+        .raw_sample
+        .div_ceil(batch_size)
+        .min(pipeline_batches.len())
+        .max(1);
     let stride = pipeline_batches.len() as f64 / want_batches as f64;
-    let sample: Vec<Vec<String>> =
-        (0..want_batches).map(|i| pipeline_batches[(i as f64 * stride) as usize].to_vec()).collect();
+    let sample: Vec<Vec<String>> = (0..want_batches)
+        .map(|i| pipeline_batches[(i as f64 * stride) as usize].to_vec())
+        .collect();
     let queries = pick_queries(&census);
     eprintln!(
         "bench: {} files, {} lines, {} chunks ({} distinct texts) in {}; {} queries",
@@ -742,15 +853,23 @@ fn run() -> Result<(), String> {
     // Model.
     let rss_before_model = rss_mib();
     let t = Instant::now();
-    let embedder = OnnxEmbedder::load(&AssetPaths::in_home(&home), cfg.embed.threads, cfg.embed.max_length)
-        .map_err(|e| format!("{e} (run scripts/setup)"))?;
+    let embedder = OnnxEmbedder::load(
+        &AssetPaths::in_home(&home),
+        cfg.embed.threads,
+        cfg.embed.max_length,
+    )
+    .map_err(|e| format!("{e} (run scripts/setup)"))?;
     let model_load_ms = ms(t.elapsed());
     let threads = embedder.threads();
     let embedder: Arc<OnnxEmbedder> = Arc::new(embedder);
     let dyn_embedder: Arc<dyn Embedder> = embedder.clone();
     let rss_model_idle = rss_mib();
     let hwm_model_load = hwm_mib();
-    eprintln!("bench: model {} loaded in {} ({threads} threads)", embedder.model_id(), secs(model_load_ms));
+    eprintln!(
+        "bench: model {} loaded in {} ({threads} threads)",
+        embedder.model_id(),
+        secs(model_load_ms)
+    );
 
     let project = Project::open(
         &corpus,
@@ -769,7 +888,10 @@ fn run() -> Result<(), String> {
     // Raw embedder, before (only if the peak can be reset, so it does not hide the index peak).
     let hwm_resettable = reset_hwm();
     let raw_before = if hwm_resettable {
-        eprintln!("bench: raw embedder run 1 ({} chunks) ...", sample.iter().map(Vec::len).sum::<usize>());
+        eprintln!(
+            "bench: raw embedder run 1 ({} chunks) ...",
+            sample.iter().map(Vec::len).sum::<usize>()
+        );
         Some(raw_embed(embedder.as_ref(), &sample)?)
     } else {
         None
@@ -799,7 +921,10 @@ fn run() -> Result<(), String> {
     let rss_after_cold = rss_mib();
     loads.push(("cold index end".into(), loadavg()));
     if cold.cancelled || cold.embed_errors > 0 {
-        return Err(format!("cold index incomplete: cancelled={}, embed_errors={}", cold.cancelled, cold.embed_errors));
+        return Err(format!(
+            "cold index incomplete: cancelled={}, embed_errors={}",
+            cold.cancelled, cold.embed_errors
+        ));
     }
     let cold_progress = std::mem::take(&mut *progress.lock().unwrap_or_else(|e| e.into_inner()));
     let data_bytes = dir_bytes(project.data_dir());
@@ -824,12 +949,20 @@ fn run() -> Result<(), String> {
     let warm_indexed: usize = warm.iter().map(|w| w.1.files_indexed).sum();
 
     // Queries.
-    eprintln!("bench: queries: {} x {} rounds x 3 modes ...", queries.len(), args.rounds);
+    eprintln!(
+        "bench: queries: {} x {} rounds x 3 modes ...",
+        queries.len(),
+        args.rounds
+    );
     loads.push(("queries start".into(), loadavg()));
     reset_hwm();
     // Modes are interleaved query by query, so a burst of load elsewhere on the machine hits
     // them alike; the query embedding alone is timed the same way.
-    let modes = [("lexical", SearchMode::Lexical), ("dense", SearchMode::Dense), ("hybrid", SearchMode::Hybrid)];
+    let modes = [
+        ("lexical", SearchMode::Lexical),
+        ("dense", SearchMode::Dense),
+        ("hybrid", SearchMode::Hybrid),
+    ];
     let make = |text: &str, mode: SearchMode| {
         let mut q = Query::new(text);
         q.mode = mode;
@@ -837,7 +970,9 @@ fn run() -> Result<(), String> {
     };
     for text in queries.iter().take(WARMUP_QUERIES) {
         for (name, mode) in modes {
-            project.search(&make(text, mode)).map_err(|e| format!("{name} search {text:?}: {e}"))?;
+            project
+                .search(&make(text, mode))
+                .map_err(|e| format!("{name} search {text:?}: {e}"))?;
         }
     }
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
@@ -848,7 +983,9 @@ fn run() -> Result<(), String> {
             for (i, (name, mode)) in modes.iter().enumerate() {
                 let q = make(text, *mode);
                 let t = Instant::now();
-                let r = project.search(&q).map_err(|e| format!("{name} search {text:?}: {e}"))?;
+                let r = project
+                    .search(&q)
+                    .map_err(|e| format!("{name} search {text:?}: {e}"))?;
                 samples[i].push(ms(t.elapsed()));
                 if !r.hits.is_empty() {
                     with_hits[i] += 1;
@@ -858,14 +995,23 @@ fn run() -> Result<(), String> {
                 }
             }
             let t = Instant::now();
-            embedder.embed(std::slice::from_ref(text)).map_err(|e| e.to_string())?;
+            embedder
+                .embed(std::slice::from_ref(text))
+                .map_err(|e| e.to_string())?;
             qe.push(ms(t.elapsed()));
         }
     }
     let latency: Vec<(&str, Summary, usize, usize)> = modes
         .iter()
         .enumerate()
-        .map(|(i, (name, _))| (*name, summarize(&samples[i]), with_hits[i], samples[i].len()))
+        .map(|(i, (name, _))| {
+            (
+                *name,
+                summarize(&samples[i]),
+                with_hits[i],
+                samples[i].len(),
+            )
+        })
         .collect();
     let query_embed = summarize(&qe);
     let hwm_queries = hwm_mib();
@@ -885,7 +1031,10 @@ fn run() -> Result<(), String> {
     let phase1 = cold.lexical_ready_ms as f64;
     let phase2 = (elapsed - phase1).max(1.0);
     let phase2_rate = cold.chunks_embedded as f64 / (phase2 / 1000.0);
-    let runs: Vec<&RawRun> = raw_before.iter().chain(std::iter::once(&raw_after)).collect();
+    let runs: Vec<&RawRun> = raw_before
+        .iter()
+        .chain(std::iter::once(&raw_after))
+        .collect();
     let raw_chunks: usize = runs.iter().map(|r| r.chunks).sum();
     let raw_ms: f64 = runs.iter().map(|r| r.ms).sum();
     let raw_rate = raw_chunks as f64 / (raw_ms / 1000.0);
@@ -902,7 +1051,11 @@ fn run() -> Result<(), String> {
     let probe_during = summarize(&probe_log.during_ms);
     // The target is about answering: the concurrent query that found the last file of the tree.
     let lex_answer_ms = probe_log.last_hit_ms.unwrap_or(phase1);
-    let hybrid = latency.iter().find(|l| l.0 == "hybrid").map(|l| l.1).unwrap_or_default();
+    let hybrid = latency
+        .iter()
+        .find(|l| l.0 == "hybrid")
+        .map(|l| l.1)
+        .unwrap_or_default();
     let close_to_target = (0.95..=1.05).contains(&(lines / TARGET_LINES));
     let scaled = |ms: f64| if close_to_target { ms } else { ms * scale };
 
@@ -919,7 +1072,11 @@ fn run() -> Result<(), String> {
             measured: format!("{:+.1} %", overhead_run * 100.0),
             target: "≤ +15 %".into(),
             pass: Some(overhead_run <= 0.15),
-            note: format!("{} vs {} of raw embedding", secs(elapsed), secs(raw_time_all)),
+            note: format!(
+                "{} vs {} of raw embedding",
+                secs(elapsed),
+                secs(raw_time_all)
+            ),
         },
         Target {
             name: "  same, in CPU time (less sensitive to other load)".into(),
@@ -935,7 +1092,11 @@ fn run() -> Result<(), String> {
         },
         Target {
             name: "lexical search answers, 100k-line repo".into(),
-            measured: format!("{}{}", secs(scaled(lex_answer_ms)), if close_to_target { "" } else { " (scaled)" }),
+            measured: format!(
+                "{}{}",
+                secs(scaled(lex_answer_ms)),
+                if close_to_target { "" } else { " (scaled)" }
+            ),
             target: "≤ 10 s".into(),
             pass: Some(scaled(lex_answer_ms) <= 10_000.0),
             note: if close_to_target {
@@ -950,13 +1111,21 @@ fn run() -> Result<(), String> {
         },
         Target {
             name: "warm re-index, unchanged 100k-line repo".into(),
-            measured: format!("{}{}", secs(scaled(warm_median)), if close_to_target { "" } else { " (scaled)" }),
+            measured: format!(
+                "{}{}",
+                secs(scaled(warm_median)),
+                if close_to_target { "" } else { " (scaled)" }
+            ),
             target: "< 3 s".into(),
             pass: Some(scaled(warm_median) < 3000.0),
             note: if close_to_target {
                 "median".into()
             } else {
-                format!("median {} measured on {} lines", secs(warm_median), thousands(census.lines))
+                format!(
+                    "median {} measured on {} lines",
+                    secs(warm_median),
+                    thousands(census.lines)
+                )
             },
         },
         Target {
@@ -989,7 +1158,10 @@ fn run() -> Result<(), String> {
         },
     ];
     if probe_log.last_hit_ms.is_none() {
-        if let Some(t) = targets.iter_mut().find(|t| t.name.starts_with("lexical search answers")) {
+        if let Some(t) = targets
+            .iter_mut()
+            .find(|t| t.name.starts_with("lexical search answers"))
+        {
             t.note.push_str(" (probe not found: lexical_ready_ms used)");
         }
     }
@@ -1001,9 +1173,17 @@ fn run() -> Result<(), String> {
     let _ = writeln!(
         w,
         "\ncodemem engine benchmark{}",
-        if args.rev.is_empty() { String::new() } else { format!(" — {}", args.rev) }
+        if args.rev.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", args.rev)
+        }
     );
-    let _ = writeln!(w, "  machine      {} cores; load average (1/5/15 min):", cores());
+    let _ = writeln!(
+        w,
+        "  machine      {} cores; load average (1/5/15 min):",
+        cores()
+    );
     for (when, l) in &loads {
         let _ = writeln!(w, "                 {l:<16} {when}");
     }
@@ -1025,14 +1205,28 @@ fn run() -> Result<(), String> {
             String::new()
         }
     );
-    let langs: Vec<String> =
-        census.by_language.iter().map(|(k, v)| format!("{k} {}/{}", v.0, thousands(v.1))).collect();
-    let _ = writeln!(w, "               files/lines by language: {}", langs.join(", "));
-    let nss: Vec<String> = census.by_namespace.iter().map(|(k, v)| format!("{k} {}/{}", v.0, thousands(v.1))).collect();
+    let langs: Vec<String> = census
+        .by_language
+        .iter()
+        .map(|(k, v)| format!("{k} {}/{}", v.0, thousands(v.1)))
+        .collect();
+    let _ = writeln!(
+        w,
+        "               files/lines by language: {}",
+        langs.join(", ")
+    );
+    let nss: Vec<String> = census
+        .by_namespace
+        .iter()
+        .map(|(k, v)| format!("{k} {}/{}", v.0, thousands(v.1)))
+        .collect();
     let _ = writeln!(w, "               by namespace: {}", nss.join(", "));
     if census.by_top_dir.len() > 1 && census.by_top_dir.len() <= 12 {
-        let tops: Vec<String> =
-            census.by_top_dir.iter().map(|(k, v)| format!("{k} {}/{}", v.0, thousands(v.1))).collect();
+        let tops: Vec<String> = census
+            .by_top_dir
+            .iter()
+            .map(|(k, v)| format!("{k} {}/{}", v.0, thousands(v.1)))
+            .collect();
         let _ = writeln!(w, "               by top directory: {}", tops.join(", "));
     }
     let _ = writeln!(
@@ -1072,15 +1266,22 @@ fn run() -> Result<(), String> {
         cold.files_indexed as f64 / (phase1.max(1.0) / 1000.0),
         cold.chunks_upserted as f64 / (phase1.max(1.0) / 1000.0),
         lines / (phase1.max(1.0) / 1000.0),
-        cold_progress.scanned_ms.map(|s| format!("; walk+diff {}", secs(s))).unwrap_or_default()
+        cold_progress
+            .scanned_ms
+            .map(|s| format!("; walk+diff {}", secs(s)))
+            .unwrap_or_default()
     );
     let _ = writeln!(
         w,
         "  phase 2      {} → {:.1} chunks/s{}{}",
         secs(phase2),
         phase2_rate,
-        steady_rate.map(|r| format!(" ({r:.1} between 10 % and 90 %)")).unwrap_or_default(),
-        first_batch_ms.map(|f| format!("; first batch stored {} after phase 1", secs(f))).unwrap_or_default()
+        steady_rate
+            .map(|r| format!(" ({r:.1} between 10 % and 90 %)"))
+            .unwrap_or_default(),
+        first_batch_ms
+            .map(|f| format!("; first batch stored {} after phase 1", secs(f)))
+            .unwrap_or_default()
     );
     let _ = writeln!(
         w,
@@ -1116,14 +1317,27 @@ fn run() -> Result<(), String> {
         load.p50,
         load.max
     );
-    let top: Vec<String> = cold_threads.iter().take(6).map(|(n, c)| format!("{n} {c:.0}")).collect();
+    let top: Vec<String> = cold_threads
+        .iter()
+        .take(6)
+        .map(|(n, c)| format!("{n} {c:.0}"))
+        .collect();
     let _ = writeln!(w, "  CPU-s by thread: {}", top.join("; "));
-    let _ = writeln!(w, "\nLexical search while the cold index runs (second thread, same Project)");
+    let _ = writeln!(
+        w,
+        "\nLexical search while the cold index runs (second thread, same Project)"
+    );
     let _ = writeln!(
         w,
         "  first file findable {}   last file findable {}   lexical_ready_ms {}",
-        probe_log.first_hit_ms.map(secs).unwrap_or_else(|| "—".into()),
-        probe_log.last_hit_ms.map(secs).unwrap_or_else(|| "—".into()),
+        probe_log
+            .first_hit_ms
+            .map(secs)
+            .unwrap_or_else(|| "—".into()),
+        probe_log
+            .last_hit_ms
+            .map(secs)
+            .unwrap_or_else(|| "—".into()),
         secs(phase1)
     );
     if let (Some((a, ap)), Some((b, bp))) = (&census.first_probe, &census.last_probe) {
@@ -1146,7 +1360,11 @@ fn run() -> Result<(), String> {
         "  median {} over {} runs ({}); {} files re-indexed, {} chunks embedded",
         secs(warm_median),
         warm.len(),
-        warm_ms.iter().map(|m| secs(*m)).collect::<Vec<_>>().join(", "),
+        warm_ms
+            .iter()
+            .map(|m| secs(*m))
+            .collect::<Vec<_>>()
+            .join(", "),
         warm_indexed,
         warm_embedded
     );
@@ -1157,32 +1375,63 @@ fn run() -> Result<(), String> {
         queries.len(),
         args.rounds
     );
-    let _ = writeln!(w, "  {:<22}{:>8}{:>8}{:>8}{:>8}   with hits", "mode", "p50", "p99", "mean", "max");
+    let _ = writeln!(
+        w,
+        "  {:<22}{:>8}{:>8}{:>8}{:>8}   with hits",
+        "mode", "p50", "p99", "mean", "max"
+    );
     for (name, s, hits, total) in &latency {
-        let _ = writeln!(w, "  {:<22}{:>8.1}{:>8.1}{:>8.1}{:>8.1}   {hits}/{total}", name, s.p50, s.p99, s.mean, s.max);
+        let _ = writeln!(
+            w,
+            "  {:<22}{:>8.1}{:>8.1}{:>8.1}{:>8.1}   {hits}/{total}",
+            name, s.p50, s.p99, s.mean, s.max
+        );
     }
     let _ = writeln!(
         w,
         "  {:<22}{:>8.1}{:>8.1}{:>8.1}{:>8.1}",
-        "(query embedding only)", query_embed.p50, query_embed.p99, query_embed.mean, query_embed.max
+        "(query embedding only)",
+        query_embed.p50,
+        query_embed.p99,
+        query_embed.mean,
+        query_embed.max
     );
 
     let _ = writeln!(w, "\nMemory (RSS, MiB)");
     let _ = writeln!(w, "  process start {rss_start:.0}; before the model {rss_before_model:.0}; model loaded (idle) {rss_model_idle:.0}, peak while loading {hwm_model_load:.0}; project open {rss_project_open:.0}");
     if let Some(r) = &raw_before {
-        let _ = writeln!(w, "  raw embedder run 1 peak {:.0}; raw run 2 peak {:.0}", r.peak_mib, raw_after.peak_mib);
+        let _ = writeln!(
+            w,
+            "  raw embedder run 1 peak {:.0}; raw run 2 peak {:.0}",
+            r.peak_mib, raw_after.peak_mib
+        );
     }
     let _ = writeln!(w, "  cold index: at start {rss_cold_start:.0}, peak {hwm_cold:.0}, after {rss_after_cold:.0}   [{hwm_lifetime_note}]");
     let _ = writeln!(w, "  warm re-index peak {hwm_warm:.0}; queries peak {hwm_queries:.0}; idle at the end (model loaded, project open) {rss_idle_end:.0}");
     if let Some(t) = rss_after_trim {
-        let _ = writeln!(w, "  diagnostic: after malloc_trim(0) {t:.0} (what the allocator held free, not in use)");
+        let _ = writeln!(
+            w,
+            "  diagnostic: after malloc_trim(0) {t:.0} (what the allocator held free, not in use)"
+        );
     }
 
     let _ = writeln!(w, "\nTargets (benchmarks, not tests)");
     for t in &targets {
-        let _ = writeln!(w, "  {:<52}{:>16}  {:<11}{:<5}  {}", t.name, t.measured, t.target, mark(t.pass), t.note);
+        let _ = writeln!(
+            w,
+            "  {:<52}{:>16}  {:<11}{:<5}  {}",
+            t.name,
+            t.measured,
+            t.target,
+            mark(t.pass),
+            t.note
+        );
     }
-    let _ = writeln!(w, "\n  total bench time {}", secs(ms(bench_started.elapsed())));
+    let _ = writeln!(
+        w,
+        "\n  total bench time {}",
+        secs(ms(bench_started.elapsed()))
+    );
     print!("{out}");
 
     let report = json!({

@@ -22,7 +22,11 @@ pub fn decode(b: &[u8], dim: usize) -> Option<Vec<f32>> {
     if b.len() != dim * 4 {
         return None; // a vector of another model/dim: treat as a miss
     }
-    Some(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    Some(
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
 }
 
 pub fn lookup(kv: &dyn KeyValue, keys: &[Vec<u8>], dim: usize) -> Result<Vec<Option<Vec<f32>>>> {
@@ -34,7 +38,11 @@ pub fn lookup(kv: &dyn KeyValue, keys: &[Vec<u8>], dim: usize) -> Result<Vec<Opt
 }
 
 pub fn put_op(key: Vec<u8>, v: &[f32]) -> WriteOp {
-    WriteOp::Put { table: Table::Embeddings, key, value: encode(v) }
+    WriteOp::Put {
+        table: Table::Embeddings,
+        key,
+        value: encode(v),
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,10 @@ pub(crate) struct Document {
 
 impl Document {
     pub fn new(text: &str, version: i32) -> Document {
-        Document { rope: Rope::from_str(text), version }
+        Document {
+            rope: Rope::from_str(text),
+            version,
+        }
     }
 
     /// Applies edits in order. On error the document is left as it was before the failing edit.
@@ -78,7 +81,10 @@ pub fn char_index(rope: &Rope, pos: Position) -> Result<usize> {
         units += ch.len_utf16();
     }
     if units == want {
-        let content_len = slice.chars().take_while(|c| *c != '\n' && *c != '\r').count();
+        let content_len = slice
+            .chars()
+            .take_while(|c| *c != '\n' && *c != '\r')
+            .count();
         return Ok(start + content_len);
     }
     if units > want {
@@ -103,11 +109,32 @@ mod tests {
     fn incremental_edits_with_utf16_positions() {
         let mut d = Document::new("fn a() {}\nlet s = \"😀x\";\n", 1);
         // 😀 is two UTF-16 units: 'x' is at character 11.
-        d.apply(2, vec![TextChange { range: Some((p(1, 11), p(1, 12))), text: "y".into() }]).unwrap();
+        d.apply(
+            2,
+            vec![TextChange {
+                range: Some((p(1, 11), p(1, 12))),
+                text: "y".into(),
+            }],
+        )
+        .unwrap();
         assert_eq!(d.rope.to_string(), "fn a() {}\nlet s = \"😀y\";\n");
-        d.apply(3, vec![TextChange { range: Some((p(0, 3), p(0, 4))), text: "bee".into() }]).unwrap();
+        d.apply(
+            3,
+            vec![TextChange {
+                range: Some((p(0, 3), p(0, 4))),
+                text: "bee".into(),
+            }],
+        )
+        .unwrap();
         assert_eq!(d.rope.line(0).to_string(), "fn bee() {}\n");
-        d.apply(4, vec![TextChange { range: Some((p(2, 0), p(2, 0))), text: "// end\n".into() }]).unwrap();
+        d.apply(
+            4,
+            vec![TextChange {
+                range: Some((p(2, 0), p(2, 0))),
+                text: "// end\n".into(),
+            }],
+        )
+        .unwrap();
         assert!(d.rope.to_string().ends_with("// end\n"));
         assert_eq!(d.version, 4);
     }
@@ -116,12 +143,27 @@ mod tests {
     fn bad_positions_are_errors_and_leave_the_text() {
         let mut d = Document::new("ab\ncd", 1);
         for (a, b) in [(p(9, 0), p(9, 0)), (p(0, 5), p(0, 6)), (p(1, 1), p(0, 0))] {
-            let e = d.apply(2, vec![TextChange { range: Some((a, b)), text: "x".into() }]).unwrap_err();
+            let e = d
+                .apply(
+                    2,
+                    vec![TextChange {
+                        range: Some((a, b)),
+                        text: "x".into(),
+                    }],
+                )
+                .unwrap_err();
             assert!(e.is_invalid_input(), "{e}");
         }
         assert_eq!(d.rope.to_string(), "ab\ncd");
         assert_eq!(d.version, 1);
-        d.apply(3, vec![TextChange { range: None, text: "new".into() }]).unwrap();
+        d.apply(
+            3,
+            vec![TextChange {
+                range: None,
+                text: "new".into(),
+            }],
+        )
+        .unwrap();
         assert_eq!(d.rope.to_string(), "new");
     }
 }

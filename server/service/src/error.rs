@@ -19,7 +19,10 @@ pub enum ServiceError {
     #[error("workspace root {path}: {reason}")]
     Root { path: String, reason: String },
     #[error("I/O error on {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("indexing was cancelled; run it again to resume where it stopped")]
     Cancelled,
     #[error("corrupt index metadata ({0}); delete the project's data dir and re-index")]
@@ -39,12 +42,20 @@ pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
 impl ServiceError {
     pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        ServiceError::Io { path: path.display().to_string(), source }
+        ServiceError::Io {
+            path: path.display().to_string(),
+            source,
+        }
     }
 
     /// True for errors caused by the request (bad query, unknown namespace, path outside the
     /// workspace), not by the system.
     pub fn is_invalid_input(&self) -> bool {
-        matches!(self, ServiceError::Core(_) | ServiceError::InvalidInput(_) | ServiceError::OutsideWorkspace { .. })
+        matches!(
+            self,
+            ServiceError::Core(_)
+                | ServiceError::InvalidInput(_)
+                | ServiceError::OutsideWorkspace { .. }
+        )
     }
 }

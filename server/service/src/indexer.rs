@@ -26,8 +26,8 @@ use serde_json::{json, Map, Value};
 use crate::cache;
 use crate::error::{Result, ServiceError};
 use crate::manifest::{self, FileEntry};
-use crate::symbols::SymbolDef;
 use crate::project::{git_head, Project};
+use crate::symbols::SymbolDef;
 use crate::walk::{self, WalkedFile};
 
 pub use crate::walk::Skipped;
@@ -65,10 +65,22 @@ pub struct IndexStats {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum IndexEvent {
-    Scanned { files: usize, changed: usize, deleted: usize },
-    Lexical { done: usize, total: usize },
-    Embed { done: usize, total: usize },
-    Done { stats: IndexStats },
+    Scanned {
+        files: usize,
+        changed: usize,
+        deleted: usize,
+    },
+    Lexical {
+        done: usize,
+        total: usize,
+    },
+    Embed {
+        done: usize,
+        total: usize,
+    },
+    Done {
+        stats: IndexStats,
+    },
 }
 
 pub trait ProgressSink: Sync {
@@ -133,14 +145,23 @@ impl Project {
         stats.files_scanned = walk.files.len();
         let mut skipped = walk.skipped;
         let known = self.files.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut journal = Journal { last: Some(Instant::now()), ..Default::default() };
+        let mut journal = Journal {
+            last: Some(Instant::now()),
+            ..Default::default()
+        };
 
         // Vanished files.
         let present: HashSet<&str> = walk.files.iter().map(|f| f.rel.as_str()).collect();
-        let vanished: Vec<(&String, &FileEntry)> = known.iter().filter(|(p, _)| !present.contains(p.as_str())).collect();
+        let vanished: Vec<(&String, &FileEntry)> = known
+            .iter()
+            .filter(|(p, _)| !present.contains(p.as_str()))
+            .collect();
         let mut by_ns: HashMap<&str, Vec<String>> = HashMap::new();
         for (p, e) in &vanished {
-            by_ns.entry(e.namespace.as_str()).or_default().push((*p).clone());
+            by_ns
+                .entry(e.namespace.as_str())
+                .or_default()
+                .push((*p).clone());
             journal.entries.push(((*p).clone(), None));
         }
         for (ns, paths) in by_ns {
@@ -160,11 +181,23 @@ impl Project {
             })
             .collect();
         stats.files_unchanged = walk.files.len() - changed.len();
-        opts.progress.event(IndexEvent::Scanned { files: walk.files.len(), changed: changed.len(), deleted: vanished.len() });
+        opts.progress.event(IndexEvent::Scanned {
+            files: walk.files.len(),
+            changed: changed.len(),
+            deleted: vanished.len(),
+        });
 
         // Phase 1: lexical.
-        let model_id = self.embedder.as_ref().map(|e| e.model_id().to_string()).unwrap_or_default();
-        let dim = self.embedder.as_ref().map(|e| e.dim()).unwrap_or(crate::project::DEFAULT_DIM);
+        let model_id = self
+            .embedder
+            .as_ref()
+            .map(|e| e.model_id().to_string())
+            .unwrap_or_default();
+        let dim = self
+            .embedder
+            .as_ref()
+            .map(|e| e.dim())
+            .unwrap_or(crate::project::DEFAULT_DIM);
         let mut pending: Vec<Pending> = Vec::new();
         let mut remaining: HashMap<String, (FileEntry, usize)> = HashMap::new();
         let mut done = 0;
@@ -175,8 +208,15 @@ impl Project {
             let prepared: Vec<(&WalkedFile, Prepared)> = std::thread::scope(|s| {
                 let half = batch.len().div_ceil(2);
                 let (a, b) = batch.split_at(half);
-                let h = s.spawn(|| a.iter().map(|f| (*f, self.prepare(f, known.get(&f.rel)))).collect::<Vec<_>>());
-                let mut rest: Vec<_> = b.iter().map(|f| (*f, self.prepare(f, known.get(&f.rel)))).collect();
+                let h = s.spawn(|| {
+                    a.iter()
+                        .map(|f| (*f, self.prepare(f, known.get(&f.rel))))
+                        .collect::<Vec<_>>()
+                });
+                let mut rest: Vec<_> = b
+                    .iter()
+                    .map(|f| (*f, self.prepare(f, known.get(&f.rel))))
+                    .collect();
                 let mut out = h.join().unwrap_or_default();
                 out.append(&mut rest);
                 out
@@ -190,10 +230,16 @@ impl Project {
                     Prepared::Skip(reason) => {
                         stats.files_skipped += 1;
                         if skipped.len() < MAX_SKIPPED_LISTED {
-                            skipped.push(Skipped { path: f.rel.clone(), reason });
+                            skipped.push(Skipped {
+                                path: f.rel.clone(),
+                                reason,
+                            });
                         }
                         if let Some(e) = old {
-                            deletes.entry(e.namespace.clone()).or_default().push(f.rel.clone());
+                            deletes
+                                .entry(e.namespace.clone())
+                                .or_default()
+                                .push(f.rel.clone());
                             journal.entries.push((f.rel.clone(), None));
                         }
                     }
@@ -203,10 +249,16 @@ impl Project {
                         journal.entries.push((f.rel.clone(), Some(e)));
                     }
                     Prepared::Chunks(chunks, defs, hash, lines) => {
-                        let ns = chunks.first().map(|c| c.namespace.to_string()).unwrap_or_else(|| self.router.route(&f.rel, f.language).to_string());
+                        let ns = chunks
+                            .first()
+                            .map(|c| c.namespace.to_string())
+                            .unwrap_or_else(|| self.router.route(&f.rel, f.language).to_string());
                         if let Some(e) = old {
                             if e.namespace != ns {
-                                deletes.entry(e.namespace.clone()).or_default().push(f.rel.clone());
+                                deletes
+                                    .entry(e.namespace.clone())
+                                    .or_default()
+                                    .push(f.rel.clone());
                             }
                         }
                         // Always clear the target namespace: a crash may have left points without an entry.
@@ -235,7 +287,10 @@ impl Project {
                     self.restore_overlay(&ns, &paths)?;
                 }
             }
-            let keys: Vec<Vec<u8>> = chunks_all.iter().map(|c| cache::cache_key(&model_id, &c.content_hash)).collect();
+            let keys: Vec<Vec<u8>> = chunks_all
+                .iter()
+                .map(|c| cache::cache_key(&model_id, &c.content_hash))
+                .collect();
             let cached = if self.embedder.is_some() {
                 cache::lookup(self.kv.as_ref(), &keys, dim)?
             } else {
@@ -249,14 +304,23 @@ impl Project {
                     stats.cache_hits += 1;
                 } else {
                     *waiting.entry(c.path.as_str()).or_default() += 1;
-                    pending.push(Pending { ns: c.namespace.clone(), id, path: c.path.clone(), key, text: c.embedding_text() });
+                    pending.push(Pending {
+                        ns: c.namespace.clone(),
+                        id,
+                        path: c.path.clone(),
+                        key,
+                        text: c.embedding_text(),
+                    });
                 }
-                per_ns.entry(c.namespace.clone()).or_default().push(StorePoint {
-                    id,
-                    dense,
-                    sparse: document_vector(&c.path, c.symbol.as_deref(), &c.content),
-                    payload: payload(c),
-                });
+                per_ns
+                    .entry(c.namespace.clone())
+                    .or_default()
+                    .push(StorePoint {
+                        id,
+                        dense,
+                        sparse: document_vector(&c.path, c.symbol.as_deref(), &c.content),
+                        payload: payload(c),
+                    });
             }
             for (ns, points) in per_ns {
                 stats.chunks_upserted += points.len();
@@ -272,7 +336,10 @@ impl Project {
                 journal.entries.push((path, Some(entry)));
             }
             done += batch.len();
-            opts.progress.event(IndexEvent::Lexical { done, total: changed.len() });
+            opts.progress.event(IndexEvent::Lexical {
+                done,
+                total: changed.len(),
+            });
             self.maybe_checkpoint(&mut journal, false)?;
         }
         self.maybe_checkpoint(&mut journal, true)?;
@@ -280,7 +347,14 @@ impl Project {
 
         // Phase 2: dense.
         if let Some(embedder) = &self.embedder {
-            self.embed_pending(embedder.as_ref(), pending, &mut remaining, &mut journal, &mut stats, &opts)?;
+            self.embed_pending(
+                embedder.as_ref(),
+                pending,
+                &mut remaining,
+                &mut journal,
+                &mut stats,
+                &opts,
+            )?;
             if stats.cancelled {
                 return self.finish_cancelled(journal, stats, started);
             }
@@ -291,13 +365,18 @@ impl Project {
         stats.files_skipped = stats.files_skipped.max(stats.skipped.len());
         stats.points_total = self.total_points()?;
         stats.elapsed_ms = started.elapsed().as_millis() as u64;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         self.kv.write(vec![
             manifest::meta_op("last_run", &stats),
             manifest::meta_op("indexed_at", &now),
             manifest::meta_op("last_commit", &git_head(&self.root)),
         ])?;
-        opts.progress.event(IndexEvent::Done { stats: stats.clone() });
+        opts.progress.event(IndexEvent::Done {
+            stats: stats.clone(),
+        });
         Ok(stats)
     }
 
@@ -315,7 +394,12 @@ impl Project {
         Ok(n)
     }
 
-    fn finish_cancelled(&self, mut journal: Journal, mut stats: IndexStats, started: Instant) -> Result<IndexStats> {
+    fn finish_cancelled(
+        &self,
+        mut journal: Journal,
+        mut stats: IndexStats,
+        started: Instant,
+    ) -> Result<IndexStats> {
         self.maybe_checkpoint(&mut journal, true)?;
         stats.cancelled = true;
         stats.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -354,18 +438,28 @@ impl Project {
 
     /// Chunks of one file's text, routed to its namespace, and its definitions (also used
     /// for unsaved buffers).
-    pub(crate) fn chunk_text(&self, rel: &str, language: codemem_core::Language, text: &str) -> (Vec<Chunk>, Vec<SymbolDef>) {
-        let opts = ChunkOptions { max_lines: self.cfg.index.max_chunk_lines, min_lines: self.cfg.index.min_chunk_lines };
+    pub(crate) fn chunk_text(
+        &self,
+        rel: &str,
+        language: codemem_core::Language,
+        text: &str,
+    ) -> (Vec<Chunk>, Vec<SymbolDef>) {
+        let opts = ChunkOptions {
+            max_lines: self.cfg.index.max_chunk_lines,
+            min_lines: self.cfg.index.min_chunk_lines,
+        };
         let ns = self.router.route(rel, language);
         let (drafts, defs) = chunk_file_with_definitions(language, text, &opts);
         let chunks = drafts
             .into_iter()
             .filter(|d| !d.content.trim().is_empty())
             .map(|d| {
-                let content_hash =
-                    blake3::hash(codemem_core::embedding_text(rel, d.kind, d.symbol.as_deref(), &d.content).as_bytes())
-                        .to_hex()
-                        .to_string();
+                let content_hash = blake3::hash(
+                    codemem_core::embedding_text(rel, d.kind, d.symbol.as_deref(), &d.content)
+                        .as_bytes(),
+                )
+                .to_hex()
+                .to_string();
                 Chunk {
                     path: rel.to_string(),
                     namespace: ns.clone(),
@@ -404,7 +498,10 @@ impl Project {
         let total = order.len();
         let batch_size = self.cfg.embed.batch_size;
         let batches: Vec<&[Vec<u8>]> = order.chunks(batch_size).collect();
-        let (tx, rx) = crossbeam_channel::bounded::<(usize, std::result::Result<Vec<Vec<f32>>, String>, u64)>(2);
+        let (tx, rx) =
+            crossbeam_channel::bounded::<(usize, std::result::Result<Vec<Vec<f32>>, String>, u64)>(
+                2,
+            );
         let mut done = 0;
         let mut first_error: Option<ServiceError> = None;
         std::thread::scope(|s| {
@@ -415,7 +512,8 @@ impl Project {
                     if opts.cancel.load(Ordering::Relaxed) {
                         break;
                     }
-                    let texts: Vec<String> = keys.iter().map(|k| targets_ref[k].0.clone()).collect();
+                    let texts: Vec<String> =
+                        keys.iter().map(|k| targets_ref[k].0.clone()).collect();
                     let t = Instant::now();
                     let out = embedder.embed(&texts).map_err(|e| e.to_string());
                     if tx.send((i, out, t.elapsed().as_millis() as u64)).is_err() {
@@ -506,7 +604,11 @@ impl Project {
         drop(files);
         if let (Some(t), false) = (&self.team, paths.is_empty()) {
             t.wrote_manifest();
-            t.publish(crate::team::ChangeEvent { kind: "index".into(), paths, ..Default::default() });
+            t.publish(crate::team::ChangeEvent {
+                kind: "index".into(),
+                paths,
+                ..Default::default()
+            });
         }
         j.last = Some(Instant::now());
         Ok(())
@@ -514,7 +616,10 @@ impl Project {
 }
 
 pub(crate) fn payload(c: &Chunk) -> Map<String, Value> {
-    let leaf = c.symbol.as_deref().map(|s| codemem_core::lexical::symbol_leaf(s).to_lowercase());
+    let leaf = c
+        .symbol
+        .as_deref()
+        .map(|s| codemem_core::lexical::symbol_leaf(s).to_lowercase());
     let v = json!({
         "path": c.path,
         "namespace": c.namespace.as_str(),

@@ -26,18 +26,23 @@ mod team;
 mod walk;
 mod workspace;
 
-pub use error::{ServiceError, Result};
 /// The model type front ends pass around, so they need not depend on codemem-embed.
 pub use codemem_embed::Embedder;
-pub use indexer::{IndexEvent, IndexOptions, IndexStats, ProgressSink, Skipped};
 pub use documents::{Position, TextChange};
+pub use error::{Result, ServiceError};
+pub use indexer::{IndexEvent, IndexOptions, IndexStats, ProgressSink, Skipped};
 pub use lock::LockInfo;
 pub use memory::{Memory, NewMemory, RecallHit, RecallQuery, RecallResponse};
 pub use overlay::OverlayChange;
-pub use symbols::{match_score, SymbolDef, SymbolMatch};
-pub use project::{probe_backends, BackendProbe, NamespaceStatus, OpenOptions, Project, ProjectStatus};
+pub use project::{
+    probe_backends, BackendProbe, NamespaceStatus, OpenOptions, Project, ProjectStatus,
+};
 pub use scope::NamespaceScope;
 pub use search::{Freshness, SearchResponse};
-pub use workspace::{BackendStatus, Hub, LoadModel, NamespaceInfo, RootStatus, Workspace, WorkspaceEvent, WorkspaceOptions, WorkspaceStatus};
+pub use symbols::{match_score, SymbolDef, SymbolMatch};
 pub use team::{ChangeEvent, Synced};
 pub use walk::{decode_text, is_generated, walk, Walk, WalkedFile};
+pub use workspace::{
+    BackendStatus, Hub, LoadModel, NamespaceInfo, RootStatus, Workspace, WorkspaceEvent,
+    WorkspaceOptions, WorkspaceStatus,
+};

@@ -46,7 +46,10 @@ impl DataDirLock {
                         } else {
                             format!("another codemem process ({})", text.trim())
                         };
-                        return Err(ServiceError::Busy { data_dir: data_dir.display().to_string(), holder });
+                        return Err(ServiceError::Busy {
+                            data_dir: data_dir.display().to_string(),
+                            holder,
+                        });
                     }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(250));
@@ -70,7 +73,8 @@ mod tests {
     fn second_holder_gets_a_clear_busy_error() {
         let dir = tempfile::tempdir().unwrap();
         let _a = DataDirLock::acquire(dir.path(), "index", Duration::ZERO).unwrap();
-        let err = DataDirLock::acquire(dir.path(), "search", Duration::from_millis(50)).unwrap_err();
+        let err =
+            DataDirLock::acquire(dir.path(), "search", Duration::from_millis(50)).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("codemem index"), "{msg}");
         assert!(msg.contains(&std::process::id().to_string()), "{msg}");

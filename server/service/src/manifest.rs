@@ -36,9 +36,10 @@ pub const MANIFEST_VERSION: u32 = 3;
 pub fn load(kv: &dyn KeyValue) -> Result<HashMap<String, FileEntry>> {
     let mut out = HashMap::new();
     for (k, v) in kv.scan(Table::Files)? {
-        let path = String::from_utf8(k).map_err(|_| ServiceError::Corrupt("non-UTF-8 manifest key".into()))?;
-        let entry: FileEntry =
-            serde_json::from_slice(&v).map_err(|e| ServiceError::Corrupt(format!("manifest entry {path}: {e}")))?;
+        let path = String::from_utf8(k)
+            .map_err(|_| ServiceError::Corrupt("non-UTF-8 manifest key".into()))?;
+        let entry: FileEntry = serde_json::from_slice(&v)
+            .map_err(|e| ServiceError::Corrupt(format!("manifest entry {path}: {e}")))?;
         out.insert(path, entry);
     }
     Ok(out)
@@ -53,7 +54,10 @@ pub fn put_op(path: &str, e: &FileEntry) -> WriteOp {
 }
 
 pub fn delete_op(path: &str) -> WriteOp {
-    WriteOp::Delete { table: Table::Files, key: path.as_bytes().to_vec() }
+    WriteOp::Delete {
+        table: Table::Files,
+        key: path.as_bytes().to_vec(),
+    }
 }
 
 /// Named metadata values (JSON).

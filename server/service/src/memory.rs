@@ -84,13 +84,22 @@ pub struct RecallResponse {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn new_id(text: &str) -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let mut h = blake3::Hasher::new();
-    h.update(&std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos().to_le_bytes());
+    h.update(
+        &std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+            .to_le_bytes(),
+    );
     h.update(&std::process::id().to_le_bytes());
     h.update(&SEQ.fetch_add(1, Ordering::Relaxed).to_le_bytes());
     h.update(text.as_bytes());
@@ -108,12 +117,16 @@ fn invalid(msg: impl Into<String>) -> ServiceError {
 
 pub fn validate_tags(tags: &[String]) -> Result<()> {
     if tags.len() > MAX_TAGS {
-        return Err(invalid(format!("at most {MAX_TAGS} tags, got {}", tags.len())));
+        return Err(invalid(format!(
+            "at most {MAX_TAGS} tags, got {}",
+            tags.len()
+        )));
     }
     for t in tags {
         let ok = !t.is_empty()
             && t.len() <= MAX_TAG_LEN
-            && t.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'));
+            && t.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'));
         if !ok {
             return Err(invalid(format!(
                 "tag {t:?} is not valid: use 1-{MAX_TAG_LEN} letters, digits, or - _ . : /"
@@ -128,7 +141,9 @@ impl Project {
     pub fn remember(&self, m: NewMemory) -> Result<Memory> {
         let text = m.text.trim();
         if text.is_empty() {
-            return Err(invalid("the memory text is empty; say what should be remembered"));
+            return Err(invalid(
+                "the memory text is empty; say what should be remembered",
+            ));
         }
         if text.len() > MAX_MEMORY_BYTES {
             return Err(invalid(format!(
@@ -158,7 +173,10 @@ impl Project {
             key: memory.id.as_bytes().to_vec(),
             value: serde_json::to_vec(&memory).expect("Memory serialises"),
         }])?;
-        self.memories.write().unwrap_or_else(|e| e.into_inner()).insert(memory.id.clone(), memory.clone());
+        self.memories
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(memory.id.clone(), memory.clone());
         self.publish_memories(vec![memory.id.clone()]);
         // The record is durable; a failure below is repaired when the project next opens.
         if let Err(e) = self.index_memories(std::slice::from_ref(&memory), true) {
@@ -169,11 +187,23 @@ impl Project {
 
     /// Deletes a memory. `Ok(false)`: no memory has that id.
     pub fn forget(&self, id: &str) -> Result<bool> {
-        let Some(m) = self.memories.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned() else {
+        let Some(m) = self
+            .memories
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+        else {
             return Ok(false);
         };
-        self.kv.write(vec![WriteOp::Delete { table: Table::Memories, key: id.as_bytes().to_vec() }])?;
-        self.memories.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.kv.write(vec![WriteOp::Delete {
+            table: Table::Memories,
+            key: id.as_bytes().to_vec(),
+        }])?;
+        self.memories
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         self.publish_memories(vec![id.to_string()]);
         if let Ok(ns) = Namespace::new(&m.namespace) {
             self.store.delete_ids(&ns, &[point_id(id)])?;
@@ -182,7 +212,11 @@ impl Project {
     }
 
     pub fn memory(&self, id: &str) -> Option<Memory> {
-        self.memories.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+        self.memories
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// Memories pinned to the workspace-relative `rel`.
@@ -195,24 +229,45 @@ impl Project {
             .filter(|m| m.path.as_deref() == Some(rel))
             .cloned()
             .collect();
-        v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        v.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         v
     }
 
     pub fn memories_in(&self, namespace: &str) -> usize {
-        self.memories.read().unwrap_or_else(|e| e.into_inner()).values().filter(|m| m.namespace == namespace).count()
+        self.memories
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|m| m.namespace == namespace)
+            .count()
     }
 
     pub fn memory_count(&self) -> usize {
-        self.memories.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.memories
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Memories (and, without tags, documentation) relevant to a question.
     pub fn recall(&self, q: &RecallQuery) -> Result<RecallResponse> {
         validate_tags(&q.tags)?;
         let all = self.cfg.all_namespaces();
-        let namespaces = if q.namespaces.is_empty() { all.clone() } else { self.resolve_namespaces(&q.namespaces)? };
-        let query = Query { namespaces: namespaces.clone(), k: q.k, mode: SearchMode::Hybrid, ..Query::new(q.text.clone()) };
+        let namespaces = if q.namespaces.is_empty() {
+            all.clone()
+        } else {
+            self.resolve_namespaces(&q.namespaces)?
+        };
+        let query = Query {
+            namespaces: namespaces.clone(),
+            k: q.k,
+            mode: SearchMode::Hybrid,
+            ..Query::new(q.text.clone())
+        };
         let mem_filter = SearchFilter {
             memory: Some(true),
             tags: (!q.tags.is_empty()).then(|| q.tags.clone()),
@@ -222,17 +277,42 @@ impl Project {
             .search_with(&query, mem_filter)?
             .hits
             .into_iter()
-            .map(|h| RecallHit { score: h.score, memory: h.memory_id.as_deref().and_then(|id| self.memory(id)), hit: h })
+            .map(|h| RecallHit {
+                score: h.score,
+                memory: h.memory_id.as_deref().and_then(|id| self.memory(id)),
+                hit: h,
+            })
             .collect();
-        let docs: Vec<Namespace> =
-            namespaces.into_iter().filter(|n| matches!(n.as_str(), "documentation" | "architecture")).collect();
+        let docs: Vec<Namespace> = namespaces
+            .into_iter()
+            .filter(|n| matches!(n.as_str(), "documentation" | "architecture"))
+            .collect();
         if q.tags.is_empty() && !docs.is_empty() {
-            let dq = Query { namespaces: docs, ..query };
-            let doc_hits = self.search_with(&dq, SearchFilter { memory: Some(false), ..Default::default() })?.hits;
-            hits.extend(doc_hits.into_iter().map(|h| RecallHit { score: h.score, memory: None, hit: h }));
+            let dq = Query {
+                namespaces: docs,
+                ..query
+            };
+            let doc_hits = self
+                .search_with(
+                    &dq,
+                    SearchFilter {
+                        memory: Some(false),
+                        ..Default::default()
+                    },
+                )?
+                .hits;
+            hits.extend(doc_hits.into_iter().map(|h| RecallHit {
+                score: h.score,
+                memory: None,
+                hit: h,
+            }));
         }
         // Notes written on purpose win ties with documentation.
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| b.memory.is_some().cmp(&a.memory.is_some())));
+        hits.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| b.memory.is_some().cmp(&a.memory.is_some()))
+        });
         hits.truncate(q.k);
         Ok(RecallResponse { hits })
     }
@@ -245,18 +325,29 @@ impl Project {
                 Ok(m) => {
                     map.insert(m.id.clone(), m);
                 }
-                Err(e) => tracing::warn!(key = %String::from_utf8_lossy(&k), error = %e, "unreadable memory record skipped"),
+                Err(e) => {
+                    tracing::warn!(key = %String::from_utf8_lossy(&k), error = %e, "unreadable memory record skipped")
+                }
             }
         }
         let mut present: HashSet<u64> = HashSet::new();
         let wanted: HashMap<u64, &Memory> = map.values().map(|m| (point_id(&m.id), m)).collect();
         for ns in self.cfg.all_namespaces() {
-            let points = match self.store.scroll(&ns, &SearchFilter { memory: Some(true), ..Default::default() }, 1_000_000) {
+            let points = match self.store.scroll(
+                &ns,
+                &SearchFilter {
+                    memory: Some(true),
+                    ..Default::default()
+                },
+                1_000_000,
+            ) {
                 Ok(p) => p,
                 // A vector server that is down must not keep the project closed: the records
                 // are here; their searchable copies are checked the next time it opens.
                 Err(codemem_store::StoreError::Unavailable { .. }) => {
-                    tracing::warn!("vector server unavailable; memories are not reconciled with it this time");
+                    tracing::warn!(
+                        "vector server unavailable; memories are not reconciled with it this time"
+                    );
                     *self.memories.write().unwrap_or_else(|e| e.into_inner()) = map;
                     return Ok(());
                 }
@@ -270,12 +361,24 @@ impl Project {
             if !stray.is_empty() {
                 self.store.delete_ids(&ns, &stray)?;
             }
-            present.extend(points.iter().filter(|p| p.payload.contains_key("memory_id")).map(|p| p.id));
+            present.extend(
+                points
+                    .iter()
+                    .filter(|p| p.payload.contains_key("memory_id"))
+                    .map(|p| p.id),
+            );
         }
-        let missing: Vec<Memory> = map.values().filter(|m| !present.contains(&point_id(&m.id))).cloned().collect();
+        let missing: Vec<Memory> = map
+            .values()
+            .filter(|m| !present.contains(&point_id(&m.id)))
+            .cloned()
+            .collect();
         *self.memories.write().unwrap_or_else(|e| e.into_inner()) = map;
         if !missing.is_empty() {
-            tracing::info!(count = missing.len(), "re-indexing memories missing from the vector store");
+            tracing::info!(
+                count = missing.len(),
+                "re-indexing memories missing from the vector store"
+            );
             self.index_memories(&missing, false)?;
         }
         Ok(())
@@ -284,23 +387,38 @@ impl Project {
     /// Team mode: tells the other processes which memories changed.
     fn publish_memories(&self, ids: Vec<String>) {
         if let Some(t) = &self.team {
-            t.publish(crate::team::ChangeEvent { kind: "memory".into(), ids, ..Default::default() });
+            t.publish(crate::team::ChangeEvent {
+                kind: "memory".into(),
+                ids,
+                ..Default::default()
+            });
         }
     }
 
     /// Writes searchable copies of memories (dense from the cache, or the model when `embed`).
     fn index_memories(&self, memories: &[Memory], embed: bool) -> Result<()> {
-        let model_id = self.embedder.as_ref().map(|e| e.model_id().to_string()).unwrap_or_default();
+        let model_id = self
+            .embedder
+            .as_ref()
+            .map(|e| e.model_id().to_string())
+            .unwrap_or_default();
         for m in memories {
-            let Ok(ns) = Namespace::new(&m.namespace) else { continue };
+            let Ok(ns) = Namespace::new(&m.namespace) else {
+                continue;
+            };
             let key = cache::cache_key(&model_id, &blake3::hash(m.text.as_bytes()).to_hex());
             let mut dense = match &self.embedder {
-                Some(e) => cache::lookup(self.kv.as_ref(), std::slice::from_ref(&key), e.dim())?.pop().flatten(),
+                Some(e) => cache::lookup(self.kv.as_ref(), std::slice::from_ref(&key), e.dim())?
+                    .pop()
+                    .flatten(),
                 None => None,
             };
             if dense.is_none() {
                 if let Some(e) = self.embedder.as_ref().filter(|_| embed) {
-                    let v = e.embed(std::slice::from_ref(&m.text))?.pop().unwrap_or_default();
+                    let v = e
+                        .embed(std::slice::from_ref(&m.text))?
+                        .pop()
+                        .unwrap_or_default();
                     self.kv.write(vec![cache::put_op(key, &v)])?;
                     dense = Some(v);
                 }
@@ -308,7 +426,11 @@ impl Project {
             let point = StorePoint {
                 id: point_id(&m.id),
                 dense,
-                sparse: document_vector(m.path.as_deref().unwrap_or(""), m.symbol.as_deref(), &m.text),
+                sparse: document_vector(
+                    m.path.as_deref().unwrap_or(""),
+                    m.symbol.as_deref(),
+                    &m.text,
+                ),
                 payload: memory_payload(m),
             };
             self.store.upsert(&ns, vec![point])?;

@@ -45,7 +45,13 @@ pub enum OverlayChange {
 /// In team mode the salt also holds the owner, so two processes with the same unsaved text
 /// never overwrite (or delete) each other's points in the shared store.
 fn unsaved_id(c: &Chunk, owner: Option<&str>) -> u64 {
-    let owner_salt = owner.map_or(0, |o| u64::from_le_bytes(blake3::hash(o.as_bytes()).as_bytes()[..8].try_into().expect("8 bytes")));
+    let owner_salt = owner.map_or(0, |o| {
+        u64::from_le_bytes(
+            blake3::hash(o.as_bytes()).as_bytes()[..8]
+                .try_into()
+                .expect("8 bytes"),
+        )
+    });
     (c.point_id() ^ UNSAVED_SALT ^ owner_salt) & (u64::MAX >> 1)
 }
 
@@ -53,25 +59,55 @@ impl Project {
     /// Indexes `text` as the unsaved content of `rel` (lexical now; call `embed_overlay` for dense).
     pub fn set_overlay(&self, rel: &str, text: &str) -> Result<OverlayChange> {
         let hash = blake3::hash(text.as_bytes()).to_hex().to_string();
-        let on_disk = self.files.read().unwrap_or_else(|e| e.into_inner()).get(rel).map(|e| e.hash.clone());
+        let on_disk = self
+            .files
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(rel)
+            .map(|e| e.hash.clone());
         let language = Language::detect(rel);
         let too_big = text.len() as u64 > self.cfg.index.max_file_bytes;
         if on_disk.as_deref() == Some(hash.as_str()) || too_big || language.is_none() {
             if too_big {
-                tracing::info!(path = rel, bytes = text.len(), "unsaved buffer over index.max_file_bytes; not indexed");
+                tracing::info!(
+                    path = rel,
+                    bytes = text.len(),
+                    "unsaved buffer over index.max_file_bytes; not indexed"
+                );
             }
             self.clear_overlay(rel)?;
             return Ok(OverlayChange::Cleared);
         }
         let language = language.unwrap_or(Language::Text);
-        if self.overlay.lock().unwrap_or_else(|e| e.into_inner()).get(rel).is_some_and(|o| o.hash == hash) {
-            let n = self.overlay.lock().unwrap_or_else(|e| e.into_inner()).get(rel).map_or(0, |o| o.chunks.len());
+        if self
+            .overlay
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(rel)
+            .is_some_and(|o| o.hash == hash)
+        {
+            let n = self
+                .overlay
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(rel)
+                .map_or(0, |o| o.chunks.len());
             return Ok(OverlayChange::Indexed { chunks: n });
         }
         let (chunks, symbols) = self.chunk_text(rel, language, text);
-        let namespace = chunks.first().map(|c| c.namespace.clone()).unwrap_or_else(|| self.router.route(rel, language));
-        let model_id = self.embedder.as_ref().map(|e| e.model_id().to_string()).unwrap_or_default();
-        let keys: Vec<Vec<u8>> = chunks.iter().map(|c| cache::cache_key(&model_id, &c.content_hash)).collect();
+        let namespace = chunks
+            .first()
+            .map(|c| c.namespace.clone())
+            .unwrap_or_else(|| self.router.route(rel, language));
+        let model_id = self
+            .embedder
+            .as_ref()
+            .map(|e| e.model_id().to_string())
+            .unwrap_or_default();
+        let keys: Vec<Vec<u8>> = chunks
+            .iter()
+            .map(|c| cache::cache_key(&model_id, &c.content_hash))
+            .collect();
         let cached = match &self.embedder {
             Some(e) => cache::lookup(self.kv.as_ref(), &keys, e.dim())?,
             None => vec![None; keys.len()],
@@ -85,10 +121,22 @@ impl Project {
                 if let Some(owner) = self.team_owner() {
                     payload.insert("owner".into(), Value::String(owner.to_string()));
                 }
-                StorePoint { id: unsaved_id(c, self.team_owner()), dense, sparse: document_vector(&c.path, c.symbol.as_deref(), &c.content), payload }
+                StorePoint {
+                    id: unsaved_id(c, self.team_owner()),
+                    dense,
+                    sparse: document_vector(&c.path, c.symbol.as_deref(), &c.content),
+                    payload,
+                }
             })
             .collect();
-        let entry = OverlayEntry { namespace, language, hash, symbols, chunks, points };
+        let entry = OverlayEntry {
+            namespace,
+            language,
+            hash,
+            symbols,
+            chunks,
+            points,
+        };
         let n = entry.chunks.len();
         // Hold the lock across the store writes so a concurrent restore sees old or new, never half.
         let mut overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
@@ -104,11 +152,21 @@ impl Project {
     /// Computes the dense vectors an overlay still lacks. Returns how many chunks were embedded.
     /// Skips the work if the buffer changed meanwhile (a newer `set_overlay` wins).
     pub fn embed_overlay(&self, rel: &str) -> Result<usize> {
-        let Some(embedder) = &self.embedder else { return Ok(0) };
+        let Some(embedder) = &self.embedder else {
+            return Ok(0);
+        };
         let (hash, todo): (String, Vec<(u64, Chunk)>) = {
             let overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(o) = overlay.get(rel) else { return Ok(0) };
-            let todo = o.points.iter().zip(&o.chunks).filter(|(p, _)| p.dense.is_none()).map(|(p, c)| (p.id, c.clone())).collect();
+            let Some(o) = overlay.get(rel) else {
+                return Ok(0);
+            };
+            let todo = o
+                .points
+                .iter()
+                .zip(&o.chunks)
+                .filter(|(p, _)| p.dense.is_none())
+                .map(|(p, c)| (p.id, c.clone()))
+                .collect();
             (o.hash.clone(), todo)
         };
         if todo.is_empty() {
@@ -126,7 +184,9 @@ impl Project {
                 .collect();
             self.kv.write(ops)?;
             let mut overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(o) = overlay.get_mut(rel).filter(|o| o.hash == hash) else { return Ok(embedded) };
+            let Some(o) = overlay.get_mut(rel).filter(|o| o.hash == hash) else {
+                return Ok(embedded);
+            };
             let mut set = Vec::new();
             for ((id, _), v) in batch.iter().zip(vectors) {
                 if let Some(p) = o.points.iter_mut().find(|p| p.id == *id) {
@@ -169,7 +229,11 @@ impl Project {
         let same: Vec<String> = {
             let overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
             let files = self.files.read().unwrap_or_else(|e| e.into_inner());
-            overlay.iter().filter(|(p, o)| files.get(*p).is_some_and(|e| e.hash == o.hash)).map(|(p, _)| p.clone()).collect()
+            overlay
+                .iter()
+                .filter(|(p, o)| files.get(*p).is_some_and(|e| e.hash == o.hash))
+                .map(|(p, _)| p.clone())
+                .collect()
         };
         for p in &same {
             self.clear_overlay(p)?;
@@ -180,7 +244,10 @@ impl Project {
     /// Removes unsaved points a previous process left behind (it died with buffers open).
     pub(crate) fn purge_stale_overlay(&self) -> Result<usize> {
         let mut n = 0;
-        let f = SearchFilter { unsaved: Some(true), ..Default::default() };
+        let f = SearchFilter {
+            unsaved: Some(true),
+            ..Default::default()
+        };
         for ns in self.cfg.index_namespaces() {
             if let Some(owner) = self.team_owner() {
                 // The shared store also holds other live processes' buffers: only ours go.
@@ -191,7 +258,12 @@ impl Project {
                 };
                 let ids: Vec<u64> = points
                     .into_iter()
-                    .filter(|p| p.payload.get("owner").and_then(Value::as_str).is_none_or(|o| o == owner))
+                    .filter(|p| {
+                        p.payload
+                            .get("owner")
+                            .and_then(Value::as_str)
+                            .is_none_or(|o| o == owner)
+                    })
                     .map(|p| p.id)
                     .collect();
                 n += ids.len();
@@ -199,7 +271,12 @@ impl Project {
                 continue;
             }
             loop {
-                let ids: Vec<u64> = self.store.scroll(&ns, &f, 1000)?.into_iter().map(|p| p.id).collect();
+                let ids: Vec<u64> = self
+                    .store
+                    .scroll(&ns, &f, 1000)?
+                    .into_iter()
+                    .map(|p| p.id)
+                    .collect();
                 if ids.is_empty() {
                     break;
                 }
@@ -211,7 +288,12 @@ impl Project {
     }
 
     pub(crate) fn overlay_paths(&self) -> HashSet<String> {
-        self.overlay.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+        self.overlay
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// (path, namespace, (symbols, language)) of every overlay.
@@ -219,7 +301,13 @@ impl Project {
         let overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
         overlay
             .iter()
-            .map(|(p, o)| (p.clone(), o.namespace.to_string(), (o.symbols.clone(), o.language.as_str().to_string())))
+            .map(|(p, o)| {
+                (
+                    p.clone(),
+                    o.namespace.to_string(),
+                    (o.symbols.clone(), o.language.as_str().to_string()),
+                )
+            })
             .collect()
     }
 }

@@ -8,7 +8,8 @@ pub use codemem_embed::assets::codemem_home;
 
 /// `<home>/projects/<project id>`.
 pub fn project_data_dir(home: &Path, canonical_root: &Path) -> PathBuf {
-    home.join("projects").join(ProjectId::for_root(canonical_root).as_str())
+    home.join("projects")
+        .join(ProjectId::for_root(canonical_root).as_str())
 }
 
 /// Creates `dir` (and missing parents) and makes it private to the user (0700 on Unix),
@@ -54,9 +55,15 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let dir = home.path().join("projects").join("p-1");
         ensure_private_dir(&dir).unwrap();
-        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         ensure_private_dir(&dir).unwrap();
-        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
 }

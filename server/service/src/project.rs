@@ -7,17 +7,21 @@ use std::time::Duration;
 
 use codemem_core::{route::Router, Config, ProjectId};
 use codemem_embed::Embedder;
-use codemem_kv::{KeyValue, ProjectState, RedbStore, RedisOptions, RedisStore, SharedCacheKv, Table, WriteOp};
+use codemem_kv::{
+    KeyValue, ProjectState, RedbStore, RedisOptions, RedisStore, SharedCacheKv, Table, WriteOp,
+};
 use codemem_resilience::BreakerConfig;
-use codemem_store::{collection_prefix, EdgeStore, Outbox, QdrantOptions, QdrantStore, VectorStore};
+use codemem_store::{
+    collection_prefix, EdgeStore, Outbox, QdrantOptions, QdrantStore, VectorStore,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ServiceError};
 use crate::indexer::IndexStats;
 use crate::lock::DataDirLock;
+use crate::manifest::{self, FileEntry};
 use crate::memory::Memory;
 use crate::overlay::Overlay;
-use crate::manifest::{self, FileEntry};
 use crate::paths;
 use crate::team::Team;
 
@@ -101,7 +105,10 @@ pub fn qdrant_options(cfg: &Config, id: &ProjectId) -> Option<QdrantOptions> {
     if b.qdrant_url.is_empty() {
         return None;
     }
-    let mut o = QdrantOptions::new(b.qdrant_url.clone(), format!("codemem_{}", collection_prefix(id.as_str())));
+    let mut o = QdrantOptions::new(
+        b.qdrant_url.clone(),
+        format!("codemem_{}", collection_prefix(id.as_str())),
+    );
     o.api_key = (!b.qdrant_api_key.is_empty()).then(|| b.qdrant_api_key.clone());
     o.pool_size = b.pool_size;
     o.connect_timeout = Duration::from_millis(b.connect_timeout_ms);
@@ -144,7 +151,10 @@ impl Project {
             reason: e.to_string(),
         })?;
         if !root.is_dir() {
-            return Err(ServiceError::Root { path: root.display().to_string(), reason: "not a directory".into() });
+            return Err(ServiceError::Root {
+                path: root.display().to_string(),
+                reason: "not a directory".into(),
+            });
         }
         let cfg = match opts.config {
             Some(c) => c,
@@ -154,7 +164,9 @@ impl Project {
         let id = ProjectId::for_root(&root);
         let project_dir = paths::project_data_dir(&opts.home, &root);
         if !opts.create && !team_mode && !project_dir.join("kv.redb").exists() {
-            return Err(ServiceError::NotIndexed { path: root.display().to_string() });
+            return Err(ServiceError::NotIndexed {
+                path: root.display().to_string(),
+            });
         }
         // Private to the user: the data dirs hold chunks of the code and the memories.
         for dir in [opts.home.join("projects"), project_dir.clone()] {
@@ -165,7 +177,11 @@ impl Project {
         let (data_dir, slot, lock) = if team_mode {
             let mut found = None;
             for slot in 0..=MAX_INSTANCES {
-                let dir = if slot == 0 { project_dir.clone() } else { project_dir.join("instances").join(slot.to_string()) };
+                let dir = if slot == 0 {
+                    project_dir.clone()
+                } else {
+                    project_dir.join("instances").join(slot.to_string())
+                };
                 match DataDirLock::acquire(&dir, &opts.purpose, Duration::ZERO) {
                     Ok(lock) => {
                         found = Some((dir, slot, lock));
@@ -177,7 +193,11 @@ impl Project {
             }
             match found {
                 Some(f) => f,
-                None => (project_dir.clone(), 0, DataDirLock::acquire(&project_dir, &opts.purpose, opts.lock_wait)?),
+                None => (
+                    project_dir.clone(),
+                    0,
+                    DataDirLock::acquire(&project_dir, &opts.purpose, opts.lock_wait)?,
+                ),
             }
         } else {
             let lock = DataDirLock::acquire(&project_dir, &opts.purpose, opts.lock_wait)?;
@@ -190,8 +210,13 @@ impl Project {
         let mut team = None;
         let kv: Arc<dyn KeyValue> = match &redis {
             Some(r) if team_mode => {
-                let state = ProjectState::new(r.clone(), format!("{SHARED_CACHE_PREFIX}:project:{}", id.as_str()));
-                let shared = Arc::new(SharedCacheKv::new(local, r.clone()).with_project_state(state.clone()));
+                let state = ProjectState::new(
+                    r.clone(),
+                    format!("{SHARED_CACHE_PREFIX}:project:{}", id.as_str()),
+                );
+                let shared = Arc::new(
+                    SharedCacheKv::new(local, r.clone()).with_project_state(state.clone()),
+                );
                 team = Some(Team {
                     state,
                     kv: shared.clone(),
@@ -204,7 +229,11 @@ impl Project {
             Some(r) => Arc::new(SharedCacheKv::new(local, r.clone())) as Arc<dyn KeyValue>,
             None => local,
         };
-        let dim = opts.embedder.as_ref().map(|e| e.dim()).unwrap_or(DEFAULT_DIM);
+        let dim = opts
+            .embedder
+            .as_ref()
+            .map(|e| e.dim())
+            .unwrap_or(DEFAULT_DIM);
         let shards = data_dir.join("shards");
 
         // A different model (or dimension) invalidates every stored vector: start over.
@@ -213,10 +242,20 @@ impl Project {
             if stored.as_deref().is_some_and(|m| m != e.model_id()) {
                 tracing::warn!(old = ?stored, new = e.model_id(), "embedding model changed; rebuilding the index");
                 let _ = std::fs::remove_dir_all(&shards);
-                let ops = kv.scan(Table::Files)?.into_iter().map(|(k, _)| WriteOp::Delete { table: Table::Files, key: k }).collect();
+                let ops = kv
+                    .scan(Table::Files)?
+                    .into_iter()
+                    .map(|(k, _)| WriteOp::Delete {
+                        table: Table::Files,
+                        key: k,
+                    })
+                    .collect();
                 kv.write(ops)?;
             }
-            kv.write(vec![manifest::meta_op("model_id", &e.model_id()), manifest::meta_op("dim", &e.dim())])?;
+            kv.write(vec![
+                manifest::meta_op("model_id", &e.model_id()),
+                manifest::meta_op("dim", &e.dim()),
+            ])?;
         }
         let qdrant_opts = qdrant_options(&cfg, &id);
         // Which vector store the manifest describes: switching (embedded ⇄ a Qdrant server, or
@@ -225,17 +264,27 @@ impl Project {
             Some(o) => format!("qdrant {} {}", o.url, o.prefix),
             None => "embedded".to_string(),
         };
-        let (store, qdrant): (Arc<dyn VectorStore>, Option<Arc<Outbox<QdrantStore>>>) = match qdrant_opts {
-            Some(o) => {
-                let q = Arc::new(Outbox::open(Arc::new(QdrantStore::open(o, dim)?), &data_dir.join("outbox.redb"))?);
-                (q.clone() as Arc<dyn VectorStore>, Some(q))
-            }
-            None => (Arc::new(EdgeStore::open(&shards, dim)?) as Arc<dyn VectorStore>, None),
-        };
+        let (store, qdrant): (Arc<dyn VectorStore>, Option<Arc<Outbox<QdrantStore>>>) =
+            match qdrant_opts {
+                Some(o) => {
+                    let q = Arc::new(Outbox::open(
+                        Arc::new(QdrantStore::open(o, dim)?),
+                        &data_dir.join("outbox.redb"),
+                    )?);
+                    (q.clone() as Arc<dyn VectorStore>, Some(q))
+                }
+                None => (
+                    Arc::new(EdgeStore::open(&shards, dim)?) as Arc<dyn VectorStore>,
+                    None,
+                ),
+            };
         let mut files = manifest::load(kv.as_ref())?;
         let version: Option<u32> = manifest::get_meta(kv.as_ref(), "manifest_version")?;
         let backend_before: Option<String> = manifest::get_meta(kv.as_ref(), "vector_backend")?;
-        let switched = !files.is_empty() && backend_before.as_deref().is_some_and(|b| b != vector_backend);
+        let switched = !files.is_empty()
+            && backend_before
+                .as_deref()
+                .is_some_and(|b| b != vector_backend);
         if switched {
             tracing::warn!(from = ?backend_before, to = vector_backend, "vector store changed; storing every file again (vectors come from the cache)");
         }
@@ -252,7 +301,10 @@ impl Project {
                     manifest::put_op(p, e)
                 })
                 .collect();
-            ops.push(manifest::meta_op("manifest_version", &manifest::MANIFEST_VERSION));
+            ops.push(manifest::meta_op(
+                "manifest_version",
+                &manifest::MANIFEST_VERSION,
+            ));
             kv.write(ops)?;
         }
         let _ = std::fs::write(data_dir.join("root.txt"), root.display().to_string());
@@ -276,15 +328,29 @@ impl Project {
         if project.team.is_some() {
             let synced = project.sync_team_state(false)?;
             if !synced.paths.is_empty() {
-                tracing::info!(files = synced.paths.len(), "loaded the team's manifest from Redis");
+                tracing::info!(
+                    files = synced.paths.len(),
+                    "loaded the team's manifest from Redis"
+                );
             }
-            if !opts.create && project.files.read().unwrap_or_else(|e| e.into_inner()).is_empty() {
-                return Err(ServiceError::NotIndexed { path: project.root.display().to_string() });
+            if !opts.create
+                && project
+                    .files
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_empty()
+            {
+                return Err(ServiceError::NotIndexed {
+                    path: project.root.display().to_string(),
+                });
             }
         }
         let purged = project.purge_stale_overlay()?;
         if purged > 0 {
-            tracing::info!(points = purged, "removed unsaved-buffer points left by a previous process");
+            tracing::info!(
+                points = purged,
+                "removed unsaved-buffer points left by a previous process"
+            );
         }
         project.load_memories()?;
         Ok(project)
@@ -302,7 +368,11 @@ impl Project {
     /// Whether `rel` is indexed and, if known, how many lines its indexed text has (entries
     /// written before line counts were kept say `Some(None)` until they are re-chunked).
     pub fn indexed_lines(&self, rel: &str) -> Option<Option<u32>> {
-        self.files.read().unwrap_or_else(|e| e.into_inner()).get(rel).map(|e| e.lines)
+        self.files
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(rel)
+            .map(|e| e.lines)
     }
     pub fn config(&self) -> &Config {
         &self.cfg
@@ -315,19 +385,30 @@ impl Project {
         let files = self.files.read().expect("manifest lock");
         let mut namespaces = Vec::new();
         for ns in self.cfg.index_namespaces() {
-            let count = files.values().filter(|e| e.namespace == ns.as_str()).count();
+            let count = files
+                .values()
+                .filter(|e| e.namespace == ns.as_str())
+                .count();
             // An unreachable vector server shows in the backends' status, not as a failed status.
             let points = match self.store.count(&ns) {
                 Err(codemem_store::StoreError::Unavailable { .. }) => 0,
                 other => other?,
             };
-            namespaces.push(NamespaceStatus { name: ns.to_string(), files: count, points });
+            namespaces.push(NamespaceStatus {
+                name: ns.to_string(),
+                files: count,
+                points,
+            });
         }
         Ok(ProjectStatus {
             project: self.id.to_string(),
             root: self.root.display().to_string(),
             data_dir: self.data_dir.display().to_string(),
-            model: self.embedder.as_ref().map(|e| e.model_id().to_string()).or(manifest::get_meta(self.kv.as_ref(), "model_id")?),
+            model: self
+                .embedder
+                .as_ref()
+                .map(|e| e.model_id().to_string())
+                .or(manifest::get_meta(self.kv.as_ref(), "model_id")?),
             namespaces,
             files_indexed: files.len(),
             pending_files: files.values().filter(|e| !e.complete).count(),
@@ -364,7 +445,12 @@ impl Project {
                     detail: match health {
                         Ok(v) => {
                             let h = q.health_stats();
-                            format!("Qdrant {v} at {}{queued}; {} background health checks, {} failed", q.url(), h.checks, h.failures)
+                            format!(
+                                "Qdrant {v} at {}{queued}; {} background health checks, {} failed",
+                                q.url(),
+                                h.checks,
+                                h.failures
+                            )
                         }
                         Err(e) => format!("{e}{queued}"),
                     },
@@ -501,7 +587,8 @@ pub fn probe_backends(cfg: &Config) -> Vec<BackendProbe> {
     }
     if !b.qdrant_url.is_empty() {
         let at = host_port(&b.qdrant_url).to_string();
-        let mut o = qdrant_options(&quick, &ProjectId::for_root(Path::new("/codemem-doctor"))).expect("qdrant_url is set");
+        let mut o = qdrant_options(&quick, &ProjectId::for_root(Path::new("/codemem-doctor")))
+            .expect("qdrant_url is set");
         o.prefix = "codemem_doctor_probe".into();
         let probe = QdrantStore::open(o, DEFAULT_DIM).and_then(|q| q.health());
         out.push(match probe {

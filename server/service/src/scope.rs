@@ -42,8 +42,14 @@ impl Project {
         }
         st.namespaces.retain(|n| scope.allows(&n.name));
         let files = self.files.read().unwrap_or_else(|e| e.into_inner());
-        st.files_indexed = files.values().filter(|e| scope.allows(&e.namespace)).count();
-        st.pending_files = files.values().filter(|e| scope.allows(&e.namespace) && !e.complete).count();
+        st.files_indexed = files
+            .values()
+            .filter(|e| scope.allows(&e.namespace))
+            .count();
+        st.pending_files = files
+            .values()
+            .filter(|e| scope.allows(&e.namespace) && !e.complete)
+            .count();
         st.last_run = None;
         Ok(st)
     }
@@ -60,7 +66,11 @@ impl Project {
     pub fn unsaved_visible(&self, scope: &NamespaceScope) -> Result<usize> {
         match scope {
             NamespaceScope::All => Ok(self.freshness()?.unsaved_files),
-            NamespaceScope::Only(_) => Ok(self.overlay_symbols().iter().filter(|(_, ns, _)| scope.allows(ns)).count()),
+            NamespaceScope::Only(_) => Ok(self
+                .overlay_symbols()
+                .iter()
+                .filter(|(_, ns, _)| scope.allows(ns))
+                .count()),
         }
     }
 }

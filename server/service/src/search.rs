@@ -51,7 +51,13 @@ type Key = (Namespace, u64);
 impl Project {
     /// Hybrid search over code and docs (memories are left to `recall`).
     pub fn search(&self, q: &Query) -> Result<SearchResponse> {
-        self.search_with(q, SearchFilter { memory: Some(false), ..Default::default() })
+        self.search_with(
+            q,
+            SearchFilter {
+                memory: Some(false),
+                ..Default::default()
+            },
+        )
     }
 
     /// `search` with extra store conditions (memory / tags / kind).
@@ -64,21 +70,42 @@ impl Project {
                 "dense search needs the embedding model; run `scripts/setup`, or search with --mode lexical".into(),
             )));
         }
-        let mut filter = SearchFilter { language: q.language.map(|l| l.as_str().to_string()), ..base };
+        let mut filter = SearchFilter {
+            language: q.language.map(|l| l.as_str().to_string()),
+            ..base
+        };
         let unsaved_paths = self.overlay_paths();
         if let Some(glob) = &q.path_glob {
             let m = Glob::new(glob)
-                .map_err(|e| codemem_core::CoreError::InvalidGlob { glob: glob.clone(), reason: e.to_string() })?
+                .map_err(|e| codemem_core::CoreError::InvalidGlob {
+                    glob: glob.clone(),
+                    reason: e.to_string(),
+                })?
                 .compile_matcher();
             let files = self.files.read().unwrap_or_else(|e| e.into_inner());
-            let mut paths: Vec<String> = files.keys().filter(|p| m.is_match(p.as_str())).cloned().collect();
-            paths.extend(unsaved_paths.iter().filter(|p| m.is_match(p.as_str()) && !files.contains_key(*p)).cloned());
+            let mut paths: Vec<String> = files
+                .keys()
+                .filter(|p| m.is_match(p.as_str()))
+                .cloned()
+                .collect();
+            paths.extend(
+                unsaved_paths
+                    .iter()
+                    .filter(|p| m.is_match(p.as_str()) && !files.contains_key(*p))
+                    .cloned(),
+            );
             filter.paths = Some(paths);
         }
         let freshness = self.freshness()?;
         let dense_available = self.embedder.is_some();
         if filter.paths.as_ref().is_some_and(|p| p.is_empty()) {
-            return Ok(SearchResponse { hits: vec![], mode: q.mode, dense_available, freshness, took_ms: ms(started) });
+            return Ok(SearchResponse {
+                hits: vec![],
+                mode: q.mode,
+                dense_available,
+                freshness,
+                took_ms: ms(started),
+            });
         }
         // Disk chunks of files with an unsaved buffer are dropped below: fetch enough to cover them.
         let depth = (q.k * 4).max(40) + if unsaved_paths.is_empty() { 0 } else { 40 };
@@ -113,14 +140,21 @@ impl Project {
         // An identifier query wants the chunk that defines it first.
         if let Some(ident) = identifier_query(&q.text) {
             let top = fused.values().map(|(s, _)| *s).fold(0.0f32, f32::max);
-            let by_symbol = SearchFilter { symbol_lc: Some(ident.to_lowercase()), ..filter.clone() };
+            let by_symbol = SearchFilter {
+                symbol_lc: Some(ident.to_lowercase()),
+                ..filter.clone()
+            };
             for ns in &namespaces {
                 for p in self.store.scroll(ns, &by_symbol, 20)? {
                     fused.entry((ns.clone(), p.id)).or_insert((0.0, p));
                 }
             }
             for ((ns, _), (s, p)) in fused.iter_mut() {
-                let sym = p.payload.get("symbol").and_then(Value::as_str).unwrap_or("");
+                let sym = p
+                    .payload
+                    .get("symbol")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 let leaf = symbol_leaf(sym);
                 // Among same-named definitions, product code beats a test fixture of that name.
                 let home = if ns.as_str() == "coding" { 0.25 } else { 0.0 };
@@ -135,17 +169,38 @@ impl Project {
         let mut ranked: Vec<(f32, ScoredPoint)> = fused
             .into_values()
             .filter(|(_, p)| {
-                let unsaved = p.payload.get("unsaved").and_then(Value::as_bool).unwrap_or(false);
+                let unsaved = p
+                    .payload
+                    .get("unsaved")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 if unsaved {
                     // Team mode: another process's unsaved buffer is not ours to show.
-                    return p.payload.get("owner").and_then(Value::as_str).is_none_or(|o| Some(o) == self.team_owner());
+                    return p
+                        .payload
+                        .get("owner")
+                        .and_then(Value::as_str)
+                        .is_none_or(|o| Some(o) == self.team_owner());
                 }
-                !p.payload.get("path").and_then(Value::as_str).is_some_and(|path| unsaved_paths.contains(path))
+                !p.payload
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .is_some_and(|path| unsaved_paths.contains(path))
             })
             .collect();
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
-        let hits = ranked.into_iter().take(q.k).filter_map(|(s, p)| to_hit(s, &p.payload)).collect();
-        Ok(SearchResponse { hits, mode: q.mode, dense_available, freshness, took_ms: ms(started) })
+        let hits = ranked
+            .into_iter()
+            .take(q.k)
+            .filter_map(|(s, p)| to_hit(s, &p.payload))
+            .collect();
+        Ok(SearchResponse {
+            hits,
+            mode: q.mode,
+            dense_available,
+            freshness,
+            took_ms: ms(started),
+        })
     }
 
     /// One ranked list across namespaces. Scores of one kind (cosine or BM25) are comparable
@@ -185,7 +240,8 @@ impl Project {
     pub fn freshness(&self) -> Result<Freshness> {
         let unsaved_files = self.overlay_paths().len();
         let files = self.files.read().unwrap_or_else(|e| e.into_inner());
-        let last_commit: Option<String> = manifest::get_meta::<Option<String>>(self.kv.as_ref(), "last_commit")?.flatten();
+        let last_commit: Option<String> =
+            manifest::get_meta::<Option<String>>(self.kv.as_ref(), "last_commit")?.flatten();
         let head_commit = git_head(&self.root);
         Ok(Freshness {
             indexed_files: files.len(),
@@ -224,9 +280,13 @@ fn to_hit(score: f32, p: &Map<String, Value>) -> Option<Hit> {
         start_line: n("start_line"),
         end_line: n("end_line"),
         symbol: s("symbol").map(str::to_string),
-        kind: s("kind").and_then(ChunkKind::parse).unwrap_or(ChunkKind::Block),
+        kind: s("kind")
+            .and_then(ChunkKind::parse)
+            .unwrap_or(ChunkKind::Block),
         namespace: Namespace::new(s("namespace")?).ok()?,
-        language: s("language").and_then(Language::parse).unwrap_or(Language::Text),
+        language: s("language")
+            .and_then(Language::parse)
+            .unwrap_or(Language::Text),
         score,
         snippet: snippet(s("content").unwrap_or("")),
         unsaved: p.get("unsaved").and_then(Value::as_bool).unwrap_or(false),

@@ -2,8 +2,8 @@
 //! unsaved buffers, matched exactly first, then fuzzily (case, `_`/`-`, prefix, substring,
 //! identifier parts, subsequence).
 
-use codemem_core::lexical::{split_identifier, symbol_leaf};
 use codemem_core::chunk::Definition;
+use codemem_core::lexical::{split_identifier, symbol_leaf};
 use codemem_core::ChunkKind;
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +20,12 @@ pub struct SymbolDef {
 
 impl From<Definition> for SymbolDef {
     fn from(d: Definition) -> Self {
-        SymbolDef { name: d.symbol, kind: d.kind, start_line: d.start_line, end_line: d.end_line }
+        SymbolDef {
+            name: d.symbol,
+            kind: d.kind,
+            start_line: d.start_line,
+            end_line: d.end_line,
+        }
     }
 }
 
@@ -43,7 +48,10 @@ pub struct SymbolMatch {
 }
 
 fn normalise(s: &str) -> String {
-    s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 fn is_subsequence(needle: &str, hay: &str) -> bool {
@@ -75,7 +83,10 @@ pub fn match_score(query: &str, name: &str) -> Option<(f32, bool)> {
     if l.contains(&q) {
         return Some((0.55 + 0.15 * closeness, false));
     }
-    let parts: Vec<String> = split_identifier(query).into_iter().map(|p| p.to_lowercase()).collect();
+    let parts: Vec<String> = split_identifier(query)
+        .into_iter()
+        .map(|p| p.to_lowercase())
+        .collect();
     if parts.len() > 1 && parts.iter().all(|p| l.contains(p.as_str())) {
         return Some((0.5 + 0.1 * closeness, false));
     }
@@ -88,11 +99,21 @@ pub fn match_score(query: &str, name: &str) -> Option<(f32, bool)> {
 impl Project {
     /// Definitions of one indexed file (workspace-relative).
     pub fn symbols_of(&self, rel: &str) -> Vec<SymbolDef> {
-        self.files.read().unwrap_or_else(|e| e.into_inner()).get(rel).map(|e| e.symbols.clone()).unwrap_or_default()
+        self.files
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(rel)
+            .map(|e| e.symbols.clone())
+            .unwrap_or_default()
     }
 
     /// Definitions matching `name`, best first; `kind` restricts to one chunk kind.
-    pub fn find_symbol(&self, name: &str, kind: Option<ChunkKind>, limit: usize) -> Vec<SymbolMatch> {
+    pub fn find_symbol(
+        &self,
+        name: &str,
+        kind: Option<ChunkKind>,
+        limit: usize,
+    ) -> Vec<SymbolMatch> {
         self.find_symbol_in(name, kind, limit, &crate::NamespaceScope::All)
     }
 
@@ -115,8 +136,18 @@ impl Project {
         let disk = files
             .iter()
             .filter(|(p, _)| !overlay.iter().any(|(op, _, _)| op == *p))
-            .map(|(p, e)| (p.as_str(), e.namespace.as_str(), e.language.as_str(), &e.symbols, false));
-        let unsaved = overlay.iter().map(|(p, ns, syms)| (p.as_str(), ns.as_str(), syms.1.as_str(), &syms.0, true));
+            .map(|(p, e)| {
+                (
+                    p.as_str(),
+                    e.namespace.as_str(),
+                    e.language.as_str(),
+                    &e.symbols,
+                    false,
+                )
+            });
+        let unsaved = overlay
+            .iter()
+            .map(|(p, ns, syms)| (p.as_str(), ns.as_str(), syms.1.as_str(), &syms.0, true));
         for (path, ns, language, symbols, is_unsaved) in disk.chain(unsaved) {
             if !scope.allows(ns) {
                 continue;
@@ -167,14 +198,27 @@ mod tests {
     #[test]
     fn exact_beats_fuzzy() {
         let s = |q, n| match_score(q, n).map(|(s, _)| s).unwrap_or(0.0);
-        assert_eq!(match_score("parse_config", "parse_config"), Some((1.0, true)));
+        assert_eq!(
+            match_score("parse_config", "parse_config"),
+            Some((1.0, true))
+        );
         assert_eq!(match_score("handle", "Router::handle"), Some((1.0, true)));
         assert!(s("ParseConfig", "parse_config") > s("parse", "parse_config"));
-        assert!(s("parse", "parse_config") > s("config", "parse_config"), "prefix beats substring");
-        assert!(s("config", "parse_config") > s("pcfg", "parse_config"), "substring beats subsequence");
+        assert!(
+            s("parse", "parse_config") > s("config", "parse_config"),
+            "prefix beats substring"
+        );
+        assert!(
+            s("config", "parse_config") > s("pcfg", "parse_config"),
+            "substring beats subsequence"
+        );
         assert!(s("prs", "parse_config") > 0.0, "subsequence");
         assert_eq!(match_score("zzz", "parse_config"), None);
-        assert_eq!(match_score("configParse", "parse_config").map(|(_, e)| e), Some(false), "identifier parts in any order");
+        assert_eq!(
+            match_score("configParse", "parse_config").map(|(_, e)| e),
+            Some(false),
+            "identifier parts in any order"
+        );
         assert_eq!(match_score("", "x"), None);
     }
 }

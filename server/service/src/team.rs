@@ -118,7 +118,10 @@ impl Team {
                 Ok(Lease::Acquired) => break,
                 Ok(Lease::HeldBy(other)) => {
                     if !told {
-                        tracing::info!(holder = other, "another codemem process is indexing this project; waiting for it");
+                        tracing::info!(
+                            holder = other,
+                            "another codemem process is indexing this project; waiting for it"
+                        );
                         told = true;
                     }
                 }
@@ -133,7 +136,12 @@ impl Team {
             std::thread::sleep(Duration::from_millis(250));
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let (state, h, ttl, stop2) = (self.state.clone(), holder.clone(), self.lease_ttl, stop.clone());
+        let (state, h, ttl, stop2) = (
+            self.state.clone(),
+            holder.clone(),
+            self.lease_ttl,
+            stop.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name("codemem-lease".into())
             .spawn(move || {
@@ -153,7 +161,12 @@ impl Team {
                 }
             })
             .ok();
-        Some(LeaseGuard { stop, thread, state: self.state.clone(), holder })
+        Some(LeaseGuard {
+            stop,
+            thread,
+            state: self.state.clone(),
+            holder,
+        })
     }
 
     /// After this process wrote manifest entries (under the lease): a new generation.
@@ -186,7 +199,10 @@ fn apply_remote(
     delete_missing: bool,
 ) -> Result<Vec<Vec<u8>>> {
     let mine: HashMap<Vec<u8>, Vec<u8>> = local.scan(table)?.into_iter().collect();
-    let theirs: HashMap<&[u8], &[u8]> = remote.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    let theirs: HashMap<&[u8], &[u8]> = remote
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+        .collect();
     let mut ops = Vec::new();
     let mut changed = Vec::new();
     for (k, v) in remote {
@@ -194,7 +210,11 @@ fn apply_remote(
             continue;
         }
         if mine.get(k) != Some(v) {
-            ops.push(WriteOp::Put { table, key: k.clone(), value: v.clone() });
+            ops.push(WriteOp::Put {
+                table,
+                key: k.clone(),
+                value: v.clone(),
+            });
             changed.push(k.clone());
         }
     }
@@ -204,7 +224,10 @@ fn apply_remote(
                 continue;
             }
             if !theirs.contains_key(k.as_slice()) {
-                ops.push(WriteOp::Delete { table, key: k.clone() });
+                ops.push(WriteOp::Delete {
+                    table,
+                    key: k.clone(),
+                });
                 changed.push(k.clone());
             }
         }
@@ -219,12 +242,19 @@ impl Project {
     /// written here while Redis was down is pushed). With `push`, or when the shared manifest
     /// is empty, this process's manifest is pushed instead. Redis down: nothing changes.
     pub(crate) fn sync_team_state(&self, push: bool) -> Result<Synced> {
-        let Some(t) = &self.team else { return Ok(Synced::default()) };
+        let Some(t) = &self.team else {
+            return Ok(Synced::default());
+        };
         let local = t.kv.local().clone();
         let mut out = Synced::default();
         let generation = t.state.generation().unwrap_or(0);
-        let unchanged = !push && generation != 0 && generation == t.seen_generation.load(Ordering::Relaxed);
-        let remote_files = match if unchanged { Ok(Vec::new()) } else { t.state.scan(Table::Files) } {
+        let unchanged =
+            !push && generation != 0 && generation == t.seen_generation.load(Ordering::Relaxed);
+        let remote_files = match if unchanged {
+            Ok(Vec::new())
+        } else {
+            t.state.scan(Table::Files)
+        } {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "team state not loaded (Redis unavailable); using this machine's copy");
@@ -237,13 +267,33 @@ impl Project {
             let mine = local.scan(Table::Files)?;
             if !mine.is_empty() || push {
                 let theirs: HashSet<Vec<u8>> = remote_files.into_iter().map(|(k, _)| k).collect();
-                let mut ops: Vec<WriteOp> =
-                    theirs.iter().map(|k| WriteOp::Delete { table: Table::Files, key: k.clone() }).collect();
-                ops.extend(mine.into_iter().map(|(key, value)| WriteOp::Put { table: Table::Files, key, value }));
-                ops.extend(local.scan(Table::Meta)?.into_iter().map(|(key, value)| WriteOp::Put { table: Table::Meta, key, value }));
+                let mut ops: Vec<WriteOp> = theirs
+                    .iter()
+                    .map(|k| WriteOp::Delete {
+                        table: Table::Files,
+                        key: k.clone(),
+                    })
+                    .collect();
+                ops.extend(mine.into_iter().map(|(key, value)| WriteOp::Put {
+                    table: Table::Files,
+                    key,
+                    value,
+                }));
+                ops.extend(
+                    local
+                        .scan(Table::Meta)?
+                        .into_iter()
+                        .map(|(key, value)| WriteOp::Put {
+                            table: Table::Meta,
+                            key,
+                            value,
+                        }),
+                );
                 match t.state.write(ops) {
                     Ok(()) => t.wrote_manifest(),
-                    Err(e) => tracing::warn!(error = %e, "could not push this process's manifest to Redis; the next run tries again"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not push this process's manifest to Redis; the next run tries again")
+                    }
                 }
             }
         } else {
@@ -252,9 +302,13 @@ impl Project {
                 apply_remote(local.as_ref(), Table::Meta, &meta, None, false)?;
             }
             if !changed.is_empty() {
-                *self.files.write().unwrap_or_else(|e| e.into_inner()) = manifest::load(local.as_ref())?;
+                *self.files.write().unwrap_or_else(|e| e.into_inner()) =
+                    manifest::load(local.as_ref())?;
             }
-            out.paths = changed.into_iter().filter_map(|k| String::from_utf8(k).ok()).collect();
+            out.paths = changed
+                .into_iter()
+                .filter_map(|k| String::from_utf8(k).ok())
+                .collect();
             t.seen_generation.store(generation, Ordering::Relaxed);
         }
         // Memories: union, then the shared copy wins for ids both have.
@@ -264,7 +318,11 @@ impl Project {
                 .scan(Table::Memories)?
                 .into_iter()
                 .filter(|(k, _)| !theirs.contains(k.as_slice()))
-                .map(|(key, value)| WriteOp::Put { table: Table::Memories, key, value })
+                .map(|(key, value)| WriteOp::Put {
+                    table: Table::Memories,
+                    key,
+                    value,
+                })
                 .collect();
             if !only_mine.is_empty() {
                 if let Err(e) = t.state.write(only_mine) {
@@ -273,7 +331,10 @@ impl Project {
             }
             let changed = apply_remote(local.as_ref(), Table::Memories, &remote, None, false)?;
             if !changed.is_empty() {
-                let ids: Vec<String> = changed.into_iter().filter_map(|k| String::from_utf8(k).ok()).collect();
+                let ids: Vec<String> = changed
+                    .into_iter()
+                    .filter_map(|k| String::from_utf8(k).ok())
+                    .collect();
                 let (n, paths) = self.reload_memories(&ids)?;
                 out.memories = n;
                 out.memory_paths = paths;
@@ -300,7 +361,8 @@ impl Project {
         match event.kind.as_str() {
             "index" if event.all => return self.sync_team_state(false).map(Some),
             "index" => {
-                let keys: Vec<Vec<u8>> = event.paths.iter().map(|p| p.as_bytes().to_vec()).collect();
+                let keys: Vec<Vec<u8>> =
+                    event.paths.iter().map(|p| p.as_bytes().to_vec()).collect();
                 let got = t.state.get_many(Table::Files, &keys)?;
                 let mut ops = Vec::new();
                 // The manifest mirror is locked only while it changes: the Redis call and the
@@ -309,7 +371,9 @@ impl Project {
                 for (path, v) in event.paths.iter().zip(got) {
                     match v {
                         Some(v) => {
-                            let Ok(entry) = serde_json::from_slice::<FileEntry>(&v) else { continue };
+                            let Ok(entry) = serde_json::from_slice::<FileEntry>(&v) else {
+                                continue;
+                            };
                             if files.get(path) != Some(&entry) {
                                 ops.push(manifest::put_op(path, &entry));
                                 files.insert(path.clone(), entry);
@@ -326,7 +390,11 @@ impl Project {
                 }
                 drop(files);
                 if let Ok(meta) = t.state.scan(Table::Meta) {
-                    ops.extend(meta.into_iter().map(|(key, value)| WriteOp::Put { table: Table::Meta, key, value }));
+                    ops.extend(meta.into_iter().map(|(key, value)| WriteOp::Put {
+                        table: Table::Meta,
+                        key,
+                        value,
+                    }));
                 }
                 local.write(ops)?;
             }
@@ -337,8 +405,15 @@ impl Project {
                     .into_iter()
                     .zip(got)
                     .map(|(key, v)| match v {
-                        Some(value) => WriteOp::Put { table: Table::Memories, key, value },
-                        None => WriteOp::Delete { table: Table::Memories, key },
+                        Some(value) => WriteOp::Put {
+                            table: Table::Memories,
+                            key,
+                            value,
+                        },
+                        None => WriteOp::Delete {
+                            table: Table::Memories,
+                            key,
+                        },
                     })
                     .collect();
                 local.write(ops)?;
@@ -362,7 +437,9 @@ impl Project {
         let mut paths = Vec::new();
         let mut n = 0;
         for id in ids {
-            let now: Option<Memory> = local.get(Table::Memories, id.as_bytes())?.and_then(|v| serde_json::from_slice(&v).ok());
+            let now: Option<Memory> = local
+                .get(Table::Memories, id.as_bytes())?
+                .and_then(|v| serde_json::from_slice(&v).ok());
             let before = map.get(id).cloned();
             if before == now {
                 continue;

@@ -10,16 +10,41 @@ use serde::{Deserialize, Serialize};
 
 /// Directories that hold someone else's code or build output.
 pub(crate) const SKIP_DIRS: &[&str] = &[
-    ".git", ".hg", ".svn", "node_modules", "bower_components", "vendor", "third_party",
-    "__pycache__", ".venv", "venv", ".tox", ".mypy_cache", ".pytest_cache", "site-packages",
+    ".git",
+    ".hg",
+    ".svn",
+    "node_modules",
+    "bower_components",
+    "vendor",
+    "third_party",
+    "__pycache__",
+    ".venv",
+    "venv",
+    ".tox",
+    ".mypy_cache",
+    ".pytest_cache",
+    "site-packages",
     ".codemem",
 ];
 
 /// Files that are generated or lock files.
 const SKIP_FILES: &[&str] = &[
-    "**/*.min.js", "**/*.min.css", "**/*.map", "**/*.pb.go", "**/*_pb2.py", "**/*_pb2_grpc.py",
-    "**/*.generated.*", "**/*.g.dart", "**/Cargo.lock", "**/package-lock.json", "**/yarn.lock",
-    "**/pnpm-lock.yaml", "**/poetry.lock", "**/go.sum", "**/uv.lock", "**/Pipfile.lock",
+    "**/*.min.js",
+    "**/*.min.css",
+    "**/*.map",
+    "**/*.pb.go",
+    "**/*_pb2.py",
+    "**/*_pb2_grpc.py",
+    "**/*.generated.*",
+    "**/*.g.dart",
+    "**/Cargo.lock",
+    "**/package-lock.json",
+    "**/yarn.lock",
+    "**/pnpm-lock.yaml",
+    "**/poetry.lock",
+    "**/go.sum",
+    "**/uv.lock",
+    "**/Pipfile.lock",
 ];
 
 #[derive(Debug, Clone)]
@@ -76,7 +101,9 @@ pub fn walk(root: &Path, cfg: &Config) -> Walk {
         .require_git(false)
         .filter_entry(|e| {
             !(e.file_type().is_some_and(|t| t.is_dir())
-                && e.file_name().to_str().is_some_and(|n| SKIP_DIRS.contains(&n)))
+                && e.file_name()
+                    .to_str()
+                    .is_some_and(|n| SKIP_DIRS.contains(&n)))
         })
         .build();
     for entry in walker {
@@ -84,18 +111,33 @@ pub fn walk(root: &Path, cfg: &Config) -> Walk {
             Ok(e) => e,
             Err(err) => {
                 // Loops, permission errors on directories, broken links: note and go on.
-                let path = error_path(&err).map(|p| rel_of(root, p)).unwrap_or_default();
-                skipped.push(Skipped { path, reason: err.to_string() });
+                let path = error_path(&err)
+                    .map(|p| rel_of(root, p))
+                    .unwrap_or_default();
+                skipped.push(Skipped {
+                    path,
+                    reason: err.to_string(),
+                });
                 continue;
             }
         };
-        let Some(ft) = entry.file_type() else { continue };
+        let Some(ft) = entry.file_type() else {
+            continue;
+        };
         if ft.is_dir() {
             continue;
         }
         let abs = entry.path().to_path_buf();
-        let Some(rel) = abs.strip_prefix(root).ok().and_then(|p| p.to_str()).map(|s| s.replace('\\', "/")) else {
-            skipped.push(Skipped { path: abs.to_string_lossy().into(), reason: "file name is not valid UTF-8".into() });
+        let Some(rel) = abs
+            .strip_prefix(root)
+            .ok()
+            .and_then(|p| p.to_str())
+            .map(|s| s.replace('\\', "/"))
+        else {
+            skipped.push(Skipped {
+                path: abs.to_string_lossy().into(),
+                reason: "file name is not valid UTF-8".into(),
+            });
             continue;
         };
         if ft.is_symlink() {
@@ -108,10 +150,15 @@ pub fn walk(root: &Path, cfg: &Config) -> Walk {
         }
         if !ft.is_file() {
             // FIFOs, sockets and devices are never opened: a FIFO blocks, a device never ends.
-            skipped.push(Skipped { path: rel, reason: format!("not a regular file ({}); never read", special_kind(&ft)) });
+            skipped.push(Skipped {
+                path: rel,
+                reason: format!("not a regular file ({}); never read", special_kind(&ft)),
+            });
             continue;
         }
-        let Some(language) = Language::detect(&rel) else { continue };
+        let Some(language) = Language::detect(&rel) else {
+            continue;
+        };
         if generated.is_match(&rel) || excluded.is_match(&rel) {
             continue;
         }
@@ -120,11 +167,17 @@ pub fn walk(root: &Path, cfg: &Config) -> Walk {
             match abs.canonicalize() {
                 Ok(c) if c.starts_with(root) => {}
                 Ok(_) => {
-                    skipped.push(Skipped { path: rel, reason: "symbolic link points outside the workspace".into() });
+                    skipped.push(Skipped {
+                        path: rel,
+                        reason: "symbolic link points outside the workspace".into(),
+                    });
                     continue;
                 }
                 Err(e) => {
-                    skipped.push(Skipped { path: rel, reason: e.to_string() });
+                    skipped.push(Skipped {
+                        path: rel,
+                        reason: e.to_string(),
+                    });
                     continue;
                 }
             }
@@ -132,7 +185,10 @@ pub fn walk(root: &Path, cfg: &Config) -> Walk {
         let md = match entry.metadata() {
             Ok(m) => m,
             Err(e) => {
-                skipped.push(Skipped { path: rel, reason: e.to_string() });
+                skipped.push(Skipped {
+                    path: rel,
+                    reason: e.to_string(),
+                });
                 continue;
             }
         };
@@ -147,7 +203,13 @@ pub fn walk(root: &Path, cfg: &Config) -> Walk {
             });
             continue;
         }
-        files.push(WalkedFile { rel, abs, size: md.len(), mtime_ns: mtime_ns(&md), language });
+        files.push(WalkedFile {
+            rel,
+            abs,
+            size: md.len(),
+            mtime_ns: mtime_ns(&md),
+            language,
+        });
     }
     files.sort_by(|a, b| a.rel.cmp(&b.rel));
     Walk { files, skipped }
@@ -158,14 +220,19 @@ fn error_path(err: &ignore::Error) -> Option<&Path> {
     match err {
         ignore::Error::WithPath { path, .. } => Some(path),
         ignore::Error::Loop { child, .. } => Some(child),
-        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => error_path(err),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err)
+        }
         ignore::Error::Partial(errs) => errs.iter().find_map(error_path),
         _ => None,
     }
 }
 
 fn rel_of(root: &Path, p: &Path) -> String {
-    p.strip_prefix(root).unwrap_or(p).to_string_lossy().replace('\\', "/")
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .replace('\\', "/")
 }
 
 /// Why file bytes cannot be indexed, if they cannot. Text with some invalid UTF-8 (Latin-1
@@ -229,7 +296,10 @@ pub fn minified(text: &str, language: Language) -> Option<String> {
     if longest > MINIFIED_LINE_BYTES {
         return Some(format!("a line of {longest} bytes"));
     }
-    let prose = matches!(language, Language::Markdown | Language::Rst | Language::AsciiDoc);
+    let prose = matches!(
+        language,
+        Language::Markdown | Language::Rst | Language::AsciiDoc
+    );
     let lines = line_count(text) as usize;
     if !prose && text.len() >= MINIFIED_MIN_BYTES && text.len() / lines > MINIFIED_AVG_LINE_BYTES {
         return Some(format!("{} bytes on {lines} lines", text.len()));
@@ -239,7 +309,9 @@ pub fn minified(text: &str, language: Language) -> Option<String> {
 
 /// Generated files announce themselves in their first lines.
 pub fn is_generated(text: &str) -> bool {
-    text.lines().take(5).any(|l| l.contains("@generated") || l.contains("DO NOT EDIT") || l.contains("Code generated by"))
+    text.lines().take(5).any(|l| {
+        l.contains("@generated") || l.contains("DO NOT EDIT") || l.contains("Code generated by")
+    })
 }
 
 #[cfg(test)]
@@ -277,17 +349,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
         std::fs::write(root.join("a.rs"), "fn a() {}").unwrap();
-        let st = std::process::Command::new("mkfifo").arg(root.join("pipe.rs")).status().unwrap();
+        let st = std::process::Command::new("mkfifo")
+            .arg(root.join("pipe.rs"))
+            .status()
+            .unwrap();
         assert!(st.success());
         std::os::unix::fs::symlink("/etc", root.join("etclink")).unwrap();
         std::os::unix::fs::symlink(root.join("a.rs"), root.join("b.rs")).unwrap();
         let w = walk(&root, &Config::default());
         let names: Vec<_> = w.files.iter().map(|f| f.rel.as_str()).collect();
         assert_eq!(names, ["a.rs"]);
-        let reason = |p: &str| w.skipped.iter().find(|s| s.path == p).map(|s| s.reason.clone()).unwrap_or_default();
+        let reason = |p: &str| {
+            w.skipped
+                .iter()
+                .find(|s| s.path == p)
+                .map(|s| s.reason.clone())
+                .unwrap_or_default()
+        };
         assert!(reason("pipe.rs").contains("FIFO"), "{:?}", w.skipped);
-        assert!(reason("etclink").contains("symbolic link not followed"), "{:?}", w.skipped);
-        assert!(reason("b.rs").contains("symbolic link not followed"), "{:?}", w.skipped);
+        assert!(
+            reason("etclink").contains("symbolic link not followed"),
+            "{:?}",
+            w.skipped
+        );
+        assert!(
+            reason("b.rs").contains("symbolic link not followed"),
+            "{:?}",
+            w.skipped
+        );
     }
 
     #[test]

@@ -48,15 +48,36 @@ pub struct WorkspaceOptions {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WorkspaceEvent {
-    IndexStarted { root: PathBuf },
-    Index { root: PathBuf, event: IndexEvent },
-    IndexFinished { root: PathBuf, stats: IndexStats },
-    IndexFailed { root: PathBuf, error: String },
+    IndexStarted {
+        root: PathBuf,
+    },
+    Index {
+        root: PathBuf,
+        event: IndexEvent,
+    },
+    IndexFinished {
+        root: PathBuf,
+        stats: IndexStats,
+    },
+    IndexFailed {
+        root: PathBuf,
+        error: String,
+    },
     /// An unsaved buffer is (or is no longer) searchable.
-    Overlay { root: PathBuf, path: String, chunks: usize },
-    MemoriesChanged { root: PathBuf, paths: Vec<String> },
+    Overlay {
+        root: PathBuf,
+        path: String,
+        chunks: usize,
+    },
+    MemoriesChanged {
+        root: PathBuf,
+        paths: Vec<String>,
+    },
     /// Team mode: another codemem process on the project indexed these paths.
-    TeamUpdate { root: PathBuf, paths: Vec<String> },
+    TeamUpdate {
+        root: PathBuf,
+        paths: Vec<String>,
+    },
 }
 
 #[derive(Default)]
@@ -91,8 +112,14 @@ impl Root {
     fn close(&self) {
         self.stop.store(true, Ordering::SeqCst);
         self.cancel.store(true, Ordering::SeqCst);
-        self.watcher.lock().unwrap_or_else(|e| e.into_inner()).take();
-        self.changes.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         self.cv.notify_all();
     }
 
@@ -138,8 +165,15 @@ impl Bus {
         let mut subs = self.subs.lock().unwrap_or_else(|e| e.into_inner());
         subs.retain(|s| {
             if let Some(only) = &s.only {
-                let Some(roots) = only.upgrade() else { return false };
-                if !roots.read().unwrap_or_else(|e| e.into_inner()).iter().any(|r| r.path == e.root()) {
+                let Some(roots) = only.upgrade() else {
+                    return false;
+                };
+                if !roots
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .any(|r| r.path == e.root())
+                {
                     return true;
                 }
             }
@@ -188,7 +222,8 @@ pub struct NamespaceInfo {
 }
 
 /// Loads the embedding model (`Ok(None)`: not installed).
-pub type LoadModel = Box<dyn Fn() -> std::result::Result<Option<Arc<dyn Embedder>>, String> + Send + Sync>;
+pub type LoadModel =
+    Box<dyn Fn() -> std::result::Result<Option<Arc<dyn Embedder>>, String> + Send + Sync>;
 
 /// What every session of one process shares: the options (data home, model), the open roots
 /// (one `Project` each, opened once, so one lock holder and one indexer per root) and the
@@ -229,7 +264,10 @@ impl Hub {
 
     /// The model, if loaded (or given).
     pub fn embedder(&self) -> Option<Arc<dyn Embedder>> {
-        self.opts.embedder.clone().or_else(|| self.model.get().cloned().flatten())
+        self.opts
+            .embedder
+            .clone()
+            .or_else(|| self.model.get().cloned().flatten())
     }
 
     pub fn has_embedder(&self) -> bool {
@@ -258,12 +296,22 @@ impl Hub {
 
     /// The open roots, whichever session opened them.
     pub fn roots(&self) -> Vec<PathBuf> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|r| r.path.clone()).collect()
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|r| r.path.clone())
+            .collect()
     }
 
     /// Sessions attached to each open root (for the daemon's status).
     pub fn sessions_per_root(&self) -> Vec<(PathBuf, usize)> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|r| (r.path.clone(), r.users.load(Ordering::SeqCst))).collect()
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|r| (r.path.clone(), r.users.load(Ordering::SeqCst)))
+            .collect()
     }
 
     /// The open root at `canonical`, opening its project (and starting its indexer and
@@ -316,15 +364,22 @@ impl Hub {
             users: std::sync::atomic::AtomicUsize::new(1),
         });
         let (bus, path) = (Arc::downgrade(&self.bus), canonical.clone());
-        *root.changes.lock().unwrap_or_else(|e| e.into_inner()) = root.project.subscribe_changes(move |_, synced| {
-            let Some(bus) = bus.upgrade() else { return };
-            if !synced.paths.is_empty() {
-                bus.emit(WorkspaceEvent::TeamUpdate { root: path.clone(), paths: synced.paths });
-            }
-            if synced.memories > 0 {
-                bus.emit(WorkspaceEvent::MemoriesChanged { root: path.clone(), paths: synced.memory_paths });
-            }
-        });
+        *root.changes.lock().unwrap_or_else(|e| e.into_inner()) =
+            root.project.subscribe_changes(move |_, synced| {
+                let Some(bus) = bus.upgrade() else { return };
+                if !synced.paths.is_empty() {
+                    bus.emit(WorkspaceEvent::TeamUpdate {
+                        root: path.clone(),
+                        paths: synced.paths,
+                    });
+                }
+                if synced.memories > 0 {
+                    bus.emit(WorkspaceEvent::MemoriesChanged {
+                        root: path.clone(),
+                        paths: synced.memory_paths,
+                    });
+                }
+            });
         let (r, bus) = (root.clone(), self.bus.clone());
         std::thread::Builder::new()
             .name("codemem-indexer".into())
@@ -333,7 +388,9 @@ impl Hub {
         if self.opts.watch {
             match start_watcher(&root) {
                 Ok(w) => *root.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(w),
-                Err(e) => tracing::warn!(root = %canonical.display(), error = %e, "file watcher unavailable; external changes are picked up on the next reindex"),
+                Err(e) => {
+                    tracing::warn!(root = %canonical.display(), error = %e, "file watcher unavailable; external changes are picked up on the next reindex")
+                }
             }
         }
         open.push(root.clone());
@@ -349,7 +406,10 @@ impl Hub {
         if root.users.fetch_sub(1, Ordering::SeqCst) > 1 || self.keep_open {
             return;
         }
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).retain(|r| !Arc::ptr_eq(r, root));
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|r| !Arc::ptr_eq(r, root));
         root.close();
     }
 }
@@ -386,7 +446,11 @@ impl Workspace {
 
     /// A session on a shared hub (the daemon): roots it adds are opened once for everyone;
     /// the first session to open a root decides whether it gets the model (`lexical_only`).
-    pub fn attach(hub: Arc<Hub>, config: Option<serde_json::Value>, lexical_only: bool) -> Arc<Workspace> {
+    pub fn attach(
+        hub: Arc<Hub>,
+        config: Option<serde_json::Value>,
+        lexical_only: bool,
+    ) -> Arc<Workspace> {
         Self::view(hub, config, false, lexical_only)
     }
 
@@ -395,7 +459,12 @@ impl Workspace {
         Self::view(hub, None, true, false)
     }
 
-    fn view(hub: Arc<Hub>, config: Option<serde_json::Value>, every_root: bool, lexical_only: bool) -> Arc<Workspace> {
+    fn view(
+        hub: Arc<Hub>,
+        config: Option<serde_json::Value>,
+        every_root: bool,
+        lexical_only: bool,
+    ) -> Arc<Workspace> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let ws = Arc::new(Workspace {
             hub,
@@ -426,26 +495,40 @@ impl Workspace {
     pub fn subscribe(&self) -> Receiver<WorkspaceEvent> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let only = (!self.every_root).then(|| Arc::downgrade(&self.roots));
-        self.hub.bus.subs.lock().unwrap_or_else(|e| e.into_inner()).push(Subscriber { tx, only });
+        self.hub
+            .bus
+            .subs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Subscriber { tx, only });
         rx
     }
 
     /// Opens a workspace root (idempotent) and, with `auto_index`, starts indexing it.
     pub fn add_root(&self, root: &Path) -> Result<PathBuf> {
-        let canonical = root
-            .canonicalize()
-            .map_err(|e| ServiceError::Root { path: root.display().to_string(), reason: e.to_string() })?;
+        let canonical = root.canonicalize().map_err(|e| ServiceError::Root {
+            path: root.display().to_string(),
+            reason: e.to_string(),
+        })?;
         if self.all().iter().any(|r| r.path == canonical) {
             return Ok(canonical);
         }
         let view = (!self.every_root).then_some(&self.roots);
-        let opened = self.hub.open_root(&canonical, self.config.as_ref(), self.lexical_only, view)?;
+        let opened =
+            self.hub
+                .open_root(&canonical, self.config.as_ref(), self.lexical_only, view)?;
         if self.every_root {
             // The hub's list is this view's list; it holds no count of its own.
             self.hub.release(&opened);
         }
         // Buffers the editor opened while the root was opening are searchable now.
-        for p in self.docs.lock().unwrap_or_else(|e| e.into_inner()).keys().filter(|p| p.starts_with(&canonical)) {
+        for p in self
+            .docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .filter(|p| p.starts_with(&canonical))
+        {
             let _ = self.edits.send(p.clone());
         }
         Ok(canonical)
@@ -457,10 +540,18 @@ impl Workspace {
         let canonical = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
         let r = {
             let mut roots = self.roots.write().unwrap_or_else(|e| e.into_inner());
-            let Some(i) = roots.iter().position(|r| r.path == canonical || r.path == root) else { return false };
+            let Some(i) = roots
+                .iter()
+                .position(|r| r.path == canonical || r.path == root)
+            else {
+                return false;
+            };
             roots.remove(i)
         };
-        self.docs.lock().unwrap_or_else(|e| e.into_inner()).retain(|p, _| !p.starts_with(&r.path));
+        self.docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p, _| !p.starts_with(&r.path));
         self.hub.release(&r);
         true
     }
@@ -471,14 +562,22 @@ impl Workspace {
 
     fn all(&self) -> Vec<Arc<Root>> {
         if self.every_root {
-            return self.hub.open.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            return self
+                .hub
+                .open
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
         }
         self.roots.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The innermost root containing `abs` (lexically; the file need not exist).
     fn root_of(&self, abs: &Path) -> Option<Arc<Root>> {
-        self.all().into_iter().filter(|r| abs.starts_with(&r.path)).max_by_key(|r| r.path.as_os_str().len())
+        self.all()
+            .into_iter()
+            .filter(|r| abs.starts_with(&r.path))
+            .max_by_key(|r| r.path.as_os_str().len())
     }
 
     fn first(&self) -> Result<Arc<Root>> {
@@ -486,7 +585,11 @@ impl Workspace {
     }
 
     fn roots_text(&self) -> String {
-        self.roots().iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        self.roots()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Resolves a user-given path (absolute, or relative to a root) to its root and
@@ -497,14 +600,20 @@ impl Workspace {
     }
 
     fn resolve(&self, p: &str) -> Result<(Arc<Root>, String)> {
-        let outside = || ServiceError::OutsideWorkspace { path: p.to_string(), roots: self.roots_text() };
+        let outside = || ServiceError::OutsideWorkspace {
+            path: p.to_string(),
+            roots: self.roots_text(),
+        };
         if p.is_empty() || p.len() > MAX_PATH_BYTES || p.contains('\0') {
             return Err(ServiceError::InvalidInput(format!(
                 "path must be 1-{MAX_PATH_BYTES} bytes without NUL characters"
             )));
         }
         let given = Path::new(p);
-        if given.components().any(|c| matches!(c, Component::ParentDir)) {
+        if given
+            .components()
+            .any(|c| matches!(c, Component::ParentDir))
+        {
             return Err(ServiceError::InvalidInput(format!(
                 "path {p:?} contains `..`; give a path inside the workspace without `..`"
             )));
@@ -517,7 +626,11 @@ impl Workspace {
             given.to_path_buf()
         } else {
             let rel = p.trim_start_matches("./");
-            roots.iter().map(|r| r.path.join(rel)).find(|c| c.exists()).unwrap_or_else(|| roots[0].path.join(rel))
+            roots
+                .iter()
+                .map(|r| r.path.join(rel))
+                .find(|c| c.exists())
+                .unwrap_or_else(|| roots[0].path.join(rel))
         };
         let root = self.root_of(&abs).ok_or_else(outside)?;
         // Symlinks may point anywhere: the longest existing prefix (a link whose target does
@@ -526,20 +639,34 @@ impl Workspace {
             return Err(outside());
         }
         let rel = abs.strip_prefix(&root.path).map_err(|_| outside())?;
-        let rel = rel.components().filter_map(|c| c.as_os_str().to_str()).collect::<Vec<_>>().join("/");
+        let rel = rel
+            .components()
+            .filter_map(|c| c.as_os_str().to_str())
+            .collect::<Vec<_>>()
+            .join("/");
         Ok((root, rel))
     }
 
     /// Root and relative path of an absolute file path, without touching the disk.
     fn locate(&self, abs: &Path) -> Result<(Arc<Root>, String)> {
         if !abs.is_absolute() || abs.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(ServiceError::OutsideWorkspace { path: abs.display().to_string(), roots: self.roots_text() });
+            return Err(ServiceError::OutsideWorkspace {
+                path: abs.display().to_string(),
+                roots: self.roots_text(),
+            });
         }
         let root = self
             .root_of(abs)
-            .ok_or_else(|| ServiceError::OutsideWorkspace { path: abs.display().to_string(), roots: self.roots_text() })?;
+            .ok_or_else(|| ServiceError::OutsideWorkspace {
+                path: abs.display().to_string(),
+                roots: self.roots_text(),
+            })?;
         let rel = abs.strip_prefix(&root.path).unwrap_or(abs);
-        let rel = rel.components().filter_map(|c| c.as_os_str().to_str()).collect::<Vec<_>>().join("/");
+        let rel = rel
+            .components()
+            .filter_map(|c| c.as_os_str().to_str())
+            .collect::<Vec<_>>()
+            .join("/");
         Ok((root, rel))
     }
 
@@ -585,7 +712,12 @@ impl Workspace {
         })
     }
 
-    pub fn find_symbol(&self, name: &str, kind: Option<&str>, limit: usize) -> Result<Vec<SymbolMatch>> {
+    pub fn find_symbol(
+        &self,
+        name: &str,
+        kind: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SymbolMatch>> {
         self.find_symbol_in(name, kind, limit, &crate::NamespaceScope::All)
     }
 
@@ -598,7 +730,9 @@ impl Workspace {
         scope: &crate::NamespaceScope,
     ) -> Result<Vec<SymbolMatch>> {
         if name.trim().is_empty() || name.len() > 512 {
-            return Err(ServiceError::InvalidInput("give a symbol name of 1-512 bytes".into()));
+            return Err(ServiceError::InvalidInput(
+                "give a symbol name of 1-512 bytes".into(),
+            ));
         }
         let kind = match kind {
             None => None,
@@ -654,7 +788,13 @@ impl Workspace {
 
     /// Code like lines `start_line..=end_line` (1-based) of `abs`: the enclosing definition
     /// when one line is given, else the selection. The source chunk itself is left out.
-    pub fn similar(&self, abs: &Path, start_line: u32, end_line: u32, k: usize) -> Result<SearchResponse> {
+    pub fn similar(
+        &self,
+        abs: &Path,
+        start_line: u32,
+        end_line: u32,
+        k: usize,
+    ) -> Result<SearchResponse> {
         let (root, rel) = self.locate(abs)?;
         let text = match self.document_text(abs) {
             Some(t) => t,
@@ -664,7 +804,10 @@ impl Workspace {
                 if root.project.indexed_lines(&rel).is_none() {
                     return Err(not_known(&rel));
                 }
-                let outside = || ServiceError::OutsideWorkspace { path: abs.display().to_string(), roots: self.roots_text() };
+                let outside = || ServiceError::OutsideWorkspace {
+                    path: abs.display().to_string(),
+                    roots: self.roots_text(),
+                };
                 let real = confine(&root.path, abs).ok_or_else(outside)?;
                 let md = std::fs::metadata(&real).map_err(|e| ServiceError::io(abs, e))?;
                 if !md.is_file() || md.len() > root.project.config().index.max_file_bytes {
@@ -673,7 +816,8 @@ impl Workspace {
                     )));
                 }
                 let bytes = std::fs::read(&real).map_err(|e| ServiceError::io(abs, e))?;
-                crate::walk::decode_text(&bytes).map_err(|r| ServiceError::InvalidInput(format!("{rel}: {r}")))?
+                crate::walk::decode_text(&bytes)
+                    .map_err(|r| ServiceError::InvalidInput(format!("{rel}: {r}")))?
             }
         };
         let lines: Vec<&str> = text.lines().collect();
@@ -693,19 +837,32 @@ impl Workspace {
                 .min_by_key(|c| c.end_line - c.start_line)
             {
                 Some(c) => (c.content.clone(), (c.start_line, c.end_line)),
-                None => (lines[start_line as usize - 1].to_string(), (start_line, end_line)),
+                None => (
+                    lines[start_line as usize - 1].to_string(),
+                    (start_line, end_line),
+                ),
             }
         } else {
-            (lines[start_line as usize - 1..end_line as usize].join("\n"), (start_line, end_line))
+            (
+                lines[start_line as usize - 1..end_line as usize].join("\n"),
+                (start_line, end_line),
+            )
         };
         let mut cut = query_text.len().min(codemem_core::MAX_QUERY_BYTES);
         while !query_text.is_char_boundary(cut) {
             cut -= 1;
         }
         // Dense finds paraphrases; lexical keeps renamed copies (same tokens) near the top.
-        let mode = if self.has_embedder() { SearchMode::Hybrid } else { SearchMode::Lexical };
+        let mode = if self.has_embedder() {
+            SearchMode::Hybrid
+        } else {
+            SearchMode::Lexical
+        };
         let q = Query {
-            namespaces: vec![codemem_core::Namespace::coding(), codemem_core::Namespace::new("testing")?],
+            namespaces: vec![
+                codemem_core::Namespace::coding(),
+                codemem_core::Namespace::new("testing")?,
+            ],
             k: (k + 5).min(codemem_core::MAX_K),
             mode,
             ..Query::new(&query_text[..cut])
@@ -713,7 +870,10 @@ impl Workspace {
         let mut resp = self.search(&q)?;
         let root_s = root.path.display().to_string();
         resp.hits.retain(|h| {
-            !(h.root.as_deref() == Some(root_s.as_str()) && h.path == rel && h.start_line <= span.1 && span.0 <= h.end_line)
+            !(h.root.as_deref() == Some(root_s.as_str())
+                && h.path == rel
+                && h.start_line <= span.1
+                && span.0 <= h.end_line)
         });
         resp.hits.truncate(k);
         Ok(resp)
@@ -727,8 +887,14 @@ impl Workspace {
             }
             None => (self.first()?, None),
         };
-        let memory = root.project.remember(NewMemory { path: path.clone(), ..m })?;
-        self.hub.bus.emit(WorkspaceEvent::MemoriesChanged { root: root.path.clone(), paths: path.into_iter().collect() });
+        let memory = root.project.remember(NewMemory {
+            path: path.clone(),
+            ..m
+        })?;
+        self.hub.bus.emit(WorkspaceEvent::MemoriesChanged {
+            root: root.path.clone(),
+            paths: path.into_iter().collect(),
+        });
         Ok(memory)
     }
 
@@ -736,7 +902,10 @@ impl Workspace {
         for r in self.all() {
             if let Some(m) = r.project.memory(id) {
                 let done = r.project.forget(id)?;
-                self.hub.bus.emit(WorkspaceEvent::MemoriesChanged { root: r.path.clone(), paths: m.path.into_iter().collect() });
+                self.hub.bus.emit(WorkspaceEvent::MemoriesChanged {
+                    root: r.path.clone(),
+                    paths: m.path.into_iter().collect(),
+                });
                 return Ok(done);
             }
         }
@@ -744,7 +913,12 @@ impl Workspace {
     }
 
     pub fn recall(&self, q: &RecallQuery) -> Result<RecallResponse> {
-        Query { namespaces: vec![], k: q.k, ..Query::new(q.text.clone()) }.validate()?;
+        Query {
+            namespaces: vec![],
+            k: q.k,
+            ..Query::new(q.text.clone())
+        }
+        .validate()?;
         let mut hits = Vec::new();
         for r in self.all() {
             let root = r.path.display().to_string();
@@ -770,7 +944,12 @@ impl Workspace {
     }
 
     /// Runs (or joins) an index run of `root` (all roots when `None`) and waits for it.
-    pub fn reindex(&self, root: Option<&Path>, progress: &dyn ProgressSink, cancel: &AtomicBool) -> Result<Vec<IndexStats>> {
+    pub fn reindex(
+        &self,
+        root: Option<&Path>,
+        progress: &dyn ProgressSink,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<IndexStats>> {
         let targets: Vec<Arc<Root>> = match root {
             None => self.all(),
             Some(p) => {
@@ -787,7 +966,9 @@ impl Workspace {
             let gen = r.request(Duration::ZERO);
             loop {
                 match events.recv_timeout(Duration::from_millis(100)) {
-                    Ok(WorkspaceEvent::Index { root, event }) if root == r.path => progress.event(event),
+                    Ok(WorkspaceEvent::Index { root, event }) if root == r.path => {
+                        progress.event(event)
+                    }
                     Ok(_) | Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
@@ -797,7 +978,10 @@ impl Workspace {
                 let st = r.run.lock().unwrap_or_else(|e| e.into_inner());
                 if st.completed >= gen {
                     if let Some(e) = &st.last_error {
-                        return Err(ServiceError::IndexFailed { root: r.path.display().to_string(), reason: e.clone() });
+                        return Err(ServiceError::IndexFailed {
+                            root: r.path.display().to_string(),
+                            reason: e.clone(),
+                        });
                     }
                     out.push(st.last_stats.clone().unwrap_or_default());
                     break;
@@ -843,14 +1027,20 @@ impl Workspace {
         for r in self.all() {
             let project = r.project.status_in(scope)?;
             for b in project.backends.iter().cloned() {
-                match backends.iter_mut().find(|x| x.name == b.name && x.kind == b.kind) {
+                match backends
+                    .iter_mut()
+                    .find(|x| x.name == b.name && x.kind == b.kind)
+                {
                     Some(x) if x.healthy && !b.healthy => *x = b,
                     Some(_) => {}
                     None => backends.push(b),
                 }
             }
             let st = r.run.lock().unwrap_or_else(|e| e.into_inner());
-            let (indexing, last_error) = (st.running || st.requested > st.completed, st.last_error.clone());
+            let (indexing, last_error) = (
+                st.running || st.requested > st.completed,
+                st.last_error.clone(),
+            );
             drop(st);
             roots.push(RootStatus {
                 project,
@@ -871,7 +1061,10 @@ impl Workspace {
         };
         if backends.is_empty() {
             // No root yet: the embedded defaults.
-            for (name, detail) in [("vectors", "qdrant-edge shards in the data dir"), ("kv", "redb file in the data dir")] {
+            for (name, detail) in [
+                ("vectors", "qdrant-edge shards in the data dir"),
+                ("kv", "redb file in the data dir"),
+            ] {
                 backends.push(BackendStatus {
                     name: name.into(),
                     kind: "embedded".into(),
@@ -901,7 +1094,11 @@ impl Workspace {
             Some(r) => r.project.config().clone(),
             None => Config::default(),
         };
-        for ns in cfg.all_namespaces().into_iter().filter(|ns| scope.allows(ns.as_str())) {
+        for ns in cfg
+            .all_namespaces()
+            .into_iter()
+            .filter(|ns| scope.allows(ns.as_str()))
+        {
             let mut info = NamespaceInfo {
                 name: ns.to_string(),
                 description: describe(ns.as_str()).into(),
@@ -927,16 +1124,27 @@ impl Workspace {
     /// An editor opened `abs` with `text` (unsaved content becomes searchable).
     /// A document under a root that is still opening is kept, and indexed once the root is open.
     pub fn open_document(&self, abs: &Path, version: i32, text: String) -> Result<()> {
-        self.docs.lock().unwrap_or_else(|e| e.into_inner()).insert(abs.to_path_buf(), Document::new(&text, version));
+        self.docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(abs.to_path_buf(), Document::new(&text, version));
         let _ = self.edits.send(abs.to_path_buf());
         Ok(())
     }
 
-    pub fn change_document(&self, abs: &Path, version: i32, changes: Vec<TextChange>) -> Result<()> {
+    pub fn change_document(
+        &self,
+        abs: &Path,
+        version: i32,
+        changes: Vec<TextChange>,
+    ) -> Result<()> {
         {
             let mut docs = self.docs.lock().unwrap_or_else(|e| e.into_inner());
             let doc = docs.get_mut(abs).ok_or_else(|| {
-                ServiceError::InvalidInput(format!("{} is not open; send didOpen first", abs.display()))
+                ServiceError::InvalidInput(format!(
+                    "{} is not open; send didOpen first",
+                    abs.display()
+                ))
             })?;
             doc.apply(version, changes)?;
         }
@@ -954,32 +1162,55 @@ impl Workspace {
 
     /// The buffer was closed: its unsaved content is no longer searchable.
     pub fn close_document(&self, abs: &Path) {
-        self.docs.lock().unwrap_or_else(|e| e.into_inner()).remove(abs);
+        self.docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(abs);
         if let Ok((r, rel)) = self.locate(abs) {
             match r.project.clear_overlay(&rel) {
-                Ok(true) => self.hub.bus.emit(WorkspaceEvent::Overlay { root: r.path.clone(), path: rel, chunks: 0 }),
+                Ok(true) => self.hub.bus.emit(WorkspaceEvent::Overlay {
+                    root: r.path.clone(),
+                    path: rel,
+                    chunks: 0,
+                }),
                 Ok(false) => {}
-                Err(e) => tracing::warn!(path = %abs.display(), error = %e, "could not drop unsaved buffer from the index"),
+                Err(e) => {
+                    tracing::warn!(path = %abs.display(), error = %e, "could not drop unsaved buffer from the index")
+                }
             }
         }
     }
 
     pub fn document_text(&self, abs: &Path) -> Option<String> {
-        self.docs.lock().unwrap_or_else(|e| e.into_inner()).get(abs).map(|d| d.rope.to_string())
+        self.docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(abs)
+            .map(|d| d.rope.to_string())
     }
 
     /// Lines of an open buffer (without copying it).
     pub fn document_lines(&self, abs: &Path) -> Option<usize> {
-        self.docs.lock().unwrap_or_else(|e| e.into_inner()).get(abs).map(|d| d.rope.len_lines())
+        self.docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(abs)
+            .map(|d| d.rope.len_lines())
     }
 
     pub fn document_version(&self, abs: &Path) -> Option<i32> {
-        self.docs.lock().unwrap_or_else(|e| e.into_inner()).get(abs).map(|d| d.version)
+        self.docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(abs)
+            .map(|d| d.version)
     }
 
     /// The definitions of a file (unsaved buffer if open, else the index), for hover and lenses.
     pub fn symbols_in(&self, abs: &Path) -> Vec<crate::symbols::SymbolDef> {
-        let Ok((r, rel)) = self.locate(abs) else { return Vec::new() };
+        let Ok((r, rel)) = self.locate(abs) else {
+            return Vec::new();
+        };
         if let Some(text) = self.document_text(abs) {
             let lang = Language::detect(&rel).unwrap_or(Language::Text);
             return r.project.chunk_text(&rel, lang, &text).1;
@@ -1050,7 +1281,11 @@ fn index_runner(root: Arc<Root>, bus: Arc<Bus>) {
                 if st.requested > st.completed {
                     match st.not_before {
                         Some(t) if t > Instant::now() => {
-                            st = root.cv.wait_timeout(st, t - Instant::now()).unwrap_or_else(|e| e.into_inner()).0;
+                            st = root
+                                .cv
+                                .wait_timeout(st, t - Instant::now())
+                                .unwrap_or_else(|e| e.into_inner())
+                                .0;
                             continue;
                         }
                         _ => break,
@@ -1063,13 +1298,21 @@ fn index_runner(root: Arc<Root>, bus: Arc<Bus>) {
             st.requested
         };
         root.cancel.store(false, Ordering::SeqCst);
-        bus.emit(WorkspaceEvent::IndexStarted { root: root.path.clone() });
+        bus.emit(WorkspaceEvent::IndexStarted {
+            root: root.path.clone(),
+        });
         let sink = |e: IndexEvent| {
             if !matches!(e, IndexEvent::Done { .. }) {
-                bus.emit(WorkspaceEvent::Index { root: root.path.clone(), event: e })
+                bus.emit(WorkspaceEvent::Index {
+                    root: root.path.clone(),
+                    event: e,
+                })
             }
         };
-        let result = root.project.index(IndexOptions { cancel: &root.cancel, progress: &sink });
+        let result = root.project.index(IndexOptions {
+            cancel: &root.cancel,
+            progress: &sink,
+        });
         if let Err(e) = root.project.reconcile_overlay() {
             tracing::warn!(error = %e, "could not reconcile unsaved buffers with the index");
         }
@@ -1083,7 +1326,8 @@ fn index_runner(root: Arc<Root>, bus: Arc<Bus>) {
                 // Chunks the model failed on stay pending (lexical only): retry them on our own,
                 // backing off from 5 s to 5 min while the model keeps failing.
                 if stats.embed_errors > 0 && !stats.cancelled {
-                    let wait = Duration::from_secs(5u64 << st.embed_retries.min(6)).min(Duration::from_secs(300));
+                    let wait = Duration::from_secs(5u64 << st.embed_retries.min(6))
+                        .min(Duration::from_secs(300));
                     st.embed_retries += 1;
                     tracing::warn!(root = %root.path.display(), errors = stats.embed_errors, ?wait, "chunks left unembedded; retrying");
                     st.requested += 1;
@@ -1092,12 +1336,18 @@ fn index_runner(root: Arc<Root>, bus: Arc<Bus>) {
                 } else {
                     st.embed_retries = 0;
                 }
-                WorkspaceEvent::IndexFinished { root: root.path.clone(), stats }
+                WorkspaceEvent::IndexFinished {
+                    root: root.path.clone(),
+                    stats,
+                }
             }
             Err(e) => {
                 tracing::error!(root = %root.path.display(), error = %e, "indexing failed");
                 st.last_error = Some(e.to_string());
-                WorkspaceEvent::IndexFailed { root: root.path.clone(), error: e.to_string() }
+                WorkspaceEvent::IndexFailed {
+                    root: root.path.clone(),
+                    error: e.to_string(),
+                }
             }
         };
         root.cv.notify_all();
@@ -1122,12 +1372,16 @@ fn start_watcher(root: &Arc<Root>) -> notify::Result<notify::RecommendedWatcher>
         }
         let Some(r) = weak.upgrade() else { return };
         let relevant = ev.paths.iter().any(|p| {
-            let Ok(rel) = p.strip_prefix(&r.path) else { return false };
+            let Ok(rel) = p.strip_prefix(&r.path) else {
+                return false;
+            };
             let skip = rel.components().any(|c| {
                 let s = c.as_os_str().to_string_lossy();
                 crate::walk::SKIP_DIRS.contains(&s.as_ref()) || (!hidden && s.starts_with('.'))
             });
-            let ignored = ignore.as_ref().is_some_and(|g| g.matched_path_or_any_parents(rel, p.is_dir()).is_ignore());
+            let ignored = ignore
+                .as_ref()
+                .is_some_and(|g| g.matched_path_or_any_parents(rel, p.is_dir()).is_ignore());
             !skip && !ignored
         });
         if relevant {
@@ -1151,20 +1405,30 @@ fn overlay_worker(ws: Weak<Workspace>, rx: Receiver<PathBuf>) {
         let Some(ws) = ws.upgrade() else { return };
         let mut to_embed = Vec::new();
         for abs in dirty {
-            let Some(text) = ws.document_text(&abs) else { continue };
-            let Ok((root, rel)) = ws.locate(&abs) else { continue };
+            let Some(text) = ws.document_text(&abs) else {
+                continue;
+            };
+            let Ok((root, rel)) = ws.locate(&abs) else {
+                continue;
+            };
             match root.project.set_overlay(&rel, &text) {
                 Ok(change) => {
                     let chunks = match change {
                         crate::overlay::OverlayChange::Indexed { chunks } => chunks,
                         crate::overlay::OverlayChange::Cleared => 0,
                     };
-                    ws.hub.bus.emit(WorkspaceEvent::Overlay { root: root.path.clone(), path: rel.clone(), chunks });
+                    ws.hub.bus.emit(WorkspaceEvent::Overlay {
+                        root: root.path.clone(),
+                        path: rel.clone(),
+                        chunks,
+                    });
                     if chunks > 0 {
                         to_embed.push((root, rel));
                     }
                 }
-                Err(e) => tracing::warn!(path = %abs.display(), error = %e, "could not index unsaved buffer"),
+                Err(e) => {
+                    tracing::warn!(path = %abs.display(), error = %e, "could not index unsaved buffer")
+                }
             }
         }
         for (root, rel) in to_embed {

@@ -21,21 +21,40 @@ fn tree(root: &Path) {
     write(root, "src/server.rs", "use crate::limiter::RateLimiter;\n\nfn handle(limiter: &mut RateLimiter) {\n    if !limiter.try_acquire() {\n        reject_request();\n    }\n}\n\nfn reject_request() {\n    println!(\"429 too many requests\");\n}\n");
     write(root, "billing/invoice.py", "def compute_invoice_total(lines, tax_rate):\n    \"\"\"Sum the invoice lines and add tax.\"\"\"\n    subtotal = sum(l.price * l.qty for l in lines)\n    return subtotal * (1 + tax_rate)\n");
     write(root, "tests/test_invoice.py", "from billing.invoice import compute_invoice_total\n\ndef test_total():\n    assert compute_invoice_total([], 0.2) == 0\n");
-    write(root, "README.md", "# Demo\n\nA demo project.\n\n## Billing\n\nInvoices are computed with tax.\n");
-    write(root, "docs/adr/0001-use-tokens.md", "# ADR 1: rate limiting with token buckets\n\nWe chose token buckets.\n");
+    write(
+        root,
+        "README.md",
+        "# Demo\n\nA demo project.\n\n## Billing\n\nInvoices are computed with tax.\n",
+    );
+    write(
+        root,
+        "docs/adr/0001-use-tokens.md",
+        "# ADR 1: rate limiting with token buckets\n\nWe chose token buckets.\n",
+    );
 }
 
 fn open(home: &Path, root: &Path, embedder: Arc<dyn Embedder>) -> Project {
     Project::open(
         root,
-        OpenOptions { home: home.to_path_buf(), embedder: Some(embedder), purpose: "test".into(), lock_wait: Duration::ZERO, create: true, config: None },
+        OpenOptions {
+            home: home.to_path_buf(),
+            embedder: Some(embedder),
+            purpose: "test".into(),
+            lock_wait: Duration::ZERO,
+            create: true,
+            config: None,
+        },
     )
     .unwrap()
 }
 
 fn index(p: &Project) -> IndexStats {
     let cancel = AtomicBool::new(false);
-    p.index(IndexOptions { cancel: &cancel, progress: &|_e: IndexEvent| {} }).unwrap()
+    p.index(IndexOptions {
+        cancel: &cancel,
+        progress: &|_e: IndexEvent| {},
+    })
+    .unwrap()
 }
 
 fn hash() -> Arc<dyn Embedder> {
@@ -44,7 +63,10 @@ fn hash() -> Arc<dyn Embedder> {
 
 fn all_ns(q: &str) -> Query {
     let mut q = Query::new(q);
-    q.namespaces = ["coding", "testing", "documentation", "architecture"].iter().map(|n| Namespace::new(n).unwrap()).collect();
+    q.namespaces = ["coding", "testing", "documentation", "architecture"]
+        .iter()
+        .map(|n| Namespace::new(n).unwrap())
+        .collect();
     q
 }
 
@@ -69,9 +91,17 @@ fn index_search_and_incremental_updates() {
 
     // Namespaces: defaults exclude tests and ADRs; asking for them finds them.
     let r = p.search(&Query::new("token buckets invoice")).unwrap();
-    assert!(r.hits.iter().all(|h| h.namespace.as_str() == "coding" || h.namespace.as_str() == "documentation"));
+    assert!(r
+        .hits
+        .iter()
+        .all(|h| h.namespace.as_str() == "coding" || h.namespace.as_str() == "documentation"));
     let r = p.search(&all_ns("token buckets")).unwrap();
-    assert!(r.hits.iter().any(|h| h.namespace.as_str() == "architecture" && h.path == "docs/adr/0001-use-tokens.md"));
+    assert!(
+        r.hits
+            .iter()
+            .any(|h| h.namespace.as_str() == "architecture"
+                && h.path == "docs/adr/0001-use-tokens.md")
+    );
     let mut q = Query::new("total");
     q.namespaces = vec![Namespace::testing()];
     let r = p.search(&q).unwrap();
@@ -79,7 +109,10 @@ fn index_search_and_incremental_updates() {
     let mut q = Query::new("total");
     q.namespaces = vec![Namespace::new("nope").unwrap()];
     let e = p.search(&q).unwrap_err();
-    assert!(e.is_invalid_input() && e.to_string().contains("coding"), "{e}");
+    assert!(
+        e.is_invalid_input() && e.to_string().contains("coding"),
+        "{e}"
+    );
 
     // Filters.
     let mut q = all_ns("total tax limiter");
@@ -88,14 +121,29 @@ fn index_search_and_incremental_updates() {
     assert!(!r.hits.is_empty() && r.hits.iter().all(|h| h.path.starts_with("billing/")));
     let mut q = all_ns("total tax limiter");
     q.language = Some(codemem_core::Language::Rust);
-    assert!(p.search(&q).unwrap().hits.iter().all(|h| h.path.ends_with(".rs")));
+    assert!(p
+        .search(&q)
+        .unwrap()
+        .hits
+        .iter()
+        .all(|h| h.path.ends_with(".rs")));
     let mut q = all_ns("limiter");
     q.mode = SearchMode::Lexical;
-    assert_eq!(p.search(&q).unwrap().hits[0].path.as_str().split('/').next(), Some("src"));
+    assert_eq!(
+        p.search(&q).unwrap().hits[0]
+            .path
+            .as_str()
+            .split('/')
+            .next(),
+        Some("src")
+    );
 
     // Unchanged tree: nothing read, nothing embedded.
     let s = index(&p);
-    assert_eq!((s.files_indexed, s.chunks_embedded, s.files_unchanged), (0, 0, 6));
+    assert_eq!(
+        (s.files_indexed, s.chunks_embedded, s.files_unchanged),
+        (0, 0, 6)
+    );
 
     // Edit one file, delete another.
     std::thread::sleep(Duration::from_millis(20));
@@ -105,7 +153,9 @@ fn index_search_and_incremental_updates() {
     assert_eq!((s.files_indexed, s.files_deleted), (1, 1));
     let r = p.search(&Query::new("refund_customer_payment")).unwrap();
     assert_eq!(r.hits[0].symbol.as_deref(), Some("refund_customer_payment"));
-    let r = p.search(&all_ns("reject_request too many requests")).unwrap();
+    let r = p
+        .search(&all_ns("reject_request too many requests"))
+        .unwrap();
     assert!(r.hits.iter().all(|h| h.path != "src/server.rs"));
     let status = p.status().unwrap();
     let points: u64 = status.namespaces.iter().map(|n| n.points).sum();
@@ -122,7 +172,14 @@ fn a_second_process_gets_a_busy_error() {
     let _p = open(home.path(), ws.path(), hash());
     let e = Project::open(
         ws.path(),
-        OpenOptions { home: home.path().to_path_buf(), embedder: None, purpose: "search".into(), lock_wait: Duration::from_millis(50), create: false, config: None },
+        OpenOptions {
+            home: home.path().to_path_buf(),
+            embedder: None,
+            purpose: "search".into(),
+            lock_wait: Duration::from_millis(50),
+            create: false,
+            config: None,
+        },
     )
     .err()
     .expect("busy");
@@ -135,7 +192,14 @@ fn never_indexed_is_a_clear_error() {
     let ws = tempfile::tempdir().unwrap();
     let e = Project::open(
         ws.path(),
-        OpenOptions { home: home.path().to_path_buf(), embedder: None, purpose: "search".into(), lock_wait: Duration::ZERO, create: false, config: None },
+        OpenOptions {
+            home: home.path().to_path_buf(),
+            embedder: None,
+            purpose: "search".into(),
+            lock_wait: Duration::ZERO,
+            create: false,
+            config: None,
+        },
     )
     .err()
     .expect("not indexed");
@@ -166,7 +230,14 @@ impl Embedder for Flaky {
 
 fn many_files(root: &Path, n: usize) {
     for i in 0..n {
-        write(root, &format!("src/m{i}.py"), &format!("def function_number_{i}(x):\n    \"\"\"Doc {i}.\"\"\"\n    return x * {i} + {}\n", i * 7));
+        write(
+            root,
+            &format!("src/m{i}.py"),
+            &format!(
+                "def function_number_{i}(x):\n    \"\"\"Doc {i}.\"\"\"\n    return x * {i} + {}\n",
+                i * 7
+            ),
+        );
     }
 }
 
@@ -177,10 +248,21 @@ fn interrupted_embedding_resumes_without_re_embedding() {
     many_files(ws.path(), 60);
     let mut cfg = codemem_core::Config::default();
     cfg.embed.batch_size = 4;
-    let opts = |e: Arc<dyn Embedder>| OpenOptions { home: home.path().to_path_buf(), embedder: Some(e), purpose: "test".into(), lock_wait: Duration::ZERO, create: true, config: Some(cfg.clone()) };
+    let opts = |e: Arc<dyn Embedder>| OpenOptions {
+        home: home.path().to_path_buf(),
+        embedder: Some(e),
+        purpose: "test".into(),
+        lock_wait: Duration::ZERO,
+        create: true,
+        config: Some(cfg.clone()),
+    };
 
     // First run: the model fails after 5 batches (20 chunks).
-    let flaky = Arc::new(Flaky { inner: HashEmbedder::new(384), ok: 5, calls: AtomicUsize::new(0) });
+    let flaky = Arc::new(Flaky {
+        inner: HashEmbedder::new(384),
+        ok: 5,
+        calls: AtomicUsize::new(0),
+    });
     let first = {
         let p = Project::open(ws.path(), opts(flaky)).unwrap();
         let s = index(&p);
@@ -189,7 +271,10 @@ fn interrupted_embedding_resumes_without_re_embedding() {
         // Lexical search still covers everything.
         let mut q = Query::new("function_number_59");
         q.mode = SearchMode::Lexical;
-        assert_eq!(p.search(&q).unwrap().hits[0].symbol.as_deref(), Some("function_number_59"));
+        assert_eq!(
+            p.search(&q).unwrap().hits[0].symbol.as_deref(),
+            Some("function_number_59")
+        );
         s
     };
     assert_eq!(first.chunks_embedded, 20, "{first:#?}");
@@ -214,7 +299,14 @@ fn cancel_stops_and_resume_finishes() {
     cfg.embed.batch_size = 2;
     let p = Project::open(
         ws.path(),
-        OpenOptions { home: home.path().to_path_buf(), embedder: Some(hash()), purpose: "test".into(), lock_wait: Duration::ZERO, create: true, config: Some(cfg) },
+        OpenOptions {
+            home: home.path().to_path_buf(),
+            embedder: Some(hash()),
+            purpose: "test".into(),
+            lock_wait: Duration::ZERO,
+            create: true,
+            config: Some(cfg),
+        },
     )
     .unwrap();
     let cancel = AtomicBool::new(false);

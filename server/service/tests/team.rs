@@ -30,8 +30,16 @@ fn tree(root: &Path, n: usize) {
         }
         write(root, &format!("src/mod_{i}.rs"), &s);
     }
-    write(root, "README.md", "# Team\n\nA project indexed in team mode.\n\n## Usage\n\nRun it.\n");
-    write(root, "tests/test_it.py", "def test_it():\n    assert handle(1) == 2\n");
+    write(
+        root,
+        "README.md",
+        "# Team\n\nA project indexed in team mode.\n\n## Usage\n\nRun it.\n",
+    );
+    write(
+        root,
+        "tests/test_it.py",
+        "def test_it():\n    assert handle(1) == 2\n",
+    );
 }
 
 fn team_config(redis: Option<&str>, qdrant: Option<&str>) -> Config {
@@ -62,7 +70,11 @@ fn open(home: &Path, root: &Path, cfg: Config) -> Project {
 
 fn index_with(p: &Project, progress: &dyn ProgressSink) -> IndexStats {
     let cancel = AtomicBool::new(false);
-    p.index(IndexOptions { cancel: &cancel, progress }).unwrap()
+    p.index(IndexOptions {
+        cancel: &cancel,
+        progress,
+    })
+    .unwrap()
 }
 
 /// Indexes, calling `kill` once the first embedding batch is done; returns the stats and
@@ -80,7 +92,12 @@ fn index_killing_mid_run(p: &Project, kill: impl Fn() + Sync) -> (IndexStats, bo
 }
 
 fn points(p: &Project) -> Vec<(String, u64)> {
-    p.status().unwrap().namespaces.into_iter().map(|n| (n.name, n.points)).collect()
+    p.status()
+        .unwrap()
+        .namespaces
+        .into_iter()
+        .map(|n| (n.name, n.points))
+        .collect()
 }
 
 /// Two machines (two homes, two clones of the same tree) on one Redis + Qdrant: the second
@@ -91,7 +108,11 @@ fn second_clone_embeds_nothing_and_counts_match_embedded() {
     let qdrant = QdrantServer::start();
     let cfg = team_config(Some(&redis.url()), Some(&qdrant.url()));
 
-    let (home_a, home_b, home_ref) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (home_a, home_b, home_ref) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
     let (root_a, root_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     tree(root_a.path(), 30);
     tree(root_b.path(), 30);
@@ -103,22 +124,42 @@ fn second_clone_embeds_nothing_and_counts_match_embedded() {
 
     let a = open(home_a.path(), root_a.path(), cfg.clone());
     let sa = index_with(&a, &|_: IndexEvent| {});
-    assert_eq!(sa.chunks_embedded, r.chunks_embedded, "the first clone embeds everything");
-    assert_eq!(points(&a), reference_points, "Qdrant holds what the embedded store holds");
+    assert_eq!(
+        sa.chunks_embedded, r.chunks_embedded,
+        "the first clone embeds everything"
+    );
+    assert_eq!(
+        points(&a),
+        reference_points,
+        "Qdrant holds what the embedded store holds"
+    );
 
     let b = open(home_b.path(), root_b.path(), cfg.clone());
     let sb = index_with(&b, &|_: IndexEvent| {});
-    eprintln!("first: {} embedded in {} ms; second: {} embedded, {} cache hits, {} ms", sa.chunks_embedded, sa.elapsed_ms, sb.chunks_embedded, sb.cache_hits, sb.elapsed_ms);
-    assert_eq!(sb.chunks_embedded, 0, "every vector came from the shared cache");
+    eprintln!(
+        "first: {} embedded in {} ms; second: {} embedded, {} cache hits, {} ms",
+        sa.chunks_embedded, sa.elapsed_ms, sb.chunks_embedded, sb.cache_hits, sb.elapsed_ms
+    );
+    assert_eq!(
+        sb.chunks_embedded, 0,
+        "every vector came from the shared cache"
+    );
     assert_eq!(sb.cache_hits, sa.chunks_embedded);
     assert_eq!(points(&b), reference_points);
 
-    let hits = b.search(&codemem_core::Query::new("handle_7_2")).unwrap().hits;
+    let hits = b
+        .search(&codemem_core::Query::new("handle_7_2"))
+        .unwrap()
+        .hits;
     assert_eq!(hits.first().map(|h| h.path.as_str()), Some("src/mod_7.rs"));
     let backends = b.backends();
     eprintln!("{backends:#?}");
-    assert!(backends.iter().any(|x| x.kind == "qdrant" && x.healthy && x.breaker.as_deref() == Some("closed")));
-    assert!(backends.iter().any(|x| x.kind == "redis" && x.healthy && x.breaker.as_deref() == Some("closed")));
+    assert!(backends
+        .iter()
+        .any(|x| x.kind == "qdrant" && x.healthy && x.breaker.as_deref() == Some("closed")));
+    assert!(backends
+        .iter()
+        .any(|x| x.kind == "redis" && x.healthy && x.breaker.as_deref() == Some("closed")));
 }
 
 /// Redis dies in the middle of an index run: the run completes (the cache is bypassed), the
@@ -137,27 +178,62 @@ fn redis_killed_mid_index_run_completes_and_breaker_recovers() {
     assert!(killed, "Redis was killed during the run");
     assert!(!s.cancelled && s.embed_errors == 0, "{s:?}");
     assert_eq!(s.files_indexed, 42);
-    assert_eq!(p.status().unwrap().pending_files, 0, "every file got its vectors");
-    let b = p.backends().into_iter().find(|b| b.kind == "redis").unwrap();
+    assert_eq!(
+        p.status().unwrap().pending_files,
+        0,
+        "every file got its vectors"
+    );
+    let b = p
+        .backends()
+        .into_iter()
+        .find(|b| b.kind == "redis")
+        .unwrap();
     eprintln!("after the run: {b:?}");
     assert!(!b.healthy && b.detail.contains(&url), "{b:?}");
     // Every further call counts against the breaker until it opens (5 consecutive failures),
     // then status answers at once without touching Redis.
     let mut calls = 0;
-    while p.backends().into_iter().find(|b| b.kind == "redis").unwrap().breaker.as_deref() != Some("open") {
+    while p
+        .backends()
+        .into_iter()
+        .find(|b| b.kind == "redis")
+        .unwrap()
+        .breaker
+        .as_deref()
+        != Some("open")
+    {
         calls += 1;
         assert!(calls <= 5, "the breaker opens after 5 consecutive failures");
     }
     let t = std::time::Instant::now();
-    let b = p.backends().into_iter().find(|b| b.kind == "redis").unwrap();
-    assert!(t.elapsed() < Duration::from_millis(100), "an open breaker answers at once: {:?}", t.elapsed());
-    assert!(!b.healthy && b.detail.contains("circuit breaker open"), "{b:?}");
+    let b = p
+        .backends()
+        .into_iter()
+        .find(|b| b.kind == "redis")
+        .unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "an open breaker answers at once: {:?}",
+        t.elapsed()
+    );
+    assert!(
+        !b.healthy && b.detail.contains("circuit breaker open"),
+        "{b:?}"
+    );
     // Search goes on.
-    assert!(!p.search(&codemem_core::Query::new("handle_3_1")).unwrap().hits.is_empty());
+    assert!(!p
+        .search(&codemem_core::Query::new("handle_3_1"))
+        .unwrap()
+        .hits
+        .is_empty());
 
     redis.lock().unwrap().restart();
     std::thread::sleep(Duration::from_millis(1100));
-    let b = p.backends().into_iter().find(|b| b.kind == "redis").unwrap();
+    let b = p
+        .backends()
+        .into_iter()
+        .find(|b| b.kind == "redis")
+        .unwrap();
     assert!(b.healthy, "{b:?}");
     assert_eq!(b.breaker.as_deref(), Some("closed"));
 }
@@ -172,18 +248,31 @@ fn redis_killed_mid_index_run_completes_and_breaker_recovers() {
 fn bench_team() {
     use codemem_core::{Query, SearchMode};
     use std::time::Instant;
-    let corpus = std::path::PathBuf::from(std::env::var("CODEMEM_BENCH_CORPUS").expect("CODEMEM_BENCH_CORPUS"));
+    let corpus = std::path::PathBuf::from(
+        std::env::var("CODEMEM_BENCH_CORPUS").expect("CODEMEM_BENCH_CORPUS"),
+    );
     let embedder: Arc<dyn Embedder> = match std::env::var_os("CODEMEM_BENCH_ASSETS") {
         Some(h) => Arc::new(
-            codemem_embed::OnnxEmbedder::load(&codemem_embed::assets::AssetPaths::in_home(Path::new(&h)), 0, 256)
-                .expect("the model (run scripts/setup)"),
+            codemem_embed::OnnxEmbedder::load(
+                &codemem_embed::assets::AssetPaths::in_home(Path::new(&h)),
+                0,
+                256,
+            )
+            .expect("the model (run scripts/setup)"),
         ),
         None => Arc::new(HashEmbedder::new(384)),
     };
     let open_with = |home: &Path, root: &Path, cfg: Config| {
         Project::open(
             root,
-            OpenOptions { home: home.to_path_buf(), embedder: Some(embedder.clone()), purpose: "bench".into(), lock_wait: Duration::ZERO, create: true, config: Some(cfg) },
+            OpenOptions {
+                home: home.to_path_buf(),
+                embedder: Some(embedder.clone()),
+                purpose: "bench".into(),
+                lock_wait: Duration::ZERO,
+                create: true,
+                config: Some(cfg),
+            },
         )
         .unwrap()
     };
@@ -191,11 +280,24 @@ fn bench_team() {
     let qdrant = QdrantServer::start();
     let team = team_config(Some(&redis.url()), Some(&qdrant.url()));
     let copy = |to: &Path| {
-        let st = std::process::Command::new("cp").arg("-a").arg(format!("{}/.", corpus.display())).arg(to).status().unwrap();
+        let st = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", corpus.display()))
+            .arg(to)
+            .status()
+            .unwrap();
         assert!(st.success());
     };
-    let (h1, h2, h3) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (r1, r2, r3) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (h1, h2, h3) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (r1, r2, r3) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
     copy(r1.path());
     copy(r2.path());
     copy(r3.path());
@@ -221,7 +323,18 @@ fn bench_team() {
         warm.cache_hits,
         cold.elapsed_ms as f64 / warm.elapsed_ms.max(1) as f64
     );
-    let words = ["parse", "config", "error handling", "read file", "buffer", "serialize", "thread pool", "timeout", "iterator", "hash map"];
+    let words = [
+        "parse",
+        "config",
+        "error handling",
+        "read file",
+        "buffer",
+        "serialize",
+        "thread pool",
+        "timeout",
+        "iterator",
+        "hash map",
+    ];
     for mode in [SearchMode::Lexical, SearchMode::Dense, SearchMode::Hybrid] {
         let mut line = format!("BENCH team search {mode:?}:");
         for (name, p) in [("embedded", &embedded), ("qdrant-server", &warm_p)] {
@@ -237,7 +350,11 @@ fn bench_team() {
             }
             times.sort_by(|a, b| a.total_cmp(b));
             let pct = |f: f64| times[((times.len() as f64 * f) as usize).min(times.len() - 1)];
-            line.push_str(&format!("  {name} p50 {:.1} ms p99 {:.1} ms", pct(0.5), pct(0.99)));
+            line.push_str(&format!(
+                "  {name} p50 {:.1} ms p99 {:.1} ms",
+                pct(0.5),
+                pct(0.99)
+            ));
         }
         println!("{line}");
     }
@@ -264,12 +381,23 @@ fn qdrant_killed_mid_index_outbox_replays_to_embedded_reference() {
     let (s, killed) = index_killing_mid_run(&p, || qdrant.lock().unwrap().kill());
     assert!(killed);
     assert!(!s.cancelled, "{s:?}");
-    let b = p.backends().into_iter().find(|b| b.kind == "qdrant").unwrap();
+    let b = p
+        .backends()
+        .into_iter()
+        .find(|b| b.kind == "qdrant")
+        .unwrap();
     eprintln!("after the run: {b:?}");
     assert!(!b.healthy && b.detail.contains("outbox"), "{b:?}");
     let t = std::time::Instant::now();
-    let e = p.search(&codemem_core::Query::new("handle_3_1")).unwrap_err().to_string();
-    assert!(t.elapsed() < Duration::from_millis(100) && e.contains(&url), "fails fast, naming the URL: {e} ({:?})", t.elapsed());
+    let e = p
+        .search(&codemem_core::Query::new("handle_3_1"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        t.elapsed() < Duration::from_millis(100) && e.contains(&url),
+        "fails fast, naming the URL: {e} ({:?})",
+        t.elapsed()
+    );
 
     qdrant.lock().unwrap().restart();
     let t = std::time::Instant::now();
@@ -278,11 +406,25 @@ fn qdrant_killed_mid_index_outbox_replays_to_embedded_reference() {
         if points(&p) == want {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "outbox not replayed: {:?} vs {want:?}", points(&p));
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "outbox not replayed: {:?} vs {want:?}",
+            points(&p)
+        );
     }
-    let b = p.backends().into_iter().find(|b| b.kind == "qdrant").unwrap();
+    let b = p
+        .backends()
+        .into_iter()
+        .find(|b| b.kind == "qdrant")
+        .unwrap();
     assert!(b.healthy && !b.detail.contains("outbox"), "{b:?}");
-    assert_eq!(p.search(&codemem_core::Query::new("handle_3_1")).unwrap().hits[0].path, "src/mod_3.rs");
+    assert_eq!(
+        p.search(&codemem_core::Query::new("handle_3_1"))
+            .unwrap()
+            .hits[0]
+            .path,
+        "src/mod_3.rs"
+    );
 }
 
 /// Polls `f` until it returns true or `limit` passes.
@@ -312,8 +454,16 @@ fn two_processes_on_one_project_share_lease_manifest_and_events() {
 
     let a = Arc::new(open(home.path(), root.path(), cfg.clone()));
     let b = Arc::new(open(home.path(), root.path(), cfg.clone()));
-    assert_ne!(a.data_dir(), b.data_dir(), "the second process gets its own data dir");
-    assert!(b.data_dir().starts_with(a.data_dir()), "{} is under the project's data dir", b.data_dir().display());
+    assert_ne!(
+        a.data_dir(),
+        b.data_dir(),
+        "the second process gets its own data dir"
+    );
+    assert!(
+        b.data_dir().starts_with(a.data_dir()),
+        "{} is under the project's data dir",
+        b.data_dir().display()
+    );
     assert_ne!(a.team_owner(), b.team_owner());
 
     // Both index at once: the lease makes them take turns; the second finds nothing to do.
@@ -322,12 +472,30 @@ fn two_processes_on_one_project_share_lease_manifest_and_events() {
         let hb = s.spawn(|| index_with(&b, &|_: IndexEvent| {}));
         (ha.join().unwrap(), hb.join().unwrap())
     });
-    eprintln!("a: {} indexed / {} embedded; b: {} indexed / {} embedded", sa.files_indexed, sa.chunks_embedded, sb.files_indexed, sb.chunks_embedded);
-    let (first, second) = if sa.files_indexed >= sb.files_indexed { (&sa, &sb) } else { (&sb, &sa) };
+    eprintln!(
+        "a: {} indexed / {} embedded; b: {} indexed / {} embedded",
+        sa.files_indexed, sa.chunks_embedded, sb.files_indexed, sb.chunks_embedded
+    );
+    let (first, second) = if sa.files_indexed >= sb.files_indexed {
+        (&sa, &sb)
+    } else {
+        (&sb, &sa)
+    };
     assert_eq!(first.files_indexed, 42, "one run indexes every file");
-    assert_eq!((second.files_indexed, second.chunks_embedded, second.chunks_upserted), (0, 0, 0), "the other waited, then found it done");
+    assert_eq!(
+        (
+            second.files_indexed,
+            second.chunks_embedded,
+            second.chunks_upserted
+        ),
+        (0, 0, 0),
+        "the other waited, then found it done"
+    );
     assert_eq!(second.files_unchanged, 42);
-    assert_eq!(a.status().unwrap().files_indexed, b.status().unwrap().files_indexed);
+    assert_eq!(
+        a.status().unwrap().files_indexed,
+        b.status().unwrap().files_indexed
+    );
 
     // Change events: what A does, B sees.
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -335,7 +503,13 @@ fn two_processes_on_one_project_share_lease_manifest_and_events() {
         let _ = tx.send(s);
     });
     assert!(_sub.is_some(), "team mode subscribes to change events");
-    assert!(eventually(Duration::from_secs(10), || _sub.as_ref().unwrap().connected()), "subscribed");
+    assert!(
+        eventually(Duration::from_secs(10), || _sub
+            .as_ref()
+            .unwrap()
+            .connected()),
+        "subscribed"
+    );
 
     let m = a
         .remember(codemem_service::NewMemory {
@@ -346,37 +520,66 @@ fn two_processes_on_one_project_share_lease_manifest_and_events() {
             ..Default::default()
         })
         .unwrap();
-    let got = rx.recv_timeout(Duration::from_secs(10)).expect("B hears about A's memory");
+    let got = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("B hears about A's memory");
     assert_eq!(got.memories, 1);
     assert_eq!(got.memory_paths, vec!["src/mod_3.rs".to_string()]);
     assert_eq!(b.memory(&m.id).map(|x| x.text), Some(m.text.clone()));
     assert_eq!(b.memories_for("src/mod_3.rs").len(), 1);
     assert!(a.forget(&m.id).unwrap());
-    let got = rx.recv_timeout(Duration::from_secs(10)).expect("B hears about the forget");
+    let got = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("B hears about the forget");
     assert_eq!(got.memories, 1);
     assert!(b.memory(&m.id).is_none());
 
     // A re-indexes a changed file: B's manifest (symbols) follows without indexing.
-    write(root.path(), "src/mod_5.rs", "pub fn freshly_added_settlement_hook(x: u32) -> u32 {\n    x * 2 + 1\n}\n");
+    write(
+        root.path(),
+        "src/mod_5.rs",
+        "pub fn freshly_added_settlement_hook(x: u32) -> u32 {\n    x * 2 + 1\n}\n",
+    );
     let s = index_with(&a, &|_: IndexEvent| {});
     assert_eq!(s.files_indexed, 1);
-    let got = rx.recv_timeout(Duration::from_secs(10)).expect("B hears about A's run");
+    let got = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("B hears about A's run");
     assert!(got.paths.contains(&"src/mod_5.rs".to_string()), "{got:?}");
     let found = b.find_symbol("freshly_added_settlement_hook", None, 5);
-    assert_eq!(found.first().map(|m| m.path.as_str()), Some("src/mod_5.rs"), "{found:?}");
+    assert_eq!(
+        found.first().map(|m| m.path.as_str()),
+        Some("src/mod_5.rs"),
+        "{found:?}"
+    );
 
     // Unsaved buffers stay with the process that has them.
-    a.set_overlay("src/mod_9.rs", "pub fn zanzibar_unsaved_only_here() {}\n").unwrap();
+    a.set_overlay("src/mod_9.rs", "pub fn zanzibar_unsaved_only_here() {}\n")
+        .unwrap();
     let q = codemem_core::Query::new("zanzibar_unsaved_only_here");
-    assert!(a.search(&q).unwrap().hits.iter().any(|h| h.unsaved), "A finds its own unsaved buffer");
-    assert!(!b.search(&q).unwrap().hits.iter().any(|h| h.unsaved), "B never sees A's unsaved buffer");
+    assert!(
+        a.search(&q).unwrap().hits.iter().any(|h| h.unsaved),
+        "A finds its own unsaved buffer"
+    );
+    assert!(
+        !b.search(&q).unwrap().hits.iter().any(|h| h.unsaved),
+        "B never sees A's unsaved buffer"
+    );
     // Reopening B purges only B's own leftovers: A's overlay survives.
     drop(_sub);
     drop(b);
     let b = open(home.path(), root.path(), cfg.clone());
-    assert!(a.search(&q).unwrap().hits.iter().any(|h| h.unsaved), "A's overlay survives B reopening");
+    assert!(
+        a.search(&q).unwrap().hits.iter().any(|h| h.unsaved),
+        "A's overlay survives B reopening"
+    );
     let backends = b.backends();
-    assert!(backends.iter().any(|x| x.name == "team state" && x.healthy && x.detail.contains("lease free")), "{backends:#?}");
+    assert!(
+        backends
+            .iter()
+            .any(|x| x.name == "team state" && x.healthy && x.detail.contains("lease free")),
+        "{backends:#?}"
+    );
 }
 
 /// An indexer that dies keeps the lease at most `lease_ttl_ms`: another process then indexes.
@@ -392,14 +595,34 @@ fn lease_of_a_dead_holder_lapses() {
     let a = open(home.path(), root.path(), cfg.clone());
     // A "holder" that never renews nor releases: what a kill -9 leaves behind.
     let r = codemem_kv::RedisStore::open(codemem_kv::RedisOptions::new(redis.url(), "x")).unwrap();
-    let state = codemem_kv::ProjectState::new(Arc::new(r), format!("codemem:project:{}", a.id().as_str()));
-    assert_eq!(state.try_lease("dead-host#0 (pid 1)", Duration::from_millis(3000)).unwrap(), codemem_kv::Lease::Acquired);
-    assert_eq!(a.backends().iter().filter(|b| b.detail.contains("held by dead-host#0")).count(), 1);
+    let state =
+        codemem_kv::ProjectState::new(Arc::new(r), format!("codemem:project:{}", a.id().as_str()));
+    assert_eq!(
+        state
+            .try_lease("dead-host#0 (pid 1)", Duration::from_millis(3000))
+            .unwrap(),
+        codemem_kv::Lease::Acquired
+    );
+    assert_eq!(
+        a.backends()
+            .iter()
+            .filter(|b| b.detail.contains("held by dead-host#0"))
+            .count(),
+        1
+    );
     let t = std::time::Instant::now();
     let s = index_with(&a, &|_: IndexEvent| {});
     assert_eq!(s.files_indexed, 7);
-    assert!(t.elapsed() >= Duration::from_millis(1500), "the run waited for the lease ({:?})", t.elapsed());
-    assert_eq!(state.lease_holder().unwrap(), None, "released after the run");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1500),
+        "the run waited for the lease ({:?})",
+        t.elapsed()
+    );
+    assert_eq!(
+        state.lease_holder().unwrap(),
+        None,
+        "released after the run"
+    );
 }
 
 /// Turning a Qdrant server on for a project indexed with the embedded store: the new store
@@ -415,9 +638,16 @@ fn switching_to_a_qdrant_server_stores_every_file_again_from_the_cache() {
     let reference = points(&p);
     drop(p);
 
-    let p = open(home.path(), root.path(), team_config(None, Some(&qdrant.url())));
+    let p = open(
+        home.path(),
+        root.path(),
+        team_config(None, Some(&qdrant.url())),
+    );
     let s = index_with(&p, &|_: IndexEvent| {});
-    assert_eq!(s.files_indexed, first.files_indexed, "every file is stored in the new store");
+    assert_eq!(
+        s.files_indexed, first.files_indexed,
+        "every file is stored in the new store"
+    );
     assert_eq!(s.chunks_embedded, 0, "vectors came from the cache");
     assert_eq!(points(&p), reference);
     let again = index_with(&p, &|_: IndexEvent| {});

@@ -65,11 +65,18 @@ impl std::fmt::Debug for EdgeStore {
 }
 
 fn op_err(op: &'static str, ns: &Namespace, reason: impl std::fmt::Display) -> StoreError {
-    StoreError::Operation { op, namespace: ns.to_string(), reason: reason.to_string() }
+    StoreError::Operation {
+        op,
+        namespace: ns.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 fn open_err(path: &Path, reason: impl std::fmt::Display) -> StoreError {
-    StoreError::Open { path: path.display().to_string(), reason: reason.to_string() }
+    StoreError::Open {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 impl EdgeStore {
@@ -82,14 +89,24 @@ impl EdgeStore {
         if dim == 0 {
             return Err(open_err(dir, "dense dimension must be positive"));
         }
-        std::fs::create_dir_all(dir).map_err(|e| open_err(dir, format!("cannot create directory: {e}")))?;
-        let store = EdgeStore { dir: dir.to_path_buf(), dim, shards: RwLock::new(HashMap::new()) };
-        let entries = std::fs::read_dir(dir).map_err(|e| open_err(dir, format!("cannot list directory: {e}")))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| open_err(dir, format!("cannot create directory: {e}")))?;
+        let store = EdgeStore {
+            dir: dir.to_path_buf(),
+            dim,
+            shards: RwLock::new(HashMap::new()),
+        };
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| open_err(dir, format!("cannot list directory: {e}")))?;
         let mut map = HashMap::new();
         for entry in entries {
             let entry = entry.map_err(|e| open_err(dir, format!("cannot list directory: {e}")))?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-            let Ok(ns) = Namespace::new(&name) else { continue };
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let Ok(ns) = Namespace::new(&name) else {
+                continue;
+            };
             let path = entry.path();
             if path.join(EDGE_CONFIG_FILE).is_file() {
                 map.insert(ns, Arc::new(store.load_shard(&path)?));
@@ -119,8 +136,16 @@ impl EdgeStore {
 
     fn config(&self) -> EdgeConfig {
         EdgeConfig::builder()
-            .vector(DENSE_VECTOR, EdgeVectorParams::builder(self.dim, Distance::Cosine).build())
-            .sparse_vector(LEXICAL_VECTOR, EdgeSparseVectorParams::builder().modifier(Modifier::Idf).build())
+            .vector(
+                DENSE_VECTOR,
+                EdgeVectorParams::builder(self.dim, Distance::Cosine).build(),
+            )
+            .sparse_vector(
+                LEXICAL_VECTOR,
+                EdgeSparseVectorParams::builder()
+                    .modifier(Modifier::Idf)
+                    .build(),
+            )
             .build()
     }
 
@@ -143,7 +168,10 @@ impl EdgeStore {
                 None => return Err(open_err(path, format!("shard has no `{DENSE_VECTOR}` vector"))),
             }
             if !cfg.sparse_vectors.contains_key(LEXICAL_VECTOR) {
-                return Err(open_err(path, format!("shard has no `{LEXICAL_VECTOR}` sparse vector")));
+                return Err(open_err(
+                    path,
+                    format!("shard has no `{LEXICAL_VECTOR}` sparse vector"),
+                ));
             }
         }
         // Indexes added to INDEXED_FIELDS after the shard was created.
@@ -153,7 +181,10 @@ impl EdgeStore {
                 create_keyword_index(&shard, field).map_err(|e| open_err(path, e))?;
             }
         }
-        Ok(NsShard { shard, write: Mutex::new(()) })
+        Ok(NsShard {
+            shard,
+            write: Mutex::new(()),
+        })
     }
 
     fn create_shard(&self, path: &Path) -> crate::Result<NsShard> {
@@ -161,7 +192,10 @@ impl EdgeStore {
         for field in INDEXED_FIELDS {
             create_keyword_index(&shard, field).map_err(|e| open_err(path, e))?;
         }
-        Ok(NsShard { shard, write: Mutex::new(()) })
+        Ok(NsShard {
+            shard,
+            write: Mutex::new(()),
+        })
     }
 
     /// The shard of `ns`, if it has one.
@@ -196,27 +230,37 @@ impl EdgeStore {
         if v.len() == self.dim {
             Ok(())
         } else {
-            Err(StoreError::Dimension { expected: self.dim, got: v.len() })
+            Err(StoreError::Dimension {
+                expected: self.dim,
+                got: v.len(),
+            })
         }
     }
 }
 
 fn create_keyword_index(shard: &EdgeShard, field: &str) -> Result<(), String> {
-    let field_name = field.parse::<JsonPath>().map_err(|e| format!("bad field name `{field}`: {e:?}"))?;
+    let field_name = field
+        .parse::<JsonPath>()
+        .map_err(|e| format!("bad field name `{field}`: {e:?}"))?;
     shard
-        .update(UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(qdrant_edge::CreateIndex {
-            field_name,
-            field_schema: Some(PayloadFieldSchema::FieldType(PayloadSchemaType::Keyword)),
-        })))
+        .update(UpdateOperation::FieldIndexOperation(
+            FieldIndexOperations::CreateIndex(qdrant_edge::CreateIndex {
+                field_name,
+                field_schema: Some(PayloadFieldSchema::FieldType(PayloadSchemaType::Keyword)),
+            }),
+        ))
         .map_err(|e| format!("cannot create keyword index on `{field}`: {e}"))
 }
 
 fn sparse(v: &SparseVec) -> Result<SparseVector, String> {
-    SparseVector::new(v.indices.clone(), v.values.clone()).map_err(|e| format!("invalid sparse vector: {e}"))
+    SparseVector::new(v.indices.clone(), v.values.clone())
+        .map_err(|e| format!("invalid sparse vector: {e}"))
 }
 
 fn field_match(key: &str, m: Match) -> Result<Condition, String> {
-    let key = key.parse::<JsonPath>().map_err(|e| format!("bad field name `{key}`: {e:?}"))?;
+    let key = key
+        .parse::<JsonPath>()
+        .map_err(|e| format!("bad field name `{key}`: {e:?}"))?;
     Ok(Condition::Field(FieldCondition::new_match(key, m)))
 }
 
@@ -257,7 +301,12 @@ fn build_filter(f: &SearchFilter) -> Result<Option<Option<Filter>>, String> {
         return Ok(Some(None));
     }
     let some = |v: Vec<Condition>| (!v.is_empty()).then_some(v);
-    Ok(Some(Some(Filter { should: None, min_should: None, must: some(must), must_not: some(must_not) })))
+    Ok(Some(Some(Filter {
+        should: None,
+        min_should: None,
+        must: some(must),
+        must_not: some(must_not),
+    })))
 }
 
 fn num_id(id: PointId) -> Option<u64> {
@@ -288,7 +337,10 @@ impl VectorStore for EdgeStore {
             let mut vectors = HashMap::with_capacity(2);
             vectors.insert(
                 LEXICAL_VECTOR.to_string(),
-                VectorPersisted::Sparse(sparse(&p.sparse).map_err(|e| op_err(OP, ns, format!("point {}: {e}", p.id)))?),
+                VectorPersisted::Sparse(
+                    sparse(&p.sparse)
+                        .map_err(|e| op_err(OP, ns, format!("point {}: {e}", p.id)))?,
+                ),
             );
             if let Some(d) = p.dense {
                 vectors.insert(DENSE_VECTOR.to_string(), VectorPersisted::Dense(d));
@@ -306,9 +358,9 @@ impl VectorStore for EdgeStore {
             let tail = rest.split_off(rest.len().min(WRITE_BATCH));
             let batch = std::mem::replace(&mut rest, tail);
             s.shard
-                .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
-                    PointInsertOperations::PointsList(batch),
-                )))
+                .update(UpdateOperation::PointOperation(
+                    PointOperations::UpsertPoints(PointInsertOperations::PointsList(batch)),
+                ))
                 .map_err(|e| op_err(OP, ns, e))?;
         }
         Ok(())
@@ -324,7 +376,9 @@ impl VectorStore for EdgeStore {
             self.check_dim(v)?;
         }
         // No shard means no points: nothing to update.
-        let Some(s) = self.existing(ns) else { return Ok(()) };
+        let Some(s) = self.existing(ns) else {
+            return Ok(());
+        };
         let _w = s.write.lock().unwrap_or_else(PoisonError::into_inner);
         for batch in vectors.chunks(WRITE_BATCH) {
             let ids: Vec<PointId> = batch.iter().map(|(id, _)| PointId::NumId(*id)).collect();
@@ -355,10 +409,12 @@ impl VectorStore for EdgeStore {
                 continue;
             }
             s.shard
-                .update(UpdateOperation::VectorOperation(VectorOperations::UpdateVectors(UpdateVectorsOp {
-                    points,
-                    update_filter: None,
-                })))
+                .update(UpdateOperation::VectorOperation(
+                    VectorOperations::UpdateVectors(UpdateVectorsOp {
+                        points,
+                        update_filter: None,
+                    }),
+                ))
                 .map_err(|e| op_err(OP, ns, e))?;
         }
         Ok(())
@@ -369,11 +425,17 @@ impl VectorStore for EdgeStore {
         if paths.is_empty() {
             return Ok(());
         }
-        let Some(s) = self.existing(ns) else { return Ok(()) };
-        let filter = Filter::new_must(field_match("path", Match::from(paths.to_vec())).map_err(|e| op_err(OP, ns, e))?);
+        let Some(s) = self.existing(ns) else {
+            return Ok(());
+        };
+        let filter = Filter::new_must(
+            field_match("path", Match::from(paths.to_vec())).map_err(|e| op_err(OP, ns, e))?,
+        );
         let _w = s.write.lock().unwrap_or_else(PoisonError::into_inner);
         s.shard
-            .update(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter)))
+            .update(UpdateOperation::PointOperation(
+                PointOperations::DeletePointsByFilter(filter),
+            ))
             .map_err(|e| op_err(OP, ns, e))
     }
 
@@ -382,12 +444,16 @@ impl VectorStore for EdgeStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let Some(s) = self.existing(ns) else { return Ok(()) };
+        let Some(s) = self.existing(ns) else {
+            return Ok(());
+        };
         let _w = s.write.lock().unwrap_or_else(PoisonError::into_inner);
         s.shard
-            .update(UpdateOperation::PointOperation(PointOperations::DeletePoints {
-                ids: ids.iter().map(|i| PointId::NumId(*i)).collect(),
-            }))
+            .update(UpdateOperation::PointOperation(
+                PointOperations::DeletePoints {
+                    ids: ids.iter().map(|i| PointId::NumId(*i)).collect(),
+                },
+            ))
             .map_err(|e| op_err(OP, ns, e))
     }
 
@@ -408,14 +474,21 @@ impl VectorStore for EdgeStore {
                 if v.is_empty() {
                     return Ok(Vec::new());
                 }
-                NamedQuery::new(VectorInternal::Sparse(sparse(v).map_err(|e| op_err(OP, ns, e))?), LEXICAL_VECTOR)
+                NamedQuery::new(
+                    VectorInternal::Sparse(sparse(v).map_err(|e| op_err(OP, ns, e))?),
+                    LEXICAL_VECTOR,
+                )
             }
         };
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let Some(filter) = build_filter(filter).map_err(|e| op_err(OP, ns, e))? else { return Ok(Vec::new()) };
-        let Some(s) = self.existing(ns) else { return Ok(Vec::new()) };
+        let Some(filter) = build_filter(filter).map_err(|e| op_err(OP, ns, e))? else {
+            return Ok(Vec::new());
+        };
+        let Some(s) = self.existing(ns) else {
+            return Ok(Vec::new());
+        };
         let mut req = QueryRequestBuilder::new(limit)
             .query(ScoringQuery::Vector(QueryEnum::Nearest(query)))
             .with_payload(WithPayloadInterface::Bool(true))
@@ -426,17 +499,32 @@ impl VectorStore for EdgeStore {
         let hits = s.shard.query(req.build()).map_err(|e| op_err(OP, ns, e))?;
         Ok(hits
             .into_iter()
-            .filter_map(|h| Some(ScoredPoint { id: num_id(h.id)?, score: h.score, payload: payload_map(h.payload) }))
+            .filter_map(|h| {
+                Some(ScoredPoint {
+                    id: num_id(h.id)?,
+                    score: h.score,
+                    payload: payload_map(h.payload),
+                })
+            })
             .collect())
     }
 
-    fn scroll(&self, ns: &Namespace, filter: &SearchFilter, limit: usize) -> crate::Result<Vec<ScoredPoint>> {
+    fn scroll(
+        &self,
+        ns: &Namespace,
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> crate::Result<Vec<ScoredPoint>> {
         const OP: &str = "scroll";
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let Some(filter) = build_filter(filter).map_err(|e| op_err(OP, ns, e))? else { return Ok(Vec::new()) };
-        let Some(s) = self.existing(ns) else { return Ok(Vec::new()) };
+        let Some(filter) = build_filter(filter).map_err(|e| op_err(OP, ns, e))? else {
+            return Ok(Vec::new());
+        };
+        let Some(s) = self.existing(ns) else {
+            return Ok(Vec::new());
+        };
         let mut req = ScrollRequestBuilder::new()
             .limit(limit)
             .with_payload(WithPayloadInterface::Bool(true))
@@ -447,12 +535,20 @@ impl VectorStore for EdgeStore {
         let (records, _next) = s.shard.scroll(req.build()).map_err(|e| op_err(OP, ns, e))?;
         Ok(records
             .into_iter()
-            .filter_map(|r| Some(ScoredPoint { id: num_id(r.id)?, score: 0.0, payload: payload_map(r.payload) }))
+            .filter_map(|r| {
+                Some(ScoredPoint {
+                    id: num_id(r.id)?,
+                    score: 0.0,
+                    payload: payload_map(r.payload),
+                })
+            })
             .collect())
     }
 
     fn count(&self, ns: &Namespace) -> crate::Result<u64> {
-        let Some(s) = self.existing(ns) else { return Ok(0) };
+        let Some(s) = self.existing(ns) else {
+            return Ok(0);
+        };
         let n = s
             .shard
             .count(CountRequestBuilder::new().exact(true).build())
@@ -461,8 +557,11 @@ impl VectorStore for EdgeStore {
     }
 
     fn flush(&self) -> crate::Result<()> {
-        let shards: Vec<(Namespace, Arc<NsShard>)> =
-            self.read_map().iter().map(|(n, s)| (n.clone(), s.clone())).collect();
+        let shards: Vec<(Namespace, Arc<NsShard>)> = self
+            .read_map()
+            .iter()
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
         for (ns, s) in shards {
             s.shard.flush().map_err(|e| op_err("flush", &ns, e))?;
         }
@@ -470,7 +569,9 @@ impl VectorStore for EdgeStore {
     }
 
     fn optimize(&self, ns: &Namespace) -> crate::Result<()> {
-        let Some(s) = self.existing(ns) else { return Ok(()) };
+        let Some(s) = self.existing(ns) else {
+            return Ok(());
+        };
         s.shard.optimize().map_err(|e| op_err("optimize", ns, e))?;
         Ok(())
     }
@@ -482,7 +583,9 @@ mod tests {
     use crate::contract::DIM;
 
     mod contract {
-        crate::vector_store_contract!(|dir: &std::path::Path, dim: usize| -> crate::Result<Box<dyn crate::VectorStore>> {
+        crate::vector_store_contract!(|dir: &std::path::Path,
+                                       dim: usize|
+         -> crate::Result<Box<dyn crate::VectorStore>> {
             Ok(Box::new(crate::EdgeStore::open(dir, dim)?))
         });
     }
@@ -493,7 +596,11 @@ mod tests {
         StorePoint {
             id,
             dense,
-            sparse: codemem_core::lexical::document_vector("x.rs", None, &format!("token{id} shared")),
+            sparse: codemem_core::lexical::document_vector(
+                "x.rs",
+                None,
+                &format!("token{id} shared"),
+            ),
             payload,
         }
     }
@@ -506,7 +613,9 @@ mod tests {
             assert!(store.namespaces().is_empty());
             assert_eq!(store.count(&Namespace::coding()).unwrap(), 0);
             assert!(!dir.path().join("coding").exists(), "reads create nothing");
-            store.upsert(&Namespace::coding(), vec![pt(1, Some(vec![1.0; DIM]))]).unwrap();
+            store
+                .upsert(&Namespace::coding(), vec![pt(1, Some(vec![1.0; DIM]))])
+                .unwrap();
             assert!(dir.path().join("coding").join(EDGE_CONFIG_FILE).is_file());
             assert_eq!(store.namespaces(), vec![Namespace::coding()]);
             // Without an explicit flush: dropping the shard flushes, and the WAL is replayed anyway.
@@ -514,7 +623,11 @@ mod tests {
         std::fs::create_dir(dir.path().join("not a namespace")).unwrap();
         std::fs::write(dir.path().join("store.lock"), b"").unwrap();
         let store = EdgeStore::open(dir.path(), DIM).unwrap();
-        assert_eq!(store.namespaces(), vec![Namespace::coding()], "existing shards load at open");
+        assert_eq!(
+            store.namespaces(),
+            vec![Namespace::coding()],
+            "existing shards load at open"
+        );
         assert_eq!(store.count(&Namespace::coding()).unwrap(), 1);
         assert!(format!("{store:?}").contains("coding"));
     }
@@ -524,14 +637,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = EdgeStore::open(dir.path(), DIM).unwrap();
-            store.upsert(&Namespace::coding(), vec![pt(1, None)]).unwrap();
+            store
+                .upsert(&Namespace::coding(), vec![pt(1, None)])
+                .unwrap();
             store.flush().unwrap();
         }
         match EdgeStore::open(dir.path(), DIM + 1) {
-            Err(StoreError::Open { reason, .. }) => assert!(reason.contains("dimensional"), "{reason}"),
+            Err(StoreError::Open { reason, .. }) => {
+                assert!(reason.contains("dimensional"), "{reason}")
+            }
             other => panic!("expected an open error, got {other:?}"),
         }
-        assert!(matches!(EdgeStore::open(dir.path(), 0), Err(StoreError::Open { .. })));
+        assert!(matches!(
+            EdgeStore::open(dir.path(), 0),
+            Err(StoreError::Open { .. })
+        ));
         // The refused open damaged nothing.
         let store = EdgeStore::open(dir.path(), DIM).unwrap();
         assert_eq!(store.count(&Namespace::coding()).unwrap(), 1);
@@ -544,9 +664,16 @@ mod tests {
     fn second_opener_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let first = EdgeStore::open(dir.path(), DIM).unwrap();
-        first.upsert(&Namespace::coding(), vec![pt(1, Some(vec![1.0; DIM])), pt(2, None)]).unwrap();
+        first
+            .upsert(
+                &Namespace::coding(),
+                vec![pt(1, Some(vec![1.0; DIM])), pt(2, None)],
+            )
+            .unwrap();
         first.flush().unwrap();
-        first.upsert(&Namespace::coding(), vec![pt(3, None)]).unwrap(); // only in the WAL
+        first
+            .upsert(&Namespace::coding(), vec![pt(3, None)])
+            .unwrap(); // only in the WAL
         let err = EdgeStore::open(dir.path(), DIM).expect_err("the shard is locked by `first`");
         eprintln!("second opener: {err}");
         assert!(matches!(err, StoreError::Open { .. }));
@@ -556,17 +683,26 @@ mod tests {
         let a = EdgeStore::open(other.path(), DIM).unwrap();
         let b = EdgeStore::open(other.path(), DIM).unwrap();
         a.upsert(&Namespace::testing(), vec![pt(1, None)]).unwrap();
-        let err = b.upsert(&Namespace::testing(), vec![pt(2, None)]).expect_err("locked by `a`");
+        let err = b
+            .upsert(&Namespace::testing(), vec![pt(2, None)])
+            .expect_err("locked by `a`");
         eprintln!("second lazy opener: {err}");
         assert!(matches!(err, StoreError::Operation { op: "upsert", .. }));
 
-        first.upsert(&Namespace::coding(), vec![pt(4, None)]).unwrap();
+        first
+            .upsert(&Namespace::coding(), vec![pt(4, None)])
+            .unwrap();
         assert_eq!(first.count(&Namespace::coding()).unwrap(), 4);
         drop(first);
         let again = EdgeStore::open(dir.path(), DIM).unwrap();
         assert_eq!(again.count(&Namespace::coding()).unwrap(), 4);
         let hits = again
-            .search(&Namespace::coding(), &SearchVector::Dense(vec![1.0; DIM]), &SearchFilter::default(), 5)
+            .search(
+                &Namespace::coding(),
+                &SearchVector::Dense(vec![1.0; DIM]),
+                &SearchFilter::default(),
+                5,
+            )
             .unwrap();
         assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![1]);
     }
@@ -578,7 +714,10 @@ mod tests {
         const N: u64 = 5000;
         const D: usize = 384;
         let rnd = |seed: u64| crate::contract::pseudo_random_vector(seed, D);
-        let words = ["parse", "http", "request", "buffer", "socket", "read", "write", "config", "error", "value"];
+        let words = [
+            "parse", "http", "request", "buffer", "socket", "read", "write", "config", "error",
+            "value",
+        ];
         let doc = |i: u64| {
             let mut s = format!("fn item_{i}(x: u32) {{ ");
             for k in 0..40 {
@@ -598,7 +737,11 @@ mod tests {
                 StorePoint {
                     id: i,
                     dense: Some(rnd(i)),
-                    sparse: codemem_core::lexical::document_vector("f.rs", Some(&format!("item_{i}")), &doc(i)),
+                    sparse: codemem_core::lexical::document_vector(
+                        "f.rs",
+                        Some(&format!("item_{i}")),
+                        &doc(i),
+                    ),
                     payload,
                 }
             })
@@ -615,7 +758,9 @@ mod tests {
             let mut times: Vec<f64> = (0..200u64)
                 .map(|q| {
                     let t = Instant::now();
-                    let hits = store.search(&ns, &v(q * 17 % N), &SearchFilter::default(), 10).unwrap();
+                    let hits = store
+                        .search(&ns, &v(q * 17 % N), &SearchFilter::default(), 10)
+                        .unwrap();
                     assert!(!hits.is_empty());
                     t.elapsed().as_secs_f64() * 1e3
                 })
@@ -624,7 +769,11 @@ mod tests {
             times[times.len() / 2]
         };
         let dense_q = |i: u64| SearchVector::Dense(rnd(i));
-        let sparse_q = |i: u64| SearchVector::Sparse(codemem_core::lexical::query_vector(&format!("item_{i} socket")));
+        let sparse_q = |i: u64| {
+            SearchVector::Sparse(codemem_core::lexical::query_vector(&format!(
+                "item_{i} socket"
+            )))
+        };
         let (d0, s0) = (p50(&store, &dense_q), p50(&store, &sparse_q));
         let t = Instant::now();
         store.optimize(&ns).unwrap();

@@ -28,13 +28,21 @@ pub enum StoreError {
     #[error("vector store at {path}: {reason}")]
     Open { path: String, reason: String },
     #[error("vector store operation `{op}` on namespace `{namespace}` failed: {reason}")]
-    Operation { op: &'static str, namespace: String, reason: String },
+    Operation {
+        op: &'static str,
+        namespace: String,
+        reason: String,
+    },
     #[error("vector has {got} dimensions; this store holds {expected}-dimensional vectors")]
     Dimension { expected: usize, got: usize },
     /// The remote server could not be reached or its circuit breaker is open: the request was
     /// not applied (a write may be retried later).
     #[error("{backend} at {url} is unavailable: {reason}")]
-    Unavailable { backend: &'static str, url: String, reason: String },
+    Unavailable {
+        backend: &'static str,
+        url: String,
+        reason: String,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -107,7 +115,12 @@ pub trait VectorStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<ScoredPoint>>;
     /// Points matching `filter` (no ranking), up to `limit`.
-    fn scroll(&self, ns: &Namespace, filter: &SearchFilter, limit: usize) -> Result<Vec<ScoredPoint>>;
+    fn scroll(
+        &self,
+        ns: &Namespace,
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> Result<Vec<ScoredPoint>>;
     /// Number of points in `ns`.
     fn count(&self, ns: &Namespace) -> Result<u64>;
     /// Makes every acknowledged write durable.

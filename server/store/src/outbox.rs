@@ -63,7 +63,10 @@ fn decode(bytes: &[u8]) -> Result<(Namespace, Op), String> {
             out.push(StorePoint {
                 id: from(&p["id"])?,
                 dense: from(&p["dense"])?,
-                sparse: SparseVec { indices: from(&p["si"])?, values: from(&p["sv"])? },
+                sparse: SparseVec {
+                    indices: from(&p["si"])?,
+                    values: from(&p["sv"])?,
+                },
                 payload: from::<Map<String, Value>>(&p["payload"])?,
             });
         }
@@ -117,7 +120,10 @@ struct Shared<S: VectorStore> {
 }
 
 fn db_err(path: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Open { path: path.to_string(), reason: format!("outbox: {e}") }
+    StoreError::Open {
+        path: path.to_string(),
+        reason: format!("outbox: {e}"),
+    }
 }
 
 impl<S: GuardedStore + 'static> Outbox<S> {
@@ -128,7 +134,11 @@ impl<S: GuardedStore + 'static> Outbox<S> {
     }
 
     /// [`open`](Self::open) with the replayer's interval; zero: no background replayer.
-    pub fn open_with(inner: Arc<S>, path: &std::path::Path, replay_interval: Duration) -> crate::Result<Outbox<S>> {
+    pub fn open_with(
+        inner: Arc<S>,
+        path: &std::path::Path,
+        replay_interval: Duration,
+    ) -> crate::Result<Outbox<S>> {
         let shared = Arc::new(Shared::open(inner, path)?);
         let replayer = if replay_interval.is_zero() {
             None
@@ -137,7 +147,12 @@ impl<S: GuardedStore + 'static> Outbox<S> {
             let h = std::thread::Builder::new()
                 .name("codemem-outbox".into())
                 .spawn(move || replayer(s, replay_interval))
-                .map_err(|e| db_err(&shared.path, format!("cannot start the replayer thread: {e}")))?;
+                .map_err(|e| {
+                    db_err(
+                        &shared.path,
+                        format!("cannot start the replayer thread: {e}"),
+                    )
+                })?;
             Some(h)
         };
         Ok(Outbox { shared, replayer })
@@ -161,16 +176,26 @@ impl<S: VectorStore> Outbox<S> {
 
     /// Replays what it can now; returns how many writes were applied.
     pub fn replay(&self) -> crate::Result<u64> {
-        let _o = self.shared.order.lock().unwrap_or_else(PoisonError::into_inner);
+        let _o = self
+            .shared
+            .order
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         self.shared.replay_locked()
     }
 }
 
 impl<S: VectorStore> Drop for Outbox<S> {
     fn drop(&mut self) {
-        let Some(h) = self.replayer.take() else { return };
+        let Some(h) = self.replayer.take() else {
+            return;
+        };
         {
-            let _g = self.shared.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let _g = self
+                .shared
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             self.shared.stop.store(true, Ordering::SeqCst);
             self.shared.wake.notify_all();
         }
@@ -193,7 +218,9 @@ fn replayer<S: GuardedStore>(shared: Arc<Shared<S>>, interval: Duration) {
             continue;
         }
         match shared.inner.breaker_snapshot() {
-            Some(b) if b.state == BreakerState::Open && b.retry_in.is_some_and(|d| !d.is_zero()) => {
+            Some(b)
+                if b.state == BreakerState::Open && b.retry_in.is_some_and(|d| !d.is_zero()) =>
+            {
                 wait = b.retry_in.unwrap_or(interval).min(interval);
                 continue;
             }
@@ -221,12 +248,19 @@ impl<S: VectorStore> Shared<S> {
         let db = Database::create(path).map_err(|e| db_err(&p, e))?;
         let pending = {
             let w = db.begin_write().map_err(|e| db_err(&p, e))?;
-            let n = w.open_table(OPS).map_err(|e| db_err(&p, e))?.len().map_err(|e| db_err(&p, e))?;
+            let n = w
+                .open_table(OPS)
+                .map_err(|e| db_err(&p, e))?
+                .len()
+                .map_err(|e| db_err(&p, e))?;
             w.commit().map_err(|e| db_err(&p, e))?;
             n
         };
         if pending > 0 {
-            tracing::info!(pending, "vector writes waiting in the outbox from a previous run");
+            tracing::info!(
+                pending,
+                "vector writes waiting in the outbox from a previous run"
+            );
         }
         Ok(Shared {
             inner,
@@ -249,18 +283,29 @@ impl<S: VectorStore> Shared<S> {
     fn sleep(&self, d: Duration) -> bool {
         let g = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if !d.is_zero() && !self.stop.load(Ordering::SeqCst) {
-            let _ = self.wake.wait_timeout_while(g, d, |_| !self.stop.load(Ordering::SeqCst));
+            let _ = self
+                .wake
+                .wait_timeout_while(g, d, |_| !self.stop.load(Ordering::SeqCst));
         }
         self.stop.load(Ordering::SeqCst)
     }
 
     fn append(&self, ns: &Namespace, op: &Op) -> crate::Result<()> {
-        let e = |e: &dyn std::fmt::Display| StoreError::Operation { op: "outbox", namespace: ns.to_string(), reason: format!("{}: {e}", self.path) };
+        let e = |e: &dyn std::fmt::Display| StoreError::Operation {
+            op: "outbox",
+            namespace: ns.to_string(),
+            reason: format!("{}: {e}", self.path),
+        };
         let w = self.db.begin_write().map_err(|x| e(&x))?;
         {
             let mut t = w.open_table(OPS).map_err(|x| e(&x))?;
-            let next = t.last().map_err(|x| e(&x))?.map(|(k, _)| k.value() + 1).unwrap_or(0);
-            t.insert(next, encode(ns, op).as_slice()).map_err(|x| e(&x))?;
+            let next = t
+                .last()
+                .map_err(|x| e(&x))?
+                .map(|(k, _)| k.value() + 1)
+                .unwrap_or(0);
+            t.insert(next, encode(ns, op).as_slice())
+                .map_err(|x| e(&x))?;
         }
         w.commit().map_err(|x| e(&x))?;
         self.pending.fetch_add(1, Ordering::Relaxed);
@@ -301,12 +346,17 @@ impl<S: VectorStore> Shared<S> {
                     }
                     // The server refused this write for good (it would refuse it forever):
                     // drop it rather than block every later write.
-                    Err(e) => tracing::error!(error = %e, "outbox entry refused by the server; dropped"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbox entry refused by the server; dropped")
+                    }
                 },
                 Err(e) => tracing::error!(error = %e, "unreadable outbox entry; dropped"),
             }
             let w = self.db.begin_write().map_err(|e| db_err(&self.path, e))?;
-            w.open_table(OPS).map_err(|e| db_err(&self.path, e))?.remove(key).map_err(|e| db_err(&self.path, e))?;
+            w.open_table(OPS)
+                .map_err(|e| db_err(&self.path, e))?
+                .remove(key)
+                .map_err(|e| db_err(&self.path, e))?;
             w.commit().map_err(|e| db_err(&self.path, e))?;
             self.pending.fetch_sub(1, Ordering::Relaxed);
             self.replayed.fetch_add(1, Ordering::Relaxed);
@@ -373,11 +423,22 @@ impl<S: VectorStore> VectorStore for Outbox<S> {
         }
         self.shared.write(ns, Op::DeleteIds(ids.to_vec()))
     }
-    fn search(&self, ns: &Namespace, vector: &SearchVector, filter: &SearchFilter, limit: usize) -> crate::Result<Vec<ScoredPoint>> {
+    fn search(
+        &self,
+        ns: &Namespace,
+        vector: &SearchVector,
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> crate::Result<Vec<ScoredPoint>> {
         self.shared.before_read();
         self.shared.inner.search(ns, vector, filter, limit)
     }
-    fn scroll(&self, ns: &Namespace, filter: &SearchFilter, limit: usize) -> crate::Result<Vec<ScoredPoint>> {
+    fn scroll(
+        &self,
+        ns: &Namespace,
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> crate::Result<Vec<ScoredPoint>> {
         self.shared.before_read();
         self.shared.inner.scroll(ns, filter, limit)
     }

@@ -23,18 +23,24 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use codemem_core::{lexical::SparseVec, Namespace};
-use codemem_resilience::{BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, ClientRuntime};
+use codemem_resilience::{
+    BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, ClientRuntime,
+};
 use qdrant_client::qdrant::{
-    point_id::PointIdOptions, vectors_config::Config as VectorsConfigKind, Condition, CountPointsBuilder,
-    CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter,
-    GetPointsBuilder, Modifier, NamedVectors, PointId, PointStruct, PointVectors, Query,
-    QueryPointsBuilder, ScrollPointsBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
-    UpdatePointVectorsBuilder, UpsertPointsBuilder, Vector, VectorInput, VectorParamsBuilder, VectorsConfigBuilder,
+    point_id::PointIdOptions, vectors_config::Config as VectorsConfigKind, Condition,
+    CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
+    DeletePointsBuilder, Distance, FieldType, Filter, GetPointsBuilder, Modifier, NamedVectors,
+    PointId, PointStruct, PointVectors, Query, QueryPointsBuilder, ScrollPointsBuilder,
+    SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpdatePointVectorsBuilder,
+    UpsertPointsBuilder, Vector, VectorInput, VectorParamsBuilder, VectorsConfigBuilder,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde_json::{Map, Value};
 
-use crate::{ScoredPoint, SearchFilter, SearchVector, StoreError, StorePoint, VectorStore, DENSE_VECTOR, LEXICAL_VECTOR};
+use crate::{
+    ScoredPoint, SearchFilter, SearchVector, StoreError, StorePoint, VectorStore, DENSE_VECTOR,
+    LEXICAL_VECTOR,
+};
 
 /// Keyword-indexed payload fields on the server (the embedded store's [`crate::INDEXED_FIELDS`]
 /// plus `tags`), and the boolean flags the filters use.
@@ -107,13 +113,20 @@ struct HealthCounters {
 }
 
 /// The background health task: the health RPC under the breaker, every `every`.
-async fn health_task(url: String, client: Qdrant, breaker: Arc<CircuitBreaker>, counters: Arc<HealthCounters>, every: Duration) {
+async fn health_task(
+    url: String,
+    client: Qdrant,
+    breaker: Arc<CircuitBreaker>,
+    counters: Arc<HealthCounters>,
+    every: Duration,
+) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let snap = breaker.snapshot();
-        let waiting = snap.state == BreakerState::Open && snap.retry_in.is_some_and(|d| !d.is_zero());
+        let waiting =
+            snap.state == BreakerState::Open && snap.retry_in.is_some_and(|d| !d.is_zero());
         if waiting || breaker.acquire().is_err() {
             counters.skipped_open.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -132,7 +145,10 @@ async fn health_task(url: String, client: Qdrant, breaker: Arc<CircuitBreaker>, 
 
 impl std::fmt::Debug for QdrantStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QdrantStore").field("url", &self.opts.url).field("prefix", &self.opts.prefix).finish()
+        f.debug_struct("QdrantStore")
+            .field("url", &self.opts.url)
+            .field("prefix", &self.opts.prefix)
+            .finish()
     }
 }
 
@@ -142,11 +158,16 @@ fn is_transport(e: &QdrantError) -> bool {
         QdrantError::ResponseError { status } => {
             matches!(
                 status.code(),
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown | tonic::Code::Cancelled
+                tonic::Code::Unavailable
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Unknown
+                    | tonic::Code::Cancelled
             ) || (status.code() == tonic::Code::Internal && {
                 // The client reports a refused or dropped connection as Internal.
                 let m = status.message().to_ascii_lowercase();
-                m.contains("failed to connect") || m.contains("transport") || m.contains("connection")
+                m.contains("failed to connect")
+                    || m.contains("transport")
+                    || m.contains("connection")
             })
         }
         QdrantError::ResourceExhaustedError { .. } => true,
@@ -157,15 +178,25 @@ fn is_transport(e: &QdrantError) -> bool {
 
 fn short(e: &QdrantError) -> String {
     match e {
-        QdrantError::ResponseError { status } => format!("{:?}: {}", status.code(), status.message()),
+        QdrantError::ResponseError { status } => {
+            format!("{:?}: {}", status.code(), status.message())
+        }
         other => other.to_string(),
     }
 }
 
 /// A collection-name-safe form of `s`.
 pub fn collection_prefix(s: &str) -> String {
-    let mut out: String =
-        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '_' }).collect();
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
     out.truncate(100);
     out
 }
@@ -175,7 +206,10 @@ impl QdrantStore {
     /// `dim`-dimensional vectors).
     pub fn open(opts: QdrantOptions, dim: usize) -> crate::Result<QdrantStore> {
         let url = opts.url.clone();
-        let open_err = move |reason: String| StoreError::Open { path: url.clone(), reason };
+        let open_err = move |reason: String| StoreError::Open {
+            path: url.clone(),
+            reason,
+        };
         if dim == 0 {
             return Err(open_err("dense dimension must be positive".into()));
         }
@@ -193,14 +227,32 @@ impl QdrantStore {
             let _g = rt.runtime().enter();
             Qdrant::new(cfg).map_err(|e| open_err(e.to_string()))?
         };
-        let breaker = Arc::new(CircuitBreaker::new(format!("Qdrant at {}", opts.url), opts.breaker));
+        let breaker = Arc::new(CircuitBreaker::new(
+            format!("Qdrant at {}", opts.url),
+            opts.breaker,
+        ));
         let health = Arc::new(HealthCounters::default());
         if !opts.health_interval.is_zero() {
             // Lives on the store's runtime: it ends when the store (and so the runtime) is dropped.
-            rt.runtime().spawn(health_task(opts.url.clone(), client.clone(), breaker.clone(), health.clone(), opts.health_interval));
+            rt.runtime().spawn(health_task(
+                opts.url.clone(),
+                client.clone(),
+                breaker.clone(),
+                health.clone(),
+                opts.health_interval,
+            ));
         }
-        let store = QdrantStore { opts, dim, client, rt, breaker, health, known: RwLock::new(HashSet::new()) };
-        let existing = match store.call("open", None, |c| async move { c.list_collections().await }) {
+        let store = QdrantStore {
+            opts,
+            dim,
+            client,
+            rt,
+            breaker,
+            health,
+            known: RwLock::new(HashSet::new()),
+        };
+        let existing = match store.call("open", None, |c| async move { c.list_collections().await })
+        {
             Ok(e) => e,
             // Down now: open anyway (writes can queue in an outbox; reads fail fast until it is
             // back). The dimension check then happens on the server, at the first write.
@@ -216,7 +268,11 @@ impl QdrantStore {
                 continue;
             }
             let name = col.name.clone();
-            let info = store.call("open", None, |c| async move { c.collection_info(name).await })?;
+            let info = store.call(
+                "open",
+                None,
+                |c| async move { c.collection_info(name).await },
+            )?;
             let size = info
                 .result
                 .and_then(|r| r.config)
@@ -224,7 +280,9 @@ impl QdrantStore {
                 .and_then(|p| p.vectors_config)
                 .and_then(|v| v.config)
                 .and_then(|k| match k {
-                    VectorsConfigKind::ParamsMap(m) => m.map.get(DENSE_VECTOR).map(|p| p.size as usize),
+                    VectorsConfigKind::ParamsMap(m) => {
+                        m.map.get(DENSE_VECTOR).map(|p| p.size as usize)
+                    }
                     VectorsConfigKind::Params(_) => None,
                 });
             match size {
@@ -238,7 +296,11 @@ impl QdrantStore {
                 }
                 None => return Err(open_err(format!("collection `{}` has no `{DENSE_VECTOR}` vector", col.name))),
             }
-            store.known.write().unwrap_or_else(|e| e.into_inner()).insert(col.name);
+            store
+                .known
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(col.name);
         }
         Ok(store)
     }
@@ -273,7 +335,12 @@ impl QdrantStore {
     }
 
     /// One request under the breaker.
-    fn call<T, Fut>(&self, op: &'static str, ns: Option<&Namespace>, f: impl FnOnce(Qdrant) -> Fut + Send) -> crate::Result<T>
+    fn call<T, Fut>(
+        &self,
+        op: &'static str,
+        ns: Option<&Namespace>,
+        f: impl FnOnce(Qdrant) -> Fut + Send,
+    ) -> crate::Result<T>
     where
         Fut: Future<Output = Result<T, QdrantError>> + Send,
         T: Send,
@@ -301,7 +368,12 @@ impl QdrantStore {
                 Err(StoreError::Unavailable {
                     backend: "Qdrant",
                     url: self.opts.url.clone(),
-                    reason: format!("{} (breaker {}, {} consecutive failures)", short(&e), snap.state, snap.consecutive_failures),
+                    reason: format!(
+                        "{} (breaker {}, {} consecutive failures)",
+                        short(&e),
+                        snap.state,
+                        snap.consecutive_failures
+                    ),
                 })
             }
             Err(e) => {
@@ -316,7 +388,10 @@ impl QdrantStore {
     }
 
     fn is_known(&self, name: &str) -> bool {
-        self.known.read().unwrap_or_else(|e| e.into_inner()).contains(name)
+        self.known
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
     }
 
     /// Whether the collection of `ns` exists (asks the server once, then remembers a yes).
@@ -326,9 +401,16 @@ impl QdrantStore {
             return Ok(true);
         }
         let n = name.clone();
-        let yes = self.call(op, Some(ns), |c| async move { c.collection_exists(n).await })?;
+        let yes = self.call(
+            op,
+            Some(ns),
+            |c| async move { c.collection_exists(n).await },
+        )?;
         if yes {
-            self.known.write().unwrap_or_else(|e| e.into_inner()).insert(name);
+            self.known
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name);
         }
         Ok(yes)
     }
@@ -342,10 +424,21 @@ impl QdrantStore {
         let n = name.clone();
         let created = self.call(op, Some(ns), |c| async move {
             let mut vectors = VectorsConfigBuilder::default();
-            vectors.add_named_vector_params(DENSE_VECTOR, VectorParamsBuilder::new(dim, Distance::Cosine));
+            vectors.add_named_vector_params(
+                DENSE_VECTOR,
+                VectorParamsBuilder::new(dim, Distance::Cosine),
+            );
             let mut sparse = SparseVectorsConfigBuilder::default();
-            sparse.add_named_vector_params(LEXICAL_VECTOR, SparseVectorParamsBuilder::default().modifier(Modifier::Idf));
-            c.create_collection(CreateCollectionBuilder::new(n).vectors_config(vectors).sparse_vectors_config(sparse)).await
+            sparse.add_named_vector_params(
+                LEXICAL_VECTOR,
+                SparseVectorParamsBuilder::default().modifier(Modifier::Idf),
+            );
+            c.create_collection(
+                CreateCollectionBuilder::new(n)
+                    .vectors_config(vectors)
+                    .sparse_vectors_config(sparse),
+            )
+            .await
         });
         match created {
             Ok(_) => {}
@@ -353,15 +446,24 @@ impl QdrantStore {
             Err(StoreError::Operation { reason, .. }) if reason.contains("already exists") => {}
             Err(e) => return Err(e),
         }
-        for (fields, ty) in [(&KEYWORD_FIELDS[..], FieldType::Keyword), (&BOOL_FIELDS[..], FieldType::Bool)] {
+        for (fields, ty) in [
+            (&KEYWORD_FIELDS[..], FieldType::Keyword),
+            (&BOOL_FIELDS[..], FieldType::Bool),
+        ] {
             for field in fields {
                 let n = name.clone();
                 self.call(op, Some(ns), |c| async move {
-                    c.create_field_index(CreateFieldIndexCollectionBuilder::new(n, *field, ty).wait(true)).await
+                    c.create_field_index(
+                        CreateFieldIndexCollectionBuilder::new(n, *field, ty).wait(true),
+                    )
+                    .await
                 })?;
             }
         }
-        self.known.write().unwrap_or_else(|e| e.into_inner()).insert(name.clone());
+        self.known
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone());
         Ok(name)
     }
 
@@ -369,7 +471,10 @@ impl QdrantStore {
         if v.len() == self.dim {
             Ok(())
         } else {
-            Err(StoreError::Dimension { expected: self.dim, got: v.len() })
+            Err(StoreError::Dimension {
+                expected: self.dim,
+                got: v.len(),
+            })
         }
     }
 }
@@ -420,7 +525,11 @@ fn build_filter(f: &SearchFilter) -> Option<Option<Filter>> {
     if must.is_empty() && must_not.is_empty() {
         return Some(None);
     }
-    Some(Some(Filter { must, must_not, ..Default::default() }))
+    Some(Some(Filter {
+        must,
+        must_not,
+        ..Default::default()
+    }))
 }
 
 fn num_id(id: Option<PointId>) -> Option<u64> {
@@ -430,7 +539,9 @@ fn num_id(id: Option<PointId>) -> Option<u64> {
     }
 }
 
-fn payload_map(p: std::collections::HashMap<String, qdrant_client::qdrant::Value>) -> Map<String, Value> {
+fn payload_map(
+    p: std::collections::HashMap<String, qdrant_client::qdrant::Value>,
+) -> Map<String, Value> {
     p.into_iter().map(|(k, v)| (k, Value::from(v))).collect()
 }
 
@@ -449,7 +560,8 @@ impl VectorStore for QdrantStore {
         let converted: Vec<PointStruct> = points
             .into_iter()
             .map(|p| {
-                let mut v = NamedVectors::default().add_vector(LEXICAL_VECTOR, sparse_vector(&p.sparse));
+                let mut v =
+                    NamedVectors::default().add_vector(LEXICAL_VECTOR, sparse_vector(&p.sparse));
                 if let Some(d) = p.dense {
                     v = v.add_vector(DENSE_VECTOR, Vector::new_dense(d));
                 }
@@ -459,7 +571,10 @@ impl VectorStore for QdrantStore {
         for batch in converted.chunks(WRITE_BATCH) {
             let n = name.clone();
             let batch = batch.to_vec();
-            self.call(OP, Some(ns), |c| async move { c.upsert_points(UpsertPointsBuilder::new(n, batch).wait(true)).await })?;
+            self.call(OP, Some(ns), |c| async move {
+                c.upsert_points(UpsertPointsBuilder::new(n, batch).wait(true))
+                    .await
+            })?;
         }
         Ok(())
     }
@@ -481,15 +596,28 @@ impl VectorStore for QdrantStore {
             let ids: Vec<PointId> = batch.iter().map(|(id, _)| PointId::from(*id)).collect();
             let n = name.clone();
             let got = self.call(OP, Some(ns), |c| async move {
-                c.get_points(GetPointsBuilder::new(n, ids).with_payload(false).with_vectors(false)).await
+                c.get_points(
+                    GetPointsBuilder::new(n, ids)
+                        .with_payload(false)
+                        .with_vectors(false),
+                )
+                .await
             })?;
-            let present: HashSet<u64> = got.result.into_iter().filter_map(|r| num_id(r.id)).collect();
+            let present: HashSet<u64> = got
+                .result
+                .into_iter()
+                .filter_map(|r| num_id(r.id))
+                .collect();
             let points: Vec<PointVectors> = batch
                 .iter()
                 .filter(|(id, _)| present.contains(id))
                 .map(|(id, v)| PointVectors {
                     id: Some(PointId::from(*id)),
-                    vectors: Some(NamedVectors::default().add_vector(DENSE_VECTOR, Vector::new_dense(v.clone())).into()),
+                    vectors: Some(
+                        NamedVectors::default()
+                            .add_vector(DENSE_VECTOR, Vector::new_dense(v.clone()))
+                            .into(),
+                    ),
                 })
                 .collect();
             if points.is_empty() {
@@ -497,7 +625,8 @@ impl VectorStore for QdrantStore {
             }
             let n = name.clone();
             self.call(OP, Some(ns), |c| async move {
-                c.update_vectors(UpdatePointVectorsBuilder::new(n, points).wait(true)).await
+                c.update_vectors(UpdatePointVectorsBuilder::new(n, points).wait(true))
+                    .await
             })?;
         }
         Ok(())
@@ -510,7 +639,10 @@ impl VectorStore for QdrantStore {
         }
         let n = self.collection(ns);
         let filter = Filter::must([Condition::matches("path", paths.to_vec())]);
-        self.call(OP, Some(ns), |c| async move { c.delete_points(DeletePointsBuilder::new(n).points(filter).wait(true)).await })?;
+        self.call(OP, Some(ns), |c| async move {
+            c.delete_points(DeletePointsBuilder::new(n).points(filter).wait(true))
+                .await
+        })?;
         Ok(())
     }
 
@@ -521,7 +653,10 @@ impl VectorStore for QdrantStore {
         }
         let n = self.collection(ns);
         let list: Vec<PointId> = ids.iter().map(|i| PointId::from(*i)).collect();
-        self.call(OP, Some(ns), |c| async move { c.delete_points(DeletePointsBuilder::new(n).points(list).wait(true)).await })?;
+        self.call(OP, Some(ns), |c| async move {
+            c.delete_points(DeletePointsBuilder::new(n).points(list).wait(true))
+                .await
+        })?;
         Ok(())
     }
 
@@ -542,13 +677,18 @@ impl VectorStore for QdrantStore {
                 if v.is_empty() {
                     return Ok(Vec::new());
                 }
-                (VectorInput::new_sparse(v.indices.clone(), v.values.clone()), LEXICAL_VECTOR)
+                (
+                    VectorInput::new_sparse(v.indices.clone(), v.values.clone()),
+                    LEXICAL_VECTOR,
+                )
             }
         };
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let Some(filter) = build_filter(filter) else { return Ok(Vec::new()) };
+        let Some(filter) = build_filter(filter) else {
+            return Ok(Vec::new());
+        };
         if !self.exists(ns, OP)? {
             return Ok(Vec::new());
         }
@@ -563,27 +703,49 @@ impl VectorStore for QdrantStore {
         let r = self.call(OP, Some(ns), |c| async move { c.query(req).await })?;
         Ok(r.result
             .into_iter()
-            .filter_map(|h| Some(ScoredPoint { id: num_id(h.id)?, score: h.score, payload: payload_map(h.payload) }))
+            .filter_map(|h| {
+                Some(ScoredPoint {
+                    id: num_id(h.id)?,
+                    score: h.score,
+                    payload: payload_map(h.payload),
+                })
+            })
             .collect())
     }
 
-    fn scroll(&self, ns: &Namespace, filter: &SearchFilter, limit: usize) -> crate::Result<Vec<ScoredPoint>> {
+    fn scroll(
+        &self,
+        ns: &Namespace,
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> crate::Result<Vec<ScoredPoint>> {
         const OP: &str = "scroll";
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let Some(filter) = build_filter(filter) else { return Ok(Vec::new()) };
+        let Some(filter) = build_filter(filter) else {
+            return Ok(Vec::new());
+        };
         if !self.exists(ns, OP)? {
             return Ok(Vec::new());
         }
-        let mut req = ScrollPointsBuilder::new(self.collection(ns)).limit(limit as u32).with_payload(true).with_vectors(false);
+        let mut req = ScrollPointsBuilder::new(self.collection(ns))
+            .limit(limit as u32)
+            .with_payload(true)
+            .with_vectors(false);
         if let Some(f) = filter {
             req = req.filter(f);
         }
         let r = self.call(OP, Some(ns), |c| async move { c.scroll(req).await })?;
         Ok(r.result
             .into_iter()
-            .filter_map(|p| Some(ScoredPoint { id: num_id(p.id)?, score: 0.0, payload: payload_map(p.payload) }))
+            .filter_map(|p| {
+                Some(ScoredPoint {
+                    id: num_id(p.id)?,
+                    score: 0.0,
+                    payload: payload_map(p.payload),
+                })
+            })
             .collect())
     }
 
@@ -593,7 +755,9 @@ impl VectorStore for QdrantStore {
             return Ok(0);
         }
         let n = self.collection(ns);
-        let r = self.call(OP, Some(ns), |c| async move { c.count(CountPointsBuilder::new(n).exact(true)).await })?;
+        let r = self.call(OP, Some(ns), |c| async move {
+            c.count(CountPointsBuilder::new(n).exact(true)).await
+        })?;
         Ok(r.result.map(|r| r.count).unwrap_or(0))
     }
 

@@ -33,7 +33,12 @@ impl QdrantServer {
     /// (panics with a clear message otherwise).
     pub fn start() -> QdrantServer {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut s = QdrantServer { child: None, http_port: 0, grpc_port: 0, dir };
+        let mut s = QdrantServer {
+            child: None,
+            http_port: 0,
+            grpc_port: 0,
+            dir,
+        };
         // A port picked as free can be taken by a parallel test before the server binds it:
         // start again on other ports when the server does not come up.
         for attempt in 1..=3 {
@@ -41,7 +46,9 @@ impl QdrantServer {
             s.grpc_port = free_port();
             match s.try_spawn() {
                 Ok(()) => return s,
-                Err(e) if attempt < 3 => eprintln!("qdrant test server: {e}; retrying on other ports"),
+                Err(e) if attempt < 3 => {
+                    eprintln!("qdrant test server: {e}; retrying on other ports")
+                }
                 Err(e) => panic!("{e}"),
             }
         }
@@ -66,8 +73,14 @@ impl QdrantServer {
             .current_dir(self.dir.path())
             .env("QDRANT__SERVICE__HTTP_PORT", self.http_port.to_string())
             .env("QDRANT__SERVICE__GRPC_PORT", self.grpc_port.to_string())
-            .env("QDRANT__STORAGE__STORAGE_PATH", self.dir.path().join("storage"))
-            .env("QDRANT__STORAGE__SNAPSHOTS_PATH", self.dir.path().join("snapshots"))
+            .env(
+                "QDRANT__STORAGE__STORAGE_PATH",
+                self.dir.path().join("storage"),
+            )
+            .env(
+                "QDRANT__STORAGE__SNAPSHOTS_PATH",
+                self.dir.path().join("snapshots"),
+            )
             .env("QDRANT__TELEMETRY_DISABLED", "true")
             .env("QDRANT__LOG_LEVEL", "WARN")
             .stdin(Stdio::null())
@@ -77,9 +90,13 @@ impl QdrantServer {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let (http, grpc) = (self.http_port, self.grpc_port);
         // The HTTP API can be ready before the gRPC listener (what qdrant-client uses) is bound.
-        let ready = wait_ready(&mut child, "the Qdrant server", Duration::from_secs(60), Duration::from_millis(50), || {
-            http_get_ok(http, "/readyz") && accepts(grpc)
-        });
+        let ready = wait_ready(
+            &mut child,
+            "the Qdrant server",
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            || http_get_ok(http, "/readyz") && accepts(grpc),
+        );
         match ready {
             Ok(()) => {
                 self.child = Some(child);
@@ -122,12 +139,16 @@ impl Drop for QdrantServer {
 /// A bare HTTP/1.0 GET; true on a 200 answer.
 fn http_get_ok(port: u16, path: &str) -> bool {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
-    else {
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(
+        &([127, 0, 0, 1], port).into(),
+        Duration::from_millis(200),
+    ) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).is_err() {
+    if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .is_err()
+    {
         return false;
     }
     let mut buf = [0u8; 16];

@@ -43,7 +43,10 @@ pub fn report(text: &str) {
 
 /// The workspace root (this crate lives in `<workspace>/tests`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 pub fn fixtures_dir() -> PathBuf {
@@ -70,14 +73,20 @@ pub fn bin() -> PathBuf {
 /// Where `scripts/setup` installed the assets: `$CODEMEM_HOME`, else `$XDG_DATA_HOME/codemem`,
 /// else `~/.local/share/codemem` (empty variables count as unset).
 pub fn real_asset_home() -> PathBuf {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(h) = var("CODEMEM_HOME") {
         return h;
     }
     if let Some(x) = var("XDG_DATA_HOME") {
         return x.join("codemem");
     }
-    var("HOME").expect("HOME is not set").join(".local/share/codemem")
+    var("HOME")
+        .expect("HOME is not set")
+        .join(".local/share/codemem")
 }
 
 /// Files that must exist under the asset home (paths as in scripts/assets.lock).
@@ -111,7 +120,10 @@ pub fn require_assets() -> PathBuf {
 
 /// A temp dir whose name does not start with a dot (the walker skips hidden entries).
 pub fn tempdir(prefix: &str) -> TempDir {
-    tempfile::Builder::new().prefix(&format!("codemem-e2e-{prefix}-")).tempdir().expect("create temp dir")
+    tempfile::Builder::new()
+        .prefix(&format!("codemem-e2e-{prefix}-"))
+        .tempdir()
+        .expect("create temp dir")
 }
 
 /// A directory under cargo's per-target temp dir (`target/tmp/codemem-e2e/<tag>-<pid>`) for
@@ -123,7 +135,9 @@ pub fn persistent_dir(tag: &str) -> PathBuf {
     if let Ok(rd) = std::fs::read_dir(&base) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            let Some(pid) = name.strip_prefix(&format!("{tag}-")) else { continue };
+            let Some(pid) = name.strip_prefix(&format!("{tag}-")) else {
+                continue;
+            };
             if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
                 let _ = std::fs::remove_dir_all(e.path());
             }
@@ -154,7 +168,11 @@ impl Home {
     /// A home without any assets.
     pub fn empty() -> Home {
         let (home, cwd) = (tempdir("home"), tempdir("cwd"));
-        Home { path: home.path().to_path_buf(), cwd: cwd.path().to_path_buf(), _guards: vec![home, cwd] }
+        Home {
+            path: home.path().to_path_buf(),
+            cwd: cwd.path().to_path_buf(),
+            _guards: vec![home, cwd],
+        }
     }
 
     /// A home with assets at `dir/home` (not removed on drop; see [`persistent_dir`]).
@@ -163,7 +181,11 @@ impl Home {
         std::fs::create_dir_all(&path).expect("create home");
         std::fs::create_dir_all(&cwd).expect("create cwd");
         link_assets(&path);
-        Home { path, cwd, _guards: Vec::new() }
+        Home {
+            path,
+            cwd,
+            _guards: Vec::new(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -178,7 +200,9 @@ impl Home {
                 c.env_remove(&k);
             }
         }
-        c.env("CODEMEM_HOME", self.path()).env("NO_COLOR", "1").current_dir(&self.cwd);
+        c.env("CODEMEM_HOME", self.path())
+            .env("NO_COLOR", "1")
+            .current_dir(&self.cwd);
         c
     }
 
@@ -198,7 +222,12 @@ impl Home {
 
     pub fn index_with_timeout(&self, root: &Path, timeout: Duration) -> IndexRun {
         let out = self.run_with_timeout(&["--root", s(root), "index", "--json"], timeout);
-        assert_eq!(out.code, Some(EXIT_OK), "index {} failed:\n{out}", root.display());
+        assert_eq!(
+            out.code,
+            Some(EXIT_OK),
+            "index {} failed:\n{out}",
+            root.display()
+        );
         IndexRun::parse(&out)
     }
 
@@ -207,7 +236,11 @@ impl Home {
         let mut args = vec!["--root", s(root), "search", query, "--json"];
         args.extend_from_slice(extra);
         let out = self.run(&args);
-        assert_eq!(out.code, Some(EXIT_OK), "search {query:?} {extra:?} failed:\n{out}");
+        assert_eq!(
+            out.code,
+            Some(EXIT_OK),
+            "search {query:?} {extra:?} failed:\n{out}"
+        );
         SearchResult::parse(&out)
     }
 
@@ -247,7 +280,8 @@ pub struct Output {
 
 impl Output {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{self}"))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{self}"))
     }
 }
 
@@ -427,7 +461,11 @@ impl Spawned {
             drop(guard);
             std::thread::sleep(Duration::from_millis(20));
         };
-        let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
         assert!(
             !self.timed_out.load(std::sync::atomic::Ordering::SeqCst),
             "TIMEOUT: `{}` was killed by the watchdog (a hang is a bug)\nstderr:\n{stderr}",
@@ -437,7 +475,10 @@ impl Spawned {
     }
 
     pub fn stderr_after_exit(&mut self) -> String {
-        self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default()
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
     }
 }
 
@@ -457,10 +498,15 @@ pub struct Stats(pub Value);
 
 impl Stats {
     pub fn n(&self, key: &str) -> u64 {
-        self.0.get(key).and_then(Value::as_u64).unwrap_or_else(|| panic!("stats has no number `{key}`: {}", self.0))
+        self.0
+            .get(key)
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| panic!("stats has no number `{key}`: {}", self.0))
     }
     pub fn cancelled(&self) -> bool {
-        self.0["cancelled"].as_bool().expect("stats.cancelled is a bool")
+        self.0["cancelled"]
+            .as_bool()
+            .expect("stats.cancelled is a bool")
     }
     /// `(path, reason)` of the skipped files listed.
     pub fn skipped(&self) -> Vec<(String, String)> {
@@ -468,11 +514,19 @@ impl Stats {
             .as_array()
             .expect("stats.skipped is an array")
             .iter()
-            .map(|e| (e["path"].as_str().unwrap_or("").to_string(), e["reason"].as_str().unwrap_or("").to_string()))
+            .map(|e| {
+                (
+                    e["path"].as_str().unwrap_or("").to_string(),
+                    e["reason"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .collect()
     }
     pub fn skipped_reason(&self, path: &str) -> Option<String> {
-        self.skipped().into_iter().find(|(p, _)| p == path).map(|(_, r)| r)
+        self.skipped()
+            .into_iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, r)| r)
     }
 }
 
@@ -496,9 +550,12 @@ const STAT_KEYS: &[&str] = &[
 
 /// Checks that one stdout line of `index --json` is a JSON event of the documented shape.
 pub fn parse_event(line: &str) -> Value {
-    let v: Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("index --json printed a non-JSON line ({e}): {line:?}"));
-    let ev = v.get("event").and_then(Value::as_str).unwrap_or_else(|| panic!("event line without \"event\": {line}"));
+    let v: Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("index --json printed a non-JSON line ({e}): {line:?}"));
+    let ev = v
+        .get("event")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("event line without \"event\": {line}"));
     let keys: &[&str] = match ev {
         "scanned" => &["files", "changed", "deleted"],
         "lexical" | "embed" => &["done", "total"],
@@ -510,7 +567,10 @@ pub fn parse_event(line: &str) -> Value {
     }
     if ev == "done" {
         for k in STAT_KEYS {
-            assert!(v["stats"].get(*k).is_some(), "done.stats lacks `{k}`: {line}");
+            assert!(
+                v["stats"].get(*k).is_some(),
+                "done.stats lacks `{k}`: {line}"
+            );
         }
     }
     v
@@ -527,14 +587,35 @@ pub struct IndexRun {
 impl IndexRun {
     /// Every stdout line must be a JSON event; the last one is `done`.
     pub fn parse(out: &Output) -> IndexRun {
-        let events: Vec<Value> = out.stdout.lines().filter(|l| !l.trim().is_empty()).map(parse_event).collect();
-        let first = events.first().unwrap_or_else(|| panic!("index --json printed nothing:\n{out}"));
-        assert_eq!(first["event"], "scanned", "the first event must be `scanned`:\n{out}");
+        let events: Vec<Value> = out
+            .stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(parse_event)
+            .collect();
+        let first = events
+            .first()
+            .unwrap_or_else(|| panic!("index --json printed nothing:\n{out}"));
+        assert_eq!(
+            first["event"], "scanned",
+            "the first event must be `scanned`:\n{out}"
+        );
         let last = events.last().expect("nonempty");
-        assert_eq!(last["event"], "done", "the last event must be `done`:\n{out}");
-        assert_eq!(events.iter().filter(|e| e["event"] == "done").count(), 1, "exactly one done event:\n{out}");
+        assert_eq!(
+            last["event"], "done",
+            "the last event must be `done`:\n{out}"
+        );
+        assert_eq!(
+            events.iter().filter(|e| e["event"] == "done").count(),
+            1,
+            "exactly one done event:\n{out}"
+        );
         let stats = Stats(last["stats"].clone());
-        IndexRun { events, stats, elapsed: out.elapsed }
+        IndexRun {
+            events,
+            stats,
+            elapsed: out.elapsed,
+        }
     }
 }
 
@@ -555,11 +636,17 @@ impl SearchResult {
         self.0["hits"].as_array().map(Vec::as_slice).unwrap_or(&[])
     }
     pub fn paths(&self) -> Vec<String> {
-        self.hits().iter().map(|h| h["path"].as_str().unwrap_or("").to_string()).collect()
+        self.hits()
+            .iter()
+            .map(|h| h["path"].as_str().unwrap_or("").to_string())
+            .collect()
     }
     /// 1-based rank of the first hit in `path` (any of `paths`), if any.
     pub fn rank_of(&self, paths: &[&str]) -> Option<usize> {
-        self.hits().iter().position(|h| paths.contains(&h["path"].as_str().unwrap_or(""))).map(|i| i + 1)
+        self.hits()
+            .iter()
+            .position(|h| paths.contains(&h["path"].as_str().unwrap_or("")))
+            .map(|i| i + 1)
     }
     pub fn distinct_paths(&self) -> BTreeSet<String> {
         self.paths().into_iter().collect()
@@ -656,7 +743,12 @@ pub fn list_files(root: &Path) -> Vec<String> {
             if e.file_type().expect("file type").is_dir() {
                 walk(base, &p, out);
             } else {
-                out.push(p.strip_prefix(base).expect("under base").to_string_lossy().replace('\\', "/"));
+                out.push(
+                    p.strip_prefix(base)
+                        .expect("under base")
+                        .to_string_lossy()
+                        .replace('\\', "/"),
+                );
             }
         }
     }
@@ -675,7 +767,10 @@ pub fn namespace_counts(status: &Value) -> std::collections::BTreeMap<String, (u
         .map(|n| {
             (
                 n["name"].as_str().expect("namespace name").to_string(),
-                (n["files"].as_u64().expect("namespace files"), n["points"].as_u64().expect("namespace points")),
+                (
+                    n["files"].as_u64().expect("namespace files"),
+                    n["points"].as_u64().expect("namespace points"),
+                ),
             )
         })
         .collect()

@@ -58,7 +58,12 @@ pub(super) fn items(lang: Language, src: &Source, lim: Limits) -> Option<Vec<Ite
     if error_heavy(root) {
         return None;
     }
-    let cx = Cx { lang, src, lim, grammar };
+    let cx = Cx {
+        lang,
+        src,
+        lim,
+        grammar,
+    };
     let mut out = Vec::new();
     cx.collect(root, &Scope::TOP, 0, &mut out);
     Some(out)
@@ -124,7 +129,9 @@ fn error_lines(root: Node) -> u32 {
 }
 
 fn first_line(n: Node) -> u32 {
-    u32::try_from(n.start_position().row).unwrap_or(u32::MAX - 1).saturating_add(1)
+    u32::try_from(n.start_position().row)
+        .unwrap_or(u32::MAX - 1)
+        .saturating_add(1)
 }
 
 /// 1-based line of the node's last character (a node ending with its line break ends on the
@@ -132,8 +139,15 @@ fn first_line(n: Node) -> u32 {
 fn last_line(n: Node) -> u32 {
     let s = n.start_position();
     let e = n.end_position();
-    let row = if e.column == 0 && e.row > s.row { e.row - 1 } else { e.row };
-    u32::try_from(row).unwrap_or(u32::MAX - 1).saturating_add(1).max(first_line(n))
+    let row = if e.column == 0 && e.row > s.row {
+        e.row - 1
+    } else {
+        e.row
+    };
+    u32::try_from(row)
+        .unwrap_or(u32::MAX - 1)
+        .saturating_add(1)
+        .max(first_line(n))
 }
 
 /// What a node is, for chunking.
@@ -163,11 +177,19 @@ enum Class<'t> {
 }
 
 fn leaf<'t>(kind: ChunkKind, name: Option<String>) -> Class<'t> {
-    Class::Leaf { kind, name, sizeable_only: false }
+    Class::Leaf {
+        kind,
+        name,
+        sizeable_only: false,
+    }
 }
 
 fn sizeable<'t>(kind: ChunkKind, name: Option<String>) -> Class<'t> {
-    Class::Leaf { kind, name, sizeable_only: true }
+    Class::Leaf {
+        kind,
+        name,
+        sizeable_only: true,
+    }
 }
 
 /// Where items are being collected: top level or inside a container.
@@ -178,7 +200,11 @@ struct Scope<'s> {
 }
 
 impl Scope<'_> {
-    const TOP: Scope<'static> = Scope { symbol: None, sep: ".", methods: false };
+    const TOP: Scope<'static> = Scope {
+        symbol: None,
+        sep: ".",
+        methods: false,
+    };
 
     fn qualify(&self, name: Option<String>) -> Option<String> {
         let name = name?;
@@ -246,7 +272,11 @@ impl<'a> Cx<'_, 'a> {
                         }
                     }
                 }
-                Class::Leaf { kind, name, sizeable_only } => {
+                Class::Leaf {
+                    kind,
+                    name,
+                    sizeable_only,
+                } => {
                     let (first, end) = (first_line(n), last_line(n));
                     if sizeable_only && end - first + 1 < self.lim.min.max(2) {
                         continue;
@@ -259,11 +289,21 @@ impl<'a> Cx<'_, 'a> {
                         children: Vec::new(),
                     });
                 }
-                Class::Container { kind, name, body, sep, methods } => {
+                Class::Container {
+                    kind,
+                    name,
+                    body,
+                    sep,
+                    methods,
+                } => {
                     let symbol = scope.qualify(name);
                     let mut children = Vec::new();
                     if depth < MAX_DEPTH {
-                        let inner = Scope { symbol: symbol.as_deref(), sep, methods };
+                        let inner = Scope {
+                            symbol: symbol.as_deref(),
+                            sep,
+                            methods,
+                        };
                         self.collect(body, &inner, depth + 1, &mut children);
                     }
                     out.push(Item {
@@ -341,7 +381,9 @@ impl<'a> Cx<'_, 'a> {
             "const_item" | "static_item" => sizeable(ChunkKind::Constant, name()),
             "trait_item" => container(n, ChunkKind::Trait, name(), "::", true),
             "impl_item" => {
-                let ty = n.child_by_field_name("type").and_then(|t| self.rust_type_name(t, 0));
+                let ty = n
+                    .child_by_field_name("type")
+                    .and_then(|t| self.rust_type_name(t, 0));
                 container(n, ChunkKind::Impl, ty, "::", true)
             }
             "mod_item" => container(n, ChunkKind::Module, name(), "::", false),
@@ -353,7 +395,9 @@ impl<'a> Cx<'_, 'a> {
     /// The inside of a multi-line `name! { ... }` invocation.
     fn macro_body(&self, n: Node) -> Option<Range> {
         let mut cursor = n.walk();
-        let tt = n.named_children(&mut cursor).find(|c| c.kind() == "token_tree")?;
+        let tt = n
+            .named_children(&mut cursor)
+            .find(|c| c.kind() == "token_tree")?;
         if last_line(tt) - first_line(tt) + 1 < self.lim.min.max(3) {
             return None;
         }
@@ -394,7 +438,9 @@ impl<'a> Cx<'_, 'a> {
                 None => Class::Skip,
             },
             "expression_statement" => {
-                let Some(a) = only_named_child(n) else { return Class::Skip };
+                let Some(a) = only_named_child(n) else {
+                    return Class::Skip;
+                };
                 match a.child_by_field_name("left") {
                     Some(l) if a.kind() == "assignment" && l.kind() == "identifier" => {
                         sizeable(ChunkKind::Constant, self.name_of(l))
@@ -439,11 +485,16 @@ impl<'a> Cx<'_, 'a> {
                 None => Class::Skip,
             },
             "expression_statement" => {
-                let Some(e) = only_named_child(n) else { return Class::Skip };
+                let Some(e) = only_named_child(n) else {
+                    return Class::Skip;
+                };
                 match e.kind() {
                     "internal_module" | "module" => self.classify(e, depth + 1),
                     "assignment_expression" => {
-                        match (e.child_by_field_name("left"), e.child_by_field_name("right")) {
+                        match (
+                            e.child_by_field_name("left"),
+                            e.child_by_field_name("right"),
+                        ) {
                             (Some(l), Some(r)) if is_js_function(r) => {
                                 leaf(ChunkKind::Function, self.name_of(l))
                             }
@@ -454,9 +505,15 @@ impl<'a> Cx<'_, 'a> {
                 }
             }
             "lexical_declaration" | "variable_declaration" => {
-                let Some(d) = only_named_child(n) else { return Class::Skip };
-                let var = d.child_by_field_name("name").filter(|v| v.kind() == "identifier");
-                let Some(var) = var.and_then(|v| self.name_of(v)) else { return Class::Skip };
+                let Some(d) = only_named_child(n) else {
+                    return Class::Skip;
+                };
+                let var = d
+                    .child_by_field_name("name")
+                    .filter(|v| v.kind() == "identifier");
+                let Some(var) = var.and_then(|v| self.name_of(v)) else {
+                    return Class::Skip;
+                };
                 match d.child_by_field_name("value") {
                     Some(v) if is_js_function(v) => leaf(ChunkKind::Function, Some(var)),
                     Some(v) if v.kind() == "class" => match v.child_by_field_name("body") {
@@ -474,8 +531,9 @@ impl<'a> Cx<'_, 'a> {
             }
             // Class properties holding functions (`onClick = () => {...}`).
             "field_definition" | "public_field_definition" => {
-                let prop =
-                    n.child_by_field_name("property").or_else(|| n.child_by_field_name("name"));
+                let prop = n
+                    .child_by_field_name("property")
+                    .or_else(|| n.child_by_field_name("name"));
                 match n.child_by_field_name("value") {
                     Some(v) if is_js_function(v) => {
                         leaf(ChunkKind::Method, prop.and_then(|p| self.name_of(p)))
@@ -528,8 +586,9 @@ impl<'a> Cx<'_, 'a> {
             },
             "const_declaration" | "var_declaration" => {
                 let spec = only_named_child(n);
-                let var =
-                    spec.and_then(|s| s.child_by_field_name("name")).and_then(|v| self.name_of(v));
+                let var = spec
+                    .and_then(|s| s.child_by_field_name("name"))
+                    .and_then(|v| self.name_of(v));
                 sizeable(ChunkKind::Constant, var)
             }
             _ => Class::Skip,
@@ -572,8 +631,9 @@ impl<'a> Cx<'_, 'a> {
         let name = || self.field_name(n, "name");
         match n.kind() {
             "function_definition" => {
-                let sym =
-                    n.child_by_field_name("declarator").and_then(|d| self.c_declarator_name(d, 0));
+                let sym = n
+                    .child_by_field_name("declarator")
+                    .and_then(|d| self.c_declarator_name(d, 0));
                 leaf(ChunkKind::Function, sym)
             }
             "struct_specifier" | "union_specifier" | "class_specifier" => {
@@ -599,7 +659,11 @@ impl<'a> Cx<'_, 'a> {
             "declaration" | "field_declaration" => {
                 if let Some(t) = n.child_by_field_name("type").filter(|t| has_body(*t)) {
                     return match self.classify(t, depth + 1) {
-                        Class::Leaf { kind, name: None, sizeable_only } => Class::Leaf {
+                        Class::Leaf {
+                            kind,
+                            name: None,
+                            sizeable_only,
+                        } => Class::Leaf {
                             kind,
                             name: n
                                 .child_by_field_name("declarator")
@@ -617,8 +681,9 @@ impl<'a> Cx<'_, 'a> {
                 }
             }
             "type_definition" => {
-                let typedef =
-                    n.child_by_field_name("declarator").and_then(|d| self.c_declarator_name(d, 0));
+                let typedef = n
+                    .child_by_field_name("declarator")
+                    .and_then(|d| self.c_declarator_name(d, 0));
                 match n.child_by_field_name("type").filter(|t| has_body(*t)) {
                     Some(t) => {
                         let kind = if t.kind() == "enum_specifier" {
@@ -645,7 +710,10 @@ impl<'a> Cx<'_, 'a> {
             "template_declaration" => {
                 let mut cursor = n.walk();
                 let inner = n.named_children(&mut cursor).find(|c| {
-                    !matches!(c.kind(), "template_parameter_list" | "requires_clause" | "comment")
+                    !matches!(
+                        c.kind(),
+                        "template_parameter_list" | "requires_clause" | "comment"
+                    )
                 });
                 match inner {
                     Some(i) => self.classify(i, depth + 1),
@@ -701,7 +769,13 @@ fn container<'t>(
     methods: bool,
 ) -> Class<'t> {
     match n.child_by_field_name("body") {
-        Some(body) => Class::Container { kind, name, body, sep, methods },
+        Some(body) => Class::Container {
+            kind,
+            name,
+            body,
+            sep,
+            methods,
+        },
         // `mod foo;`, forward declarations: nothing to open, not worth a chunk of its own.
         None if kind == ChunkKind::Module => Class::Skip,
         None => leaf(kind, name),
@@ -725,7 +799,10 @@ fn has_body(n: Node) -> bool {
 }
 
 fn is_js_function(n: Node) -> bool {
-    matches!(n.kind(), "arrow_function" | "function_expression" | "function" | "generator_function")
+    matches!(
+        n.kind(),
+        "arrow_function" | "function_expression" | "function" | "generator_function"
+    )
 }
 
 fn first_named_child(n: Node) -> Option<Node> {

@@ -73,7 +73,10 @@ pub struct ChunkOptions {
 
 impl Default for ChunkOptions {
     fn default() -> Self {
-        ChunkOptions { max_lines: 80, min_lines: 4 }
+        ChunkOptions {
+            max_lines: 80,
+            min_lines: 4,
+        }
     }
 }
 
@@ -94,7 +97,11 @@ pub struct Definition {
 }
 
 /// The chunks of a file and every definition in it.
-pub fn chunk_file_with_definitions(lang: Language, text: &str, opts: &ChunkOptions) -> (Vec<ChunkDraft>, Vec<Definition>) {
+pub fn chunk_file_with_definitions(
+    lang: Language,
+    text: &str,
+    opts: &ChunkOptions,
+) -> (Vec<ChunkDraft>, Vec<Definition>) {
     if text.trim().is_empty() {
         return (Vec::new(), Vec::new());
     }
@@ -116,7 +123,10 @@ fn chunk_impl(lang: Language, text: &str, lim: Limits) -> (Vec<ChunkDraft>, Vec<
             (prose::sections(lang, &src), ChunkKind::Section)
         }
         Language::Text => (Vec::new(), ChunkKind::Block),
-        _ => (code::items(lang, &src, lim).unwrap_or_default(), ChunkKind::Block),
+        _ => (
+            code::items(lang, &src, lim).unwrap_or_default(),
+            ChunkKind::Block,
+        ),
     };
     let mut defs = Vec::new();
     collect_definitions(&items, &mut defs);
@@ -125,8 +135,17 @@ fn chunk_impl(lang: Language, text: &str, lim: Limits) -> (Vec<ChunkDraft>, Vec<
 
 fn collect_definitions(items: &[Item], out: &mut Vec<Definition>) {
     for it in items {
-        if let Some(s) = it.symbol.as_ref().filter(|_| !matches!(it.kind, ChunkKind::Section | ChunkKind::Block)) {
-            out.push(Definition { symbol: s.clone(), kind: it.kind, start_line: it.start, end_line: it.end });
+        if let Some(s) = it
+            .symbol
+            .as_ref()
+            .filter(|_| !matches!(it.kind, ChunkKind::Section | ChunkKind::Block))
+        {
+            out.push(Definition {
+                symbol: s.clone(),
+                kind: it.kind,
+                start_line: it.start,
+                end_line: it.end,
+            });
         }
         collect_definitions(&it.children, out);
     }
@@ -134,7 +153,12 @@ fn collect_definitions(items: &[Item], out: &mut Vec<Definition>) {
 
 /// Turns items into final chunks: opens / splits, fills gaps, merges, materialises content.
 fn finish(src: &Source, lim: Limits, items: Vec<Item>, gap_kind: ChunkKind) -> Vec<ChunkDraft> {
-    let mut em = Emitter { src, lim, out: Vec::new(), next_scope: 1 };
+    let mut em = Emitter {
+        src,
+        lim,
+        out: Vec::new(),
+        next_scope: 1,
+    };
     em.emit_seq(items, 1, src.line_count(), gap_kind, None, 0);
     let pieces = merge_small(src, lim, em.out);
     pieces
@@ -159,7 +183,10 @@ pub(crate) struct Limits {
 impl Limits {
     fn new(o: &ChunkOptions) -> Self {
         let max = o.max_lines.max(1);
-        Limits { max, min: o.min_lines.min(max) }
+        Limits {
+            max,
+            min: o.min_lines.min(max),
+        }
     }
 }
 
@@ -195,7 +222,11 @@ impl<'a> Source<'a> {
             return (0, 0);
         }
         let start = self.starts[i - 1];
-        let mut end = if i < self.starts.len() { self.starts[i] - 1 } else { self.text.len() };
+        let mut end = if i < self.starts.len() {
+            self.starts[i] - 1
+        } else {
+            self.text.len()
+        };
         let b = self.text.as_bytes();
         if end > start && b.get(end) == Some(&b'\n') && b[end - 1] == b'\r' {
             end -= 1;
@@ -336,7 +367,14 @@ impl Emitter<'_, '_> {
         } else if !it.children.is_empty() {
             let inner = self.next_scope;
             self.next_scope += 1;
-            self.emit_seq(it.children, it.start, it.end, it.kind, it.symbol.as_deref(), inner);
+            self.emit_seq(
+                it.children,
+                it.start,
+                it.end,
+                it.kind,
+                it.symbol.as_deref(),
+                inner,
+            );
         } else {
             self.split(it.start, it.end, it.kind, it.symbol.as_deref(), scope);
         }

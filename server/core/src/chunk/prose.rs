@@ -19,7 +19,9 @@ pub(super) fn sections(lang: Language, src: &Source) -> Vec<Item> {
     let n = src.line_count();
     let mut out = Vec::with_capacity(heads.len());
     for (k, (start, title)) in heads.iter().enumerate() {
-        let mut end = heads.get(k + 1).map_or(n, |(next, _)| next.saturating_sub(1));
+        let mut end = heads
+            .get(k + 1)
+            .map_or(n, |(next, _)| next.saturating_sub(1));
         while end > *start && src.is_blank(end) {
             end -= 1;
         }
@@ -208,7 +210,9 @@ fn adoc_delimiter(t: &str) -> bool {
     if t.starts_with("```") {
         return true;
     }
-    let Some(c) = t.chars().next() else { return false };
+    let Some(c) = t.chars().next() else {
+        return false;
+    };
     matches!(c, '-' | '.' | '+' | '/') && t.len() >= 4 && t.chars().all(|x| x == c)
 }
 
@@ -219,7 +223,11 @@ fn asciidoc(src: &Source) -> Vec<(u32, String)> {
     for l in 1..=n {
         let t = line(src, l).trim_end();
         if let Some(d) = block {
-            let closes = if d.starts_with("```") { t == "```" } else { t == d };
+            let closes = if d.starts_with("```") {
+                t == "```"
+            } else {
+                t == d
+            };
             if closes {
                 block = None;
             }
@@ -229,7 +237,9 @@ fn asciidoc(src: &Source) -> Vec<(u32, String)> {
             block = Some(t);
             continue;
         }
-        let Some(c) = t.chars().next().filter(|c| *c == '=' || *c == '#') else { continue };
+        let Some(c) = t.chars().next().filter(|c| *c == '=' || *c == '#') else {
+            continue;
+        };
         let level = t.len() - t.trim_start_matches(c).len();
         let rest = &t[level..];
         if level > 6 || !rest.starts_with(' ') || rest.trim().is_empty() {

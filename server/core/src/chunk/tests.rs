@@ -7,7 +7,10 @@ use ChunkKind::*;
 type Row = (Option<&'static str>, ChunkKind, u32, u32);
 
 fn opts(max_lines: u32, min_lines: u32) -> ChunkOptions {
-    ChunkOptions { max_lines, min_lines }
+    ChunkOptions {
+        max_lines,
+        min_lines,
+    }
 }
 
 /// Raw strings in this file start with a newline for readability; it is not part of the file.
@@ -18,8 +21,11 @@ fn fx(s: &str) -> &str {
 /// Runs the chunker without the panic guard (a panic must fail the test), checks the
 /// invariants, and compares with the public entry point.
 fn run(lang: Language, text: &str, o: &ChunkOptions) -> Vec<ChunkDraft> {
-    let chunks =
-        if text.trim().is_empty() { Vec::new() } else { chunk_impl(lang, text, Limits::new(o)).0 };
+    let chunks = if text.trim().is_empty() {
+        Vec::new()
+    } else {
+        chunk_impl(lang, text, Limits::new(o)).0
+    };
     check_invariants(text, o, &chunks);
     if text.len() < 64 * 1024 {
         assert_eq!(chunks, chunk_file(lang, text, o));
@@ -28,22 +34,39 @@ fn run(lang: Language, text: &str, o: &ChunkOptions) -> Vec<ChunkDraft> {
 }
 
 fn rows(chunks: &[ChunkDraft]) -> Vec<(Option<String>, ChunkKind, u32, u32)> {
-    chunks.iter().map(|c| (c.symbol.clone(), c.kind, c.start_line, c.end_line)).collect()
+    chunks
+        .iter()
+        .map(|c| (c.symbol.clone(), c.kind, c.start_line, c.end_line))
+        .collect()
 }
 
 #[track_caller]
 fn expect(lang: Language, text: &str, o: ChunkOptions, want: &[Row]) {
     let got = rows(&run(lang, text, &o));
-    let want: Vec<_> =
-        want.iter().map(|(s, k, a, b)| (s.map(str::to_string), *k, *a, *b)).collect();
+    let want: Vec<_> = want
+        .iter()
+        .map(|(s, k, a, b)| (s.map(str::to_string), *k, *a, *b))
+        .collect();
     if got != want {
         let mut msg = String::from("chunks differ\n got:\n");
         for r in &got {
-            msg.push_str(&format!("    ({:?}, {:?}, {}, {}),\n", r.0.as_deref(), r.1, r.2, r.3));
+            msg.push_str(&format!(
+                "    ({:?}, {:?}, {}, {}),\n",
+                r.0.as_deref(),
+                r.1,
+                r.2,
+                r.3
+            ));
         }
         msg.push_str(" want:\n");
         for r in &want {
-            msg.push_str(&format!("    ({:?}, {:?}, {}, {}),\n", r.0.as_deref(), r.1, r.2, r.3));
+            msg.push_str(&format!(
+                "    ({:?}, {:?}, {}, {}),\n",
+                r.0.as_deref(),
+                r.1,
+                r.2,
+                r.3
+            ));
         }
         panic!("{msg}");
     }
@@ -70,7 +93,11 @@ fn check_invariants(text: &str, o: &ChunkOptions, chunks: &[ChunkDraft]) {
             "chunk {s}-{e} overlaps or precedes the previous one (ends {prev_end})"
         );
         assert!(e - s < max, "chunk {s}-{e} longer than {max} lines");
-        assert!(c.content.len() <= MAX_CHUNK_BYTES, "chunk {s}-{e} has {} bytes", c.content.len());
+        assert!(
+            c.content.len() <= MAX_CHUNK_BYTES,
+            "chunk {s}-{e} has {} bytes",
+            c.content.len()
+        );
         let mut want = raw[(s - 1) as usize..e as usize].join("\n");
         if (e as usize) < raw.len() && want.ends_with('\r') {
             want.pop();
@@ -87,7 +114,11 @@ fn check_invariants(text: &str, o: &ChunkOptions, chunks: &[ChunkDraft]) {
         prev_end = e;
     }
     for (i, l) in text.lines().enumerate() {
-        assert!(l.trim().is_empty() || covered[i + 1], "line {} is in no chunk: {l:?}", i + 1);
+        assert!(
+            l.trim().is_empty() || covered[i + 1],
+            "line {} is in no chunk: {l:?}",
+            i + 1
+        );
     }
 }
 
@@ -1041,9 +1072,18 @@ fn text_is_cut_into_even_windows() {
         Language::Text,
         &numbered(10),
         opts(4, 1),
-        &[(None, Block, 1, 4), (None, Block, 5, 7), (None, Block, 8, 10)],
+        &[
+            (None, Block, 1, 4),
+            (None, Block, 5, 7),
+            (None, Block, 8, 10),
+        ],
     );
-    expect(Language::Text, &numbered(8), opts(4, 1), &[(None, Block, 1, 4), (None, Block, 5, 8)]);
+    expect(
+        Language::Text,
+        &numbered(8),
+        opts(4, 1),
+        &[(None, Block, 1, 4), (None, Block, 5, 8)],
+    );
     // Blank lines at window edges are dropped.
     expect(
         Language::Text,
@@ -1106,7 +1146,12 @@ fn after() {}
         ],
     );
     // Unnamed neighbours of one kind keep it; mixed kinds become Block.
-    expect(Language::Markdown, "a\nb\n", opts(80, 4), &[(None, Section, 1, 2)]);
+    expect(
+        Language::Markdown,
+        "a\nb\n",
+        opts(80, 4),
+        &[(None, Section, 1, 2)],
+    );
 }
 
 #[test]
@@ -1116,14 +1161,22 @@ fn byte_cap_splits_wide_windows() {
     let chunks = run(Language::Text, &text, &opts(80, 4));
     assert_eq!(
         rows(&chunks),
-        vec![(None, Block, 1, 16), (None, Block, 17, 32), (None, Block, 33, 40)]
+        vec![
+            (None, Block, 1, 16),
+            (None, Block, 17, 32),
+            (None, Block, 33, 40)
+        ]
     );
     // A function too wide for the cap is split by bytes and keeps its symbol.
-    let body: String = (0..30).map(|i| format!("    let v{i} = \"{line}\";\n")).collect();
+    let body: String = (0..30)
+        .map(|i| format!("    let v{i} = \"{line}\";\n"))
+        .collect();
     let text = format!("fn wide() {{\n{body}}}\n");
     let chunks = run(Language::Rust, &text, &opts(80, 4));
     assert!(chunks.len() >= 2);
-    assert!(chunks.iter().all(|c| c.symbol.as_deref() == Some("wide") && c.kind == Function));
+    assert!(chunks
+        .iter()
+        .all(|c| c.symbol.as_deref() == Some("wide") && c.kind == Function));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1133,7 +1186,10 @@ fn byte_cap_splits_wide_windows() {
 fn blank_input_gives_no_chunks() {
     for lang in Language::ALL {
         for text in ["", " ", "\n", "\n\n\n", "  \t \r\n \n", "\u{3000}\n"] {
-            assert!(run(lang, text, &ChunkOptions::default()).is_empty(), "{lang} {text:?}");
+            assert!(
+                run(lang, text, &ChunkOptions::default()).is_empty(),
+                "{lang} {text:?}"
+            );
         }
     }
 }
@@ -1143,13 +1199,19 @@ fn no_trailing_newline_and_crlf() {
     let chunks = run(Language::Rust, "fn a() {}\nfn b() {}", &opts(80, 1));
     assert_eq!(
         rows(&chunks),
-        vec![(Some("a".into()), Function, 1, 1), (Some("b".into()), Function, 2, 2)]
+        vec![
+            (Some("a".into()), Function, 1, 1),
+            (Some("b".into()), Function, 2, 2)
+        ]
     );
     assert_eq!(chunks[1].content, "fn b() {}");
 
     let text = "use x;\r\n\r\n/// Doc.\r\nfn a() {\r\n    1\r\n}\r\n";
     let chunks = run(Language::Rust, text, &opts(80, 1));
-    assert_eq!(rows(&chunks), vec![(None, Block, 1, 1), (Some("a".into()), Function, 3, 6)]);
+    assert_eq!(
+        rows(&chunks),
+        vec![(None, Block, 1, 1), (Some("a".into()), Function, 3, 6)]
+    );
     assert_eq!(chunks[1].content, "/// Doc.\r\nfn a() {\r\n    1\r\n}");
 
     let text = "# Title\r\nbody\r\n\r\nSub\r\n---\r\ntext";
@@ -1160,7 +1222,12 @@ fn no_trailing_newline_and_crlf() {
         &[(Some("Title"), Section, 1, 2), (Some("Sub"), Section, 4, 6)],
     );
     let text = "class A:\r\n    def m(self):\r\n        pass\r\n";
-    expect(Language::Python, text, opts(80, 1), &[(Some("A"), Class, 1, 3)]);
+    expect(
+        Language::Python,
+        text,
+        opts(80, 1),
+        &[(Some("A"), Class, 1, 3)],
+    );
 }
 
 #[test]
@@ -1170,7 +1237,10 @@ fn non_ascii_text() {
         Language::Python,
         text,
         opts(80, 1),
-        &[(Some("grüße"), Function, 1, 2), (Some("Ünïcode"), Class, 4, 5)],
+        &[
+            (Some("grüße"), Function, 1, 2),
+            (Some("Ünïcode"), Class, 4, 5),
+        ],
     );
     // A very long line of multi-byte chars is cut on a char boundary.
     let text = format!("{}\nnext\n", "é".repeat(20_000));
@@ -1199,7 +1269,14 @@ fn very_long_lines_are_capped() {
     // Lines averaging over 4 KiB look minified: plain windows, no parse.
     let text = format!("fn f() {{\n    let s = \"{long}\";\n}}\n");
     let chunks = run(Language::Rust, &text, &opts(80, 4));
-    assert_eq!(rows(&chunks), vec![(None, Block, 1, 1), (None, Block, 2, 2), (None, Block, 3, 3)]);
+    assert_eq!(
+        rows(&chunks),
+        vec![
+            (None, Block, 1, 1),
+            (None, Block, 2, 2),
+            (None, Block, 3, 3)
+        ]
+    );
     let chunks = run(Language::Text, &long, &opts(80, 4));
     assert_eq!(rows(&chunks), vec![(None, Block, 1, 1)]);
     assert_eq!(chunks[0].content.len(), MAX_CHUNK_BYTES);
@@ -1210,7 +1287,9 @@ fn minified_javascript_megabyte_line() {
     let mut text = String::new();
     let mut i = 0;
     while text.len() < 1_000_000 {
-        text.push_str(&format!("function f{i}(a){{return a*{i}}};var v{i}={{k:[1,2,3]}};"));
+        text.push_str(&format!(
+            "function f{i}(a){{return a*{i}}};var v{i}={{k:[1,2,3]}};"
+        ));
         i += 1;
     }
     for lang in [Language::JavaScript, Language::TypeScript, Language::Tsx] {
@@ -1228,7 +1307,12 @@ fn minified_javascript_megabyte_line() {
         .as_bytes()
         .chunks(3000)
         .take(300)
-        .map(|c| String::from_utf8_lossy(c).replace(";var", ";\nvar").replacen('\n', "", 20) + "\n")
+        .map(|c| {
+            String::from_utf8_lossy(c)
+                .replace(";var", ";\nvar")
+                .replacen('\n', "", 20)
+                + "\n"
+        })
         .collect();
     let chunks = run(Language::JavaScript, &dense, &ChunkOptions::default());
     assert!(chunks.len() > 10);
@@ -1263,7 +1347,11 @@ fn error_heavy_parse_falls_back_to_windows() {
         text.push_str("@@ ## $$ ~~ fn ( ] } ) {{ \n");
     }
     let chunks = run(Language::Rust, &text, &opts(10, 1));
-    assert!(chunks.iter().all(|c| c.kind == Block && c.symbol.is_none()), "{:?}", rows(&chunks));
+    assert!(
+        chunks.iter().all(|c| c.kind == Block && c.symbol.is_none()),
+        "{:?}",
+        rows(&chunks)
+    );
     // A small error in a good file keeps the structure.
     let text =
         "fn ok() {\n    1\n}\n\nfn broken() {\n    let x = ;\n}\n\nfn also_ok() {\n    2\n}\n";
@@ -1282,11 +1370,26 @@ fn error_heavy_parse_falls_back_to_windows() {
 #[test]
 fn deeply_nested_code() {
     let depth = 5_000;
-    let python: String = (0..300).map(|i| format!("{}def f{i}():\n", " ".repeat(i))).collect();
+    let python: String = (0..300)
+        .map(|i| format!("{}def f{i}():\n", " ".repeat(i)))
+        .collect();
     let cases = [
-        (Language::JavaScript, format!("{}{}", "{".repeat(depth), "}".repeat(depth))),
-        (Language::Rust, format!("fn f() {{{}{}}}", "(".repeat(depth), ")".repeat(depth))),
-        (Language::C, format!("{}int x;\n{}", "#ifdef A\n".repeat(300), "#endif\n".repeat(300))),
+        (
+            Language::JavaScript,
+            format!("{}{}", "{".repeat(depth), "}".repeat(depth)),
+        ),
+        (
+            Language::Rust,
+            format!("fn f() {{{}{}}}", "(".repeat(depth), ")".repeat(depth)),
+        ),
+        (
+            Language::C,
+            format!(
+                "{}int x;\n{}",
+                "#ifdef A\n".repeat(300),
+                "#endif\n".repeat(300)
+            ),
+        ),
         (
             Language::Cpp,
             format!(
@@ -1295,9 +1398,20 @@ fn deeply_nested_code() {
                 "}\n".repeat(300)
             ),
         ),
-        (Language::Python, format!("{python}{}pass\n", " ".repeat(300))),
-        (Language::Java, format!("{}{}", "class A {\n".repeat(300), "}\n".repeat(300))),
-        (Language::Markdown, (0..2000).map(|i| format!("{} h{i}\n", "#".repeat(i % 8))).collect()),
+        (
+            Language::Python,
+            format!("{python}{}pass\n", " ".repeat(300)),
+        ),
+        (
+            Language::Java,
+            format!("{}{}", "class A {\n".repeat(300), "}\n".repeat(300)),
+        ),
+        (
+            Language::Markdown,
+            (0..2000)
+                .map(|i| format!("{} h{i}\n", "#".repeat(i % 8)))
+                .collect(),
+        ),
     ];
     for (lang, text) in cases {
         run(lang, &text, &opts(80, 4));
@@ -1312,7 +1426,14 @@ fn odd_options_are_normalised() {
     let chunks = run(Language::Text, &text, &opts(0, 0));
     assert_eq!(chunks.len(), 5);
     let chunks = run(Language::Text, &text, &opts(2, 100));
-    assert_eq!(rows(&chunks), vec![(None, Block, 1, 2), (None, Block, 3, 4), (None, Block, 5, 5)]);
+    assert_eq!(
+        rows(&chunks),
+        vec![
+            (None, Block, 1, 2),
+            (None, Block, 3, 4),
+            (None, Block, 5, 5)
+        ]
+    );
     run(Language::Rust, fx(RUST), &opts(1, 1));
     run(Language::Rust, fx(RUST), &opts(u32::MAX, u32::MAX));
 }
@@ -1324,7 +1445,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn below(&mut self, n: usize) -> usize {
@@ -1426,7 +1550,10 @@ fn random_inputs_keep_invariants() {
         for lang in Language::ALL {
             let chunks = run(lang, &text, &o);
             if !text.trim().is_empty() {
-                assert!(!chunks.is_empty(), "round {round} {lang}: no chunk for non-blank text");
+                assert!(
+                    !chunks.is_empty(),
+                    "round {round} {lang}: no chunk for non-blank text"
+                );
             }
         }
     }
@@ -1511,10 +1638,17 @@ const C{i}: u32 = {i};
 #[test]
 fn definitions_include_members_merged_into_one_chunk() {
     let text = "pub struct A;\n\nimpl A {\n    pub fn one(&self) {}\n    pub fn two(&self) {}\n}\n\nfn tiny() {}\n";
-    let (chunks, defs) = super::chunk_file_with_definitions(Language::Rust, text, &ChunkOptions::default());
+    let (chunks, defs) =
+        super::chunk_file_with_definitions(Language::Rust, text, &ChunkOptions::default());
     let names: Vec<&str> = defs.iter().map(|d| d.symbol.as_str()).collect();
-    assert!(chunks.len() < defs.len(), "small items are merged into fewer chunks: {chunks:?}");
+    assert!(
+        chunks.len() < defs.len(),
+        "small items are merged into fewer chunks: {chunks:?}"
+    );
     for want in ["A", "one", "two", "tiny"] {
-        assert!(names.iter().any(|n| n.ends_with(want)), "{want} missing from {names:?}");
+        assert!(
+            names.iter().any(|n| n.ends_with(want)),
+            "{want} missing from {names:?}"
+        );
     }
 }
