@@ -23,9 +23,11 @@ never because of metric values. Standard library only.
 import argparse
 import glob
 import hashlib
+import io
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +44,9 @@ TEXT_EXTS = {
     ".cc", ".cpp", ".hpp", ".md", ".markdown", ".rst", ".adoc", ".txt", ".toml", ".yaml", ".yml",
     ".json", ".cfg", ".ini", ".sh", ".html", ".css",
 }
+
+
+SOURCES = ("crate", "pypi-sdist", "npm", "git")
 
 
 class EvalError(Exception):
@@ -69,10 +74,16 @@ def load_query_files(queries_dir, only):
         except (OSError, ValueError) as e:
             raise EvalError(f"cannot read {path}: {e}")
         corpus = data.get("corpus") or {}
+        if corpus.get("source") == "git":
+            for key in ("repo", "commit"):
+                if not corpus.get(key):
+                    raise EvalError(f"{path}: corpus.{key} is missing (a git corpus pins owner/name and a commit)")
+            corpus.setdefault("package", corpus["repo"])
+            corpus.setdefault("version", corpus["commit"][:10])
         for key in ("name", "source", "package", "version"):
             if not corpus.get(key):
                 raise EvalError(f"{path}: corpus.{key} is missing")
-        if corpus["source"] not in ("crate", "pypi-sdist", "npm"):
+        if corpus["source"] not in SOURCES:
             raise EvalError(f"{path}: unknown corpus.source {corpus['source']!r}")
         if only and corpus["name"] not in only:
             continue
@@ -242,6 +253,49 @@ def fetch_npm(corpus, downloads):
     return extract_tar(archive, os.path.join(downloads, f"{base}-{version}"))
 
 
+def fetch_git(corpus, downloads):
+    """A full checkout (docs, tests, examples) of one pinned commit of a public GitHub repository.
+
+    The objects come from `$EVAL_GIT_MIRRORS/<owner>+<name>` (a bare repository or one with a
+    `repo` git dir inside) when that exists, else from a blobless clone of github.com cached in
+    the downloads directory. The tree is written with `git archive`, so nothing of .git is copied.
+    """
+    owner_name = corpus["repo"]
+    commit = corpus["commit"]
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", owner_name) or not re.fullmatch(r"[0-9a-f]{40}", commit):
+        raise EvalError(f"corpus {corpus['name']}: repo must be owner/name and commit 40 hex digits")
+    slug = owner_name.replace("/", "+")
+    dest = os.path.join(downloads, f"{slug}-{commit[:12]}")
+    if os.path.isdir(dest):
+        return dest
+    git_dir = None
+    mirrors = os.environ.get("EVAL_GIT_MIRRORS")
+    if mirrors:
+        for cand in (os.path.join(mirrors, slug, "repo"), os.path.join(mirrors, slug)):
+            if os.path.isdir(cand) and subprocess.run(["git", "--git-dir", cand, "cat-file", "-e", commit + "^{commit}"],
+                                                      capture_output=True).returncode == 0:
+                git_dir = cand
+                break
+    if git_dir is None:
+        git_dir = os.path.join(downloads, slug + ".git")
+        if not os.path.isdir(git_dir):
+            run(["git", "clone", "--bare", "--filter=blob:none", f"https://github.com/{owner_name}.git", git_dir],
+                what=f"git clone of {owner_name}")
+        if subprocess.run(["git", "--git-dir", git_dir, "cat-file", "-e", commit + "^{commit}"], capture_output=True).returncode:
+            run(["git", "--git-dir", git_dir, "fetch", "origin", commit], what=f"git fetch of {owner_name}@{commit[:12]}")
+    tmp = dest + ".tmp"
+    if os.path.exists(tmp):
+        shutil.rmtree(tmp)
+    os.makedirs(tmp)
+    archive = subprocess.run(["git", "--git-dir", git_dir, "archive", "--format=tar", commit], capture_output=True)
+    if archive.returncode:
+        raise EvalError(f"git archive of {owner_name}@{commit[:12]} failed: {archive.stderr.decode(errors='replace').strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tmp, members=safe_members(tar, ""))
+    os.replace(tmp, dest)
+    return dest
+
+
 def prepare_corpus(corpus, eval_dir, reuse):
     """Returns the absolute path of the corpus copy that gets indexed."""
     dest = os.path.join(eval_dir, "corpora", f"{corpus['name']}-{corpus['version']}")
@@ -249,7 +303,7 @@ def prepare_corpus(corpus, eval_dir, reuse):
         return dest
     downloads = os.path.join(eval_dir, "downloads")
     os.makedirs(downloads, exist_ok=True)
-    fetch = {"crate": fetch_crate, "pypi-sdist": fetch_sdist, "npm": fetch_npm}[corpus["source"]]
+    fetch = {"crate": fetch_crate, "pypi-sdist": fetch_sdist, "npm": fetch_npm, "git": fetch_git}[corpus["source"]]
     src = fetch(corpus, downloads)
     if os.path.exists(dest):
         shutil.rmtree(dest)
@@ -319,13 +373,25 @@ def isolated_home(eval_dir, corpus_name, assets_home):
 
 
 class Codemem:
-    def __init__(self, binary):
+    def __init__(self, binary, namespaces=None, ranking=None):
         self.binary = binary
+        self.namespaces = namespaces  # None: the configured defaults
+        self.ranking = ranking
 
     def env(self, home):
         env = dict(os.environ)
         env["CODEMEM_HOME"] = home
+        # The daemon this eval starts for each corpus home goes away soon after the last search.
+        env.setdefault("CODEMEM_DAEMON_IDLE_SECS", "30")
+        if self.ranking is not None:
+            env["CODEMEM_RANKING"] = self.ranking
         return env
+
+    def stop_daemon(self, home):
+        """A daemon keeps the environment (and ranking weights) it started with: stop it so the
+        next search starts one with this run's."""
+        subprocess.run([self.binary, "daemon", "stop"], env=self.env(home), cwd=home,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def doctor(self, home):
         p = subprocess.run([self.binary, "doctor", "--json"], env=self.env(home), cwd=home,
@@ -385,7 +451,7 @@ class Codemem:
 
     def search(self, root, home, query, mode, k):
         cmd = [self.binary, "--root", root, "search", query, "--mode", mode, "-k", str(k), "--json"]
-        for ns in NAMESPACES:
+        for ns in self.namespaces or ():
             cmd += ["--ns", ns]
         started = time.time()
         p = subprocess.run(cmd, env=self.env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -407,6 +473,12 @@ class Codemem:
 
 # ---------------------------------------------------------------------------------------------
 # Metrics
+
+
+def split_of(qid):
+    """`train` or `report`: a fixed half of the queries, by a hash of the id. Weights are chosen
+    on `train`; `report` is what gets quoted."""
+    return "train" if int(hashlib.sha1(qid.encode()).hexdigest()[:8], 16) % 2 == 0 else "report"
 
 
 def dedupe_paths(hits):
@@ -500,6 +572,13 @@ def main(argv):
                     help="work directory for downloads, corpus copies and indexes (default $EVAL_DIR or $TMPDIR/codemem-eval)")
     ap.add_argument("--queries", default=os.path.join(here, "queries"), help="directory of query files")
     ap.add_argument("--report", help="where to write the JSON report (default <eval-dir>/report.json)")
+    ap.add_argument("--split", choices=("all", "train", "report"), default="all",
+                    help="run only the training half (for choosing weights) or the reporting half of the queries; "
+                    "`all` prints both halves side by side")
+    ap.add_argument("--all-namespaces", action="store_true",
+                    help=f"search {', '.join(NAMESPACES)} instead of the configured default namespaces")
+    ap.add_argument("--ranking", metavar="'NAME = X, ...'",
+                    help="override [search.ranking] weights for this run (passed as CODEMEM_RANKING)")
     ap.add_argument("-k", type=int, default=10, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     k = args.k
@@ -512,10 +591,14 @@ def main(argv):
     report_path = os.path.abspath(args.report or os.path.join(eval_dir, "report.json"))
     assets = real_home()
     check_assets(assets)
-    cm = Codemem(os.path.abspath(args.bin))
+    cm = Codemem(os.path.abspath(args.bin), list(NAMESPACES) if args.all_namespaces else None, args.ranking)
 
     sets = load_query_files(args.queries, set(args.corpus))
-    total_q = sum(len([q for q in s["queries"] if q.get("quick") or not args.quick]) for s in sets)
+
+    def wanted(q):
+        return (q.get("quick") or not args.quick) and (args.split == "all" or split_of(q["id"]) == args.split)
+
+    total_q = sum(len([q for q in s["queries"] if wanted(q)]) for s in sets)
     log(f"binary {cm.binary}; assets from {assets}; work dir {eval_dir}")
     log(f"{len(sets)} corpora, {total_q} queries{' (quick subset)' if args.quick else ''}, modes {', '.join(MODES)}")
 
@@ -524,7 +607,7 @@ def main(argv):
     for s in sets:
         corpus = s["corpus"]
         label = f"{corpus['name']} {corpus['version']}"
-        queries = [q for q in s["queries"] if q.get("quick") or not args.quick]
+        queries = [q for q in s["queries"] if wanted(q)]
         log(f"{label}: preparing the corpus ({corpus['source']})")
         root = prepare_corpus(corpus, eval_dir, args.reuse_index)
         for q in queries:
@@ -561,10 +644,11 @@ def main(argv):
             per_ns = {}
 
         log(f"{label}: {len(queries)} queries x {len(MODES)} modes")
+        cm.stop_daemon(home)
         results = []
         search_ms = {m: 0.0 for m in MODES}
         for q in queries:
-            r = {"id": q["id"], "corpus": corpus["name"], "type": q["type"], "query": q["query"],
+            r = {"id": q["id"], "corpus": corpus["name"], "type": q["type"], "split": split_of(q["id"]), "query": q["query"],
                  "relevant": q["relevant"], "symbol": q.get("symbol"), "modes": {}}
             for mode in MODES:
                 resp = cm.search(root, home, q["query"], mode, k)
@@ -588,6 +672,7 @@ def main(argv):
                 search_ms[mode] += resp["_wall_ms"]
                 r["modes"][mode] = m
             results.append(r)
+        cm.stop_daemon(home)
         agg = aggregate(results)
         corpora_report.append({
             "name": corpus["name"], "version": corpus["version"], "source": corpus["source"],
@@ -603,7 +688,8 @@ def main(argv):
     print("\n=== codemem retrieval evaluation " + ("(quick) " if args.quick else "") + "===")
     print(f"binary: {cm.binary}")
     print(f"relevance: file-level, binary; the {k} hits of each search deduplicated by path (files/list = distinct "
-          f"files left); misses = queries with no relevant file; namespaces: {', '.join(NAMESPACES)}")
+          f"files left); misses = queries with no relevant file; namespaces: {', '.join(cm.namespaces) if cm.namespaces else 'the configured defaults'}"
+          + (f"; ranking override: {args.ranking}" if args.ranking else ""))
     print("\ncorpora:")
     for c in corpora_report:
         print(f"  {c['name']:<10} {c['version']:<9} {c['language'] or '':<11} {c['files']:>4} files {c['lines']:>7} lines  "
@@ -612,6 +698,12 @@ def main(argv):
         print_table(f"{c['name']} {c['version']}", c["metrics"])
     overall = aggregate(all_results)
     print_table("overall", overall)
+    by_split = {}
+    for sp in ("train", "report"):
+        rs = [r for r in all_results if r["split"] == sp]
+        if rs and args.split == "all":
+            by_split[sp] = aggregate(rs)
+            print_table(f"{sp} half ({len(rs)} queries)", by_split[sp])
     by_type = {}
     for t in QUERY_TYPES:
         rs = [r for r in all_results if r["type"] == t]
@@ -657,6 +749,9 @@ def main(argv):
         "corpora": corpora_report,
         "overall": overall,
         "by_type": by_type,
+        "by_split": by_split,
+        "ranking_override": args.ranking,
+        "namespaces_searched": cm.namespaces or "configured defaults",
         "hybrid_beats_both": verdict(overall),
         "queries": all_results,
     }
@@ -675,6 +770,24 @@ def main(argv):
         cm_ = c["metrics"]
         print(f"  {c['name']:<10} hybrid {cm_['hybrid']['ndcg@10']:.3f}  lexical {cm_['lexical']['ndcg@10']:.3f}  "
               f"dense {cm_['dense']['ndcg@10']:.3f}  {'beats both' if c['hybrid_beats_both'] else 'does not beat both'}")
+    # The issue's targets: macro NDCG@10 over corpora, the worst corpus, identifier MRR.
+    print("\nmacro NDCG@10 (mean over corpora) / worst corpus / identifier MRR:")
+    for sp in ("all", "train", "report"):
+        rs = [r for r in all_results if sp == "all" or r["split"] == sp]
+        if not rs or (sp != "all" and args.split != "all"):
+            continue
+        parts = []
+        for mode in MODES:
+            per = {}
+            for r in rs:
+                per.setdefault(r["corpus"], []).append(r["modes"][mode]["ndcg"])
+            means = {c: sum(v) / len(v) for c, v in per.items()}
+            macro = sum(means.values()) / len(means)
+            worst = min(means, key=means.get)
+            idents = [r["modes"][mode]["rr"] for r in rs if r["type"] == "ident"]
+            mrr = sum(idents) / len(idents) if idents else float("nan")
+            parts.append(f"{mode} {macro:.3f} / {worst} {means[worst]:.3f} / {mrr:.3f}")
+        print(f"  {sp:<7} " + "   ".join(parts))
     print(f"\nreport: {report_path}")
     print(f"wall time: {wall:.0f}s")
     return 0

@@ -89,6 +89,10 @@ enum Cmd {
         /// Ranking: hybrid (lexical + dense, fused), lexical only, or dense only.
         #[arg(long, value_enum, default_value_t = ModeArg::Hybrid)]
         mode: ModeArg,
+        /// Show why each hit ranks where it does: list ranks, fusion, definition, path-match,
+        /// prior and diversity factors.
+        #[arg(long)]
+        explain: bool,
         /// Print the response as JSON.
         #[arg(long)]
         json: bool,
@@ -298,6 +302,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             language,
             k,
             mode,
+            explain,
             json,
         } => {
             let root = root_for(cli.root.as_deref());
@@ -323,6 +328,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             q.path_glob = path;
             q.k = k;
             q.mode = mode.into();
+            q.explain = explain;
             q.validate().map_err(|e| usage(e.to_string()))?;
             if let Some(conn) = daemon_request(
                 &home,

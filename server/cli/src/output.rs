@@ -150,6 +150,9 @@ pub fn print_hits(r: &SearchResponse) {
             h.score,
             if h.unsaved { "  (unsaved)" } else { "" }
         );
+        if let Some(e) = &h.explain {
+            let _ = writeln!(out, "    why: {}", e.summary());
+        }
         for line in h.snippet.lines().filter(|l| !l.trim().is_empty()).take(3) {
             let line: String = line.chars().take(160).collect();
             let _ = writeln!(out, "    {line}");

@@ -105,6 +105,10 @@ pub struct IndexConfig {
     pub max_chunk_lines: u32,
     /// Neighbouring chunks shorter than this many lines are merged.
     pub min_chunk_lines: u32,
+    /// Languages of translated docs trees that are indexed. A folder named for a language
+    /// (`docs/zh/`, `docs/pt-BR/`) beside one named for a listed language (`docs/en/`) is
+    /// skipped. Empty indexes every translation.
+    pub doc_languages: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +130,96 @@ pub struct SearchConfig {
     pub default_namespaces: Vec<String>,
     /// Results per query when the request does not say.
     pub k: usize,
+    /// Weights of the code-aware ranking; the defaults are chosen on the project's eval.
+    pub ranking: RankingConfig,
+}
+
+/// Ranking weights (`[search.ranking]`). Multipliers are applied to the fused score; 1 is neutral.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RankingConfig {
+    /// Weight of the lexical list in reciprocal-rank fusion for natural-language questions.
+    pub lexical_weight: f32,
+    /// Weight of the dense list in reciprocal-rank fusion.
+    pub dense_weight: f32,
+    /// Weight of the lexical list when the query is or names an identifier.
+    pub identifier_lexical_weight: f32,
+    /// Added (in units of the best fused score) to a chunk that defines an identifier the
+    /// query names among other words.
+    pub definition_boost: f32,
+    /// Up to this multiplier when query words name the file or its folders.
+    pub path_match: f32,
+    /// Multiplier for test code.
+    pub tests: f32,
+    /// Multiplier for examples, demos, samples, templates and playgrounds.
+    pub examples: f32,
+    /// Multiplier for website and docs-site folders.
+    pub website: f32,
+    /// Multiplier for benchmarks and fixtures.
+    pub benchmarks: f32,
+    /// Multiplier for vendored copies and compat/legacy/deprecated code.
+    pub legacy: f32,
+    /// Multiplier for re-export stubs (`__init__.py`, `mod.rs` with little code, `.d.ts`).
+    pub stubs: f32,
+    /// Multiplier for docs when the question is about the implementation.
+    pub docs_for_code: f32,
+    /// Multiplier for docs when the question is about usage ("how do I ...").
+    pub docs_for_usage: f32,
+    /// Each further chunk of a file already ranked is multiplied by this once more.
+    pub same_file: f32,
+}
+
+impl Default for RankingConfig {
+    fn default() -> Self {
+        RankingConfig {
+            lexical_weight: 1.0,
+            dense_weight: 1.0,
+            identifier_lexical_weight: 2.0,
+            definition_boost: 0.5,
+            path_match: 1.3,
+            tests: 0.6,
+            examples: 0.5,
+            website: 0.5,
+            benchmarks: 0.6,
+            legacy: 0.7,
+            stubs: 0.7,
+            docs_for_code: 0.7,
+            docs_for_usage: 1.0,
+            same_file: 0.6,
+        }
+    }
+}
+
+impl RankingConfig {
+    fn validate(&self) -> std::result::Result<(), String> {
+        let v = [
+            ("lexical_weight", self.lexical_weight),
+            ("dense_weight", self.dense_weight),
+            ("identifier_lexical_weight", self.identifier_lexical_weight),
+            ("definition_boost", self.definition_boost),
+            ("path_match", self.path_match),
+            ("tests", self.tests),
+            ("examples", self.examples),
+            ("website", self.website),
+            ("benchmarks", self.benchmarks),
+            ("legacy", self.legacy),
+            ("stubs", self.stubs),
+            ("docs_for_code", self.docs_for_code),
+            ("docs_for_usage", self.docs_for_usage),
+            ("same_file", self.same_file),
+        ];
+        for (name, x) in v {
+            if !x.is_finite() || !(0.0..=10.0).contains(&x) {
+                return Err(format!(
+                    "search.ranking.{name} must be a number from 0 to 10, got {x}"
+                ));
+            }
+        }
+        if self.path_match < 1.0 {
+            return Err("search.ranking.path_match is a boost: use 1 (off) or more".into());
+        }
+        Ok(())
+    }
 }
 
 /// The MCP server (`codemem serve`, and the endpoint inside `codemem lsp`).
@@ -228,6 +322,7 @@ impl Default for IndexConfig {
             follow_symlinks: false,
             max_chunk_lines: 80,
             min_chunk_lines: 4,
+            doc_languages: vec!["en".into()],
         }
     }
 }
@@ -250,6 +345,7 @@ impl Default for SearchConfig {
                 .map(|s| s.to_string())
                 .collect(),
             k: 10,
+            ranking: RankingConfig::default(),
         }
     }
 }
@@ -356,6 +452,29 @@ impl Config {
         if let Some(v) = get("CODEMEM_QDRANT_API_KEY") {
             self.backends.qdrant_api_key = v.trim().to_string();
         }
+        if let Some(v) = get("CODEMEM_RANKING") {
+            // Inline TOML overrides of [search.ranking], e.g. `tests = 0.5, same_file = 0.7`
+            // (what `scripts/eval --ranking` passes when weights are being chosen).
+            let table: toml::Table =
+                toml::from_str(&v.replace(',', "\n")).map_err(|e| CoreError::Config {
+                    source_name: "CODEMEM_RANKING".into(),
+                    reason: format!("expected `name = number, ...`: {e}"),
+                })?;
+            let mut current = toml::Table::try_from(&self.search.ranking).map_err(|e| {
+                CoreError::Config {
+                    source_name: "CODEMEM_RANKING".into(),
+                    reason: e.to_string(),
+                }
+            })?;
+            current.extend(table);
+            self.search.ranking =
+                toml::Value::Table(current)
+                    .try_into()
+                    .map_err(|e: toml::de::Error| CoreError::Config {
+                        source_name: "CODEMEM_RANKING".into(),
+                        reason: e.to_string(),
+                    })?;
+        }
         Ok(())
     }
 
@@ -382,6 +501,14 @@ impl Config {
         }
         for n in &self.search.default_namespaces {
             self.namespace(n)?;
+        }
+        self.search.ranking.validate().map_err(bad)?;
+        for l in &self.index.doc_languages {
+            if l.is_empty() || l.len() > 16 || !l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(bad(format!(
+                    "index.doc_languages holds `{l}`; use language codes such as \"en\" or \"pt-BR\""
+                )));
+            }
         }
         if self.embed.batch_size == 0 || self.embed.batch_size > 256 {
             return Err(bad(format!(

@@ -203,12 +203,44 @@ pub fn query_vector(text: &str) -> SparseVec {
         }
         pairs.push((token_id(&t), 1.0));
     }
-    for w in &words {
-        if looks_like_identifier(w) {
-            pairs.push((token_id(&defines_token(w)), 2.0));
-        }
+    for w in query_identifiers(text) {
+        pairs.push((token_id(&defines_token(w)), 2.0));
     }
     finish(&mut pairs)
+}
+
+/// The distinct terms of a query that carry meaning (stop words dropped), for matching
+/// against file and folder names.
+pub fn content_tokens(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in tokens(text) {
+        if !STOP_WORDS.contains(&t.as_str()) && !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// The words of a query that name code: `parseHttpRequest`, `read_file`, `HTTPServer`, or a
+/// capitalised word that does not merely start the sentence (`How`, `Where`).
+pub fn query_identifiers(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut first = true;
+    for_each_word(text, |w| {
+        let sentence_start = first
+            && split_identifier(w).len() == 1
+            && !w.contains('_')
+            && w.chars().skip(1).all(|c| !c.is_uppercase());
+        first = false;
+        if looks_like_identifier(w)
+            && !sentence_start
+            && !STOP_WORDS.contains(&w.to_lowercase().as_str())
+            && !out.contains(&w)
+        {
+            out.push(w);
+        }
+    });
+    out
 }
 
 /// `parseHttpRequest`, `read_file`, `HTTPServer`, `Foo` (a capitalised type name) — not `the`.
@@ -308,6 +340,22 @@ mod tests {
         let q = query_vector("open_shard");
         assert!(q.indices.contains(&token_id(&defines_token("open_shard"))));
         assert!(d.indices.contains(&token_id(&defines_token("open_shard"))));
+    }
+
+    #[test]
+    fn query_identifier_words() {
+        let cases: &[(&str, &[&str])] = &[
+            ("How does ShouldBindJSON pick a decoder", &["ShouldBindJSON"]),
+            ("where is read_file called", &["read_file"]),
+            ("Where are routes matched", &[]),
+            ("what does the Router type hold", &["Router"]),
+            ("HTTPServer", &["HTTPServer"]),
+            ("the the", &[]),
+        ];
+        for (q, want) in cases {
+            assert_eq!(&query_identifiers(q), want, "{q}");
+        }
+        assert_eq!(content_tokens("how are the Routes matched"), ["route", "match"]);
     }
 
     #[test]

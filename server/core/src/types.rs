@@ -255,6 +255,9 @@ pub struct Query {
     pub k: usize,
     #[serde(default)]
     pub mode: SearchMode,
+    /// Attach each hit's ranking signals (`Hit::explain`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explain: bool,
 }
 
 fn default_k() -> usize {
@@ -270,6 +273,7 @@ impl Query {
             language: None,
             k: default_k(),
             mode: SearchMode::Hybrid,
+            explain: false,
         }
     }
 
@@ -323,6 +327,56 @@ pub struct Hit {
     /// Set when the hit is a memory (`remember`), not a chunk of a file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_id: Option<String>,
+    /// Why the hit ranks where it does; only when the query asked (`Query::explain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explain: Option<Explain>,
+}
+
+/// Each ranking signal's contribution to one hit's score (see the service's `rank` module).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Explain {
+    /// What the query was read as: `symbol`, `mixed`, `implementation` or `usage`.
+    pub intent: String,
+    /// 1-based rank in the lexical (BM25) list, if the chunk was in it.
+    pub lexical_rank: Option<u32>,
+    /// 1-based rank in the dense (model) list, if the chunk was in it.
+    pub dense_rank: Option<u32>,
+    /// Weighted reciprocal-rank fusion of the two lists.
+    pub fused: f32,
+    /// Added because the chunk defines the queried identifier.
+    pub definition: f32,
+    /// Multiplier from query words found in the file's name and folders.
+    pub path_match: f32,
+    /// Multiplier from where the file lives (tests, examples, docs, vendored code, ...).
+    pub prior: f32,
+    /// Why `prior` is not 1 (e.g. `examples`, `tests`, `docs for an implementation question`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prior_reasons: Vec<String>,
+    /// Multiplier for being the n-th chunk of a file already ranked higher.
+    pub diversity: f32,
+}
+
+impl Explain {
+    /// One line for people: `symbol query; lexical #2 dense #- → fused 0.0328 + definition ...`.
+    pub fn summary(&self) -> String {
+        let rank = |r: Option<u32>| r.map_or("-".to_string(), |r| r.to_string());
+        format!(
+            "{} query; lexical #{} dense #{} → fused {:.4} + definition {:.4}; × path {:.2} × prior {:.2}{} × diversity {:.2}",
+            self.intent,
+            rank(self.lexical_rank),
+            rank(self.dense_rank),
+            self.fused,
+            self.definition,
+            self.path_match,
+            self.prior,
+            if self.prior_reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", self.prior_reasons.join(", "))
+            },
+            self.diversity,
+        )
+    }
 }
 
 #[cfg(test)]

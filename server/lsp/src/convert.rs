@@ -60,7 +60,7 @@ fn absolute(root: Option<&str>, rel: &str) -> PathBuf {
 
 pub fn hit(h: &Hit) -> Value {
     let uri = uri(&absolute(h.root.as_deref(), &h.path)).map(|u| u.as_str().to_string());
-    json!({
+    let mut v = json!({
         "uri": uri,
         "range": lines(h.start_line, h.end_line),
         "path": h.path,
@@ -71,7 +71,11 @@ pub fn hit(h: &Hit) -> Value {
         "namespace": h.namespace.as_str(),
         "language": h.language.as_str(),
         "unsaved": h.unsaved,
-    })
+    });
+    if let Some(e) = &h.explain {
+        v["explain"] = json!(e);
+    }
+    v
 }
 
 pub fn search_response(r: &SearchResponse) -> Value {

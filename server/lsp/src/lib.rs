@@ -156,6 +156,9 @@ struct SearchParams {
     language: Option<String>,
     k: Option<usize>,
     mode: Option<String>,
+    /// Debug: each hit carries its ranking signals (`explain`).
+    #[serde(default)]
+    explain: bool,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +224,7 @@ impl Backend {
                 Error::invalid_params(format!("unknown mode {m:?}; use hybrid, lexical or dense"))
             })?;
         }
+        q.explain = p.explain;
         let r = blocking(move || ws.search(&q)).await?;
         Ok(convert::search_response(&r))
     }

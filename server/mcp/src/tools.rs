@@ -41,6 +41,10 @@ pub struct SearchCodeArgs {
     /// Number of results, 1-50 (default 10).
     #[serde(default)]
     pub k: Option<u32>,
+    /// Debug: add each hit's ranking signals (list ranks, fusion, definition, path match,
+    /// prior, diversity) to the answer, to see why it ranks where it does.
+    #[serde(default)]
+    pub explain: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -409,6 +413,7 @@ pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolRe
     let mut q = Query::new(a.query.clone());
     q.namespaces = namespaces(&names)?;
     q.k = k_of(a.k)?;
+    q.explain = a.explain.unwrap_or(false);
     if let Some(l) = &a.language {
         q.language = Some(Language::parse(l).ok_or_else(|| {
             ToolFailure(format!(
@@ -479,6 +484,9 @@ pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolRe
             if h.unsaved { " (unsaved)" } else { "" },
             h.score
         );
+        if let Some(e) = &h.explain {
+            let _ = writeln!(text, "   why: {}", e.summary());
+        }
         text.push_str(&snippet_lines(&h.snippet, 12));
     }
     if resp.hits.is_empty() {

@@ -19,6 +19,7 @@ mod memory;
 mod overlay;
 pub mod paths;
 mod project;
+mod rank;
 mod scope;
 mod search;
 mod symbols;

@@ -1,12 +1,12 @@
 //! Hybrid search: lexical (BM25 over identifier-aware tokens) and dense (the local model)
-//! candidates from every requested namespace, fused with reciprocal rank fusion; an exact
-//! identifier query puts its definition first.
+//! candidates from every requested namespace, ranked by `rank` (weighted reciprocal rank
+//! fusion plus code-aware signals); an exact identifier query puts its definition first.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use codemem_core::lexical::{identifier_query, query_vector, symbol_leaf};
-use codemem_core::{ChunkKind, Hit, Language, Namespace, Query, SearchMode};
+use codemem_core::lexical::{identifier_query, query_vector};
+use codemem_core::{ChunkKind, Explain, Hit, Language, Namespace, Query, SearchMode};
 use codemem_store::{ScoredPoint, SearchFilter, SearchVector};
 use globset::Glob;
 use serde::{Deserialize, Serialize};
@@ -15,9 +15,8 @@ use serde_json::{Map, Value};
 use crate::error::{Result, ServiceError};
 use crate::manifest;
 use crate::project::{git_head, Project};
+use crate::rank::{self, Candidate, QueryFeatures};
 
-/// Reciprocal rank fusion constant (the usual 60).
-const RRF_K: f32 = 60.0;
 const SNIPPET_MAX_LINES: usize = 40;
 const SNIPPET_MAX_BYTES: usize = 4000;
 
@@ -47,6 +46,22 @@ pub struct SearchResponse {
 }
 
 type Key = (Namespace, u64);
+
+#[derive(Clone, Copy)]
+enum List {
+    Lexical,
+    Dense,
+}
+
+fn candidate(p: &Map<String, Value>) -> Candidate {
+    let s = |k: &str| p.get(k).and_then(Value::as_str);
+    Candidate {
+        path: s("path").unwrap_or("").to_string(),
+        namespace: s("namespace").unwrap_or("").to_string(),
+        symbol: s("symbol").map(str::to_string),
+        ..Candidate::default()
+    }
+}
 
 impl Project {
     /// Hybrid search over code and docs (memories are left to `recall`).
@@ -110,65 +125,63 @@ impl Project {
         // Disk chunks of files with an unsaved buffer are dropped below: fetch enough to cover them.
         let depth = (q.k * 4).max(40) + if unsaved_paths.is_empty() { 0 } else { 40 };
 
-        let mut lists: Vec<Vec<(Key, ScoredPoint)>> = Vec::new();
+        let mut lists: Vec<(List, Vec<(Key, ScoredPoint)>)> = Vec::new();
         if q.mode != SearchMode::Dense {
             let sv = SearchVector::Sparse(query_vector(&q.text));
-            lists.push(self.ranked(&namespaces, &sv, &filter, depth)?);
+            lists.push((List::Lexical, self.ranked(&namespaces, &sv, &filter, depth)?));
         }
         if q.mode != SearchMode::Lexical {
             if let Some(e) = &self.embedder {
                 let v = e.embed_query(&q.text)?;
-                lists.push(self.ranked(&namespaces, &SearchVector::Dense(v), &filter, depth)?);
+                lists.push((
+                    List::Dense,
+                    self.ranked(&namespaces, &SearchVector::Dense(v), &filter, depth)?,
+                ));
             }
         }
 
-        let mut fused: HashMap<Key, (f32, ScoredPoint)> = HashMap::new();
-        if lists.len() == 1 {
-            for (key, p) in lists.pop().unwrap_or_default() {
-                let s = p.score;
-                fused.insert(key, (s, p));
-            }
-        } else {
-            for list in lists {
-                for (rank, (key, p)) in list.into_iter().enumerate() {
-                    let add = 1.0 / (RRF_K + rank as f32 + 1.0);
-                    fused.entry(key).or_insert((0.0, p)).0 += add;
+        // Every chunk either list found, with its rank in each.
+        let mut found: HashMap<Key, (ScoredPoint, Candidate)> = HashMap::new();
+        for (which, list) in lists {
+            for (rank, (key, p)) in list.into_iter().enumerate() {
+                let (_, c) = found.entry(key).or_insert_with(|| {
+                    let c = candidate(&p.payload);
+                    (p, c)
+                });
+                match which {
+                    List::Lexical => c.lexical_rank = Some(rank),
+                    List::Dense => c.dense_rank = Some(rank),
                 }
             }
         }
-
-        // An identifier query wants the chunk that defines it first.
+        // An identifier query wants the chunk that defines it, even if neither list has it.
         if let Some(ident) = identifier_query(&q.text) {
-            let top = fused.values().map(|(s, _)| *s).fold(0.0f32, f32::max);
             let by_symbol = SearchFilter {
                 symbol_lc: Some(ident.to_lowercase()),
                 ..filter.clone()
             };
             for ns in &namespaces {
                 for p in self.store.scroll(ns, &by_symbol, 20)? {
-                    fused.entry((ns.clone(), p.id)).or_insert((0.0, p));
-                }
-            }
-            for ((ns, _), (s, p)) in fused.iter_mut() {
-                let sym = p
-                    .payload
-                    .get("symbol")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                let leaf = symbol_leaf(sym);
-                // Among same-named definitions, product code beats a test fixture of that name.
-                let home = if ns.as_str() == "coding" { 0.25 } else { 0.0 };
-                if leaf == ident {
-                    *s += top + 1.0 + home;
-                } else if leaf.eq_ignore_ascii_case(ident) {
-                    *s += top + 0.5 + home;
+                    found.entry((ns.clone(), p.id)).or_insert_with(|| {
+                        let mut c = candidate(&p.payload);
+                        c.by_symbol = true;
+                        (p, c)
+                    });
                 }
             }
         }
+        let (points, cands): (Vec<ScoredPoint>, Vec<Candidate>) = found.into_values().unzip();
+        let features = QueryFeatures::new(&q.text);
+        let scored = rank::score_all(&features, &cands, &self.cfg.search.ranking);
+        let fused: Vec<(f32, Explain, ScoredPoint)> = scored
+            .into_iter()
+            .zip(points)
+            .map(|((s, e), p)| (s, e, p))
+            .collect();
 
-        let mut ranked: Vec<(f32, ScoredPoint)> = fused
-            .into_values()
-            .filter(|(_, p)| {
+        let mut ranked: Vec<(f32, Explain, ScoredPoint)> = fused
+            .into_iter()
+            .filter(|(_, _, p)| {
                 let unsaved = p
                     .payload
                     .get("unsaved")
@@ -188,11 +201,15 @@ impl Project {
                     .is_some_and(|path| unsaved_paths.contains(path))
             })
             .collect();
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.2.id.cmp(&b.2.id)));
         let hits = ranked
             .into_iter()
             .take(q.k)
-            .filter_map(|(s, p)| to_hit(s, &p.payload))
+            .filter_map(|(s, e, p)| {
+                let mut h = to_hit(s, &p.payload)?;
+                h.explain = q.explain.then_some(e);
+                Some(h)
+            })
             .collect();
         Ok(SearchResponse {
             hits,
@@ -292,5 +309,6 @@ fn to_hit(score: f32, p: &Map<String, Value>) -> Option<Hit> {
         unsaved: p.get("unsaved").and_then(Value::as_bool).unwrap_or(false),
         root: None,
         memory_id: s("memory_id").map(str::to_string),
+        explain: None,
     })
 }

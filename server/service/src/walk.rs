@@ -85,10 +85,56 @@ pub fn mtime_ns(md: &std::fs::Metadata) -> i128 {
         .unwrap_or(0)
 }
 
+/// Language codes a translated docs tree is named by (`docs/zh`, `docs/pt-BR`, `i18n/ja`).
+const LANGUAGE_CODES: &[&str] = &[
+    "ar", "az", "bg", "bn", "ca", "cs", "da", "de", "el", "en", "es", "et", "fa", "fi", "fr", "he",
+    "hi", "hr", "hu", "hy", "id", "it", "ja", "ka", "kk", "ko", "lt", "lv", "ms", "nb", "nl", "no",
+    "pl", "pt", "ro", "ru", "sk", "sl", "sr", "sv", "ta", "th", "tr", "uk", "ur", "uz", "vi", "zh",
+];
+
+/// `zh`, `pt-BR`, `zh_CN`, `zh-hant`: a language code, optionally with a region or script.
+fn language_code(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    let (lang, rest) = match lower.split_once(['-', '_']) {
+        Some((l, r)) => (l, Some(r)),
+        None => (lower.as_str(), None),
+    };
+    let region_ok = rest.is_none_or(|r| (2..=4).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_alphanumeric()));
+    (LANGUAGE_CODES.contains(&lang) && region_ok).then_some(lower)
+}
+
+/// A folder named for a language that is not in `index.doc_languages`, beside one that is:
+/// `docs/zh` when `docs/en` exists. Only whole translated trees are recognised, never a lone
+/// folder that happens to be called `id` or `it`.
+pub(crate) fn is_translation(dir: &Path, keep: &[String]) -> bool {
+    if keep.is_empty() {
+        return false;
+    }
+    let Some(code) = dir.file_name().and_then(|n| n.to_str()).and_then(language_code) else {
+        return false;
+    };
+    let code = code.replace('_', "-");
+    let base = code.split('-').next().unwrap_or(&code);
+    // `en` keeps `en-US` too; `pt-BR` keeps only itself.
+    let kept = keep.iter().any(|k| {
+        let k = k.to_ascii_lowercase().replace('_', "-");
+        k == code || (!k.contains('-') && k == base)
+    });
+    if kept {
+        return false;
+    }
+    let Some(parent) = dir.parent() else {
+        return false;
+    };
+    keep.iter().any(|k| parent.join(k).is_dir())
+}
+
 pub fn walk(root: &Path, cfg: &Config) -> Walk {
     let generated = globset(SKIP_FILES.iter().map(|s| s.to_string()));
     let excluded = globset(cfg.index.exclude.iter().cloned());
     let mut files = Vec::new();
+    let translations = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Skipped>::new()));
+    let (seen, keep, base) = (translations.clone(), cfg.index.doc_languages.clone(), root.to_path_buf());
     let mut skipped = Vec::new();
     let walker = ignore::WalkBuilder::new(root)
         .hidden(!cfg.index.hidden)
@@ -99,11 +145,21 @@ pub fn walk(root: &Path, cfg: &Config) -> Walk {
         .ignore(true)
         .parents(false)
         .require_git(false)
-        .filter_entry(|e| {
-            !(e.file_type().is_some_and(|t| t.is_dir())
-                && e.file_name()
-                    .to_str()
-                    .is_some_and(|n| SKIP_DIRS.contains(&n)))
+        .filter_entry(move |e| {
+            if !e.file_type().is_some_and(|t| t.is_dir()) {
+                return true;
+            }
+            if e.file_name().to_str().is_some_and(|n| SKIP_DIRS.contains(&n)) {
+                return false;
+            }
+            if e.depth() > 0 && is_translation(e.path(), &keep) {
+                seen.lock().unwrap_or_else(|p| p.into_inner()).push(Skipped {
+                    path: rel_of(&base, e.path()) + "/",
+                    reason: "translated docs tree; only index.doc_languages are indexed".into(),
+                });
+                return false;
+            }
+            true
         })
         .build();
     for entry in walker {
@@ -212,6 +268,9 @@ pub fn walk(root: &Path, cfg: &Config) -> Walk {
         });
     }
     files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    skipped.extend(std::mem::take(
+        &mut *translations.lock().unwrap_or_else(|p| p.into_inner()),
+    ));
     Walk { files, skipped }
 }
 
@@ -233,6 +292,38 @@ fn rel_of(root: &Path, p: &Path) -> String {
         .unwrap_or(p)
         .to_string_lossy()
         .replace('\\', "/")
+}
+
+#[cfg(test)]
+mod translation_tests {
+    use super::*;
+
+    #[test]
+    fn translated_trees_beside_a_kept_language() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["docs/en", "docs/zh", "docs/pt-BR", "docs/zh_CN", "docs/em", "src/id", "src/it"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let en = vec!["en".to_string()];
+        // (folder, skipped with doc_languages = ["en"])
+        let table = [
+            ("docs/en", false),
+            ("docs/zh", true),
+            ("docs/pt-BR", true),
+            ("docs/zh_CN", true),
+            ("docs/em", false), // not a language code
+            ("src/id", false),  // no kept-language sibling
+            ("src/it", false),
+        ];
+        for (d, want) in table {
+            assert_eq!(is_translation(&dir.path().join(d), &en), want, "{d}");
+        }
+        // Empty keeps everything; a regional kept code keeps only itself.
+        assert!(!is_translation(&dir.path().join("docs/zh"), &[]));
+        let zh = vec!["zh".to_string()];
+        assert!(is_translation(&dir.path().join("docs/en"), &zh));
+        assert!(!is_translation(&dir.path().join("docs/zh_CN"), &zh));
+    }
 }
 
 /// Why file bytes cannot be indexed, if they cannot. Text with some invalid UTF-8 (Latin-1

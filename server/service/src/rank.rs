@@ -1,0 +1,525 @@
+//! Code-aware ranking: how the lexical and dense candidate lists become one ranked answer.
+//!
+//! Every front end gets this through `Project::search`; nothing else ranks. The signals, each
+//! shown by `Query::explain`:
+//! - **intent**: an identifier (`symbol`), words plus identifiers (`mixed`), a question about
+//!   the implementation, or one about usage ("how do I ...");
+//! - **fusion**: weighted reciprocal-rank fusion; identifier queries weigh the lexical list more;
+//! - **definition**: the chunk that defines a queried identifier is lifted, more when the file
+//!   is named after it;
+//! - **path match**: query words found in the file's name or its last folders;
+//! - **priors**: tests, examples, website folders, benchmarks and fixtures, vendored and legacy
+//!   code, re-export stubs, and docs for an implementation question rank lower;
+//! - **diversity**: each further chunk of one file counts less, so more files make the top k.
+//!
+//! The weights live in `[search.ranking]` and were chosen on the training half of
+//! `scripts/eval`.
+
+use codemem_core::config::RankingConfig;
+use codemem_core::lexical::{content_tokens, identifier_query, query_identifiers, symbol_leaf};
+use codemem_core::Explain;
+
+/// Reciprocal rank fusion constant (the usual 60).
+pub(crate) const RRF_K: f32 = 60.0;
+
+/// What a query asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intent {
+    /// One identifier: `parse_body`, `Router::route`.
+    Symbol,
+    /// Words that name identifiers among other words.
+    Mixed,
+    /// A question about how or where something is done.
+    Implementation,
+    /// A question about how to use something.
+    Usage,
+}
+
+impl Intent {
+    pub(crate) fn of(text: &str) -> Intent {
+        if identifier_query(text).is_some() {
+            return Intent::Symbol;
+        }
+        if !query_identifiers(text).is_empty() {
+            return Intent::Mixed;
+        }
+        let t = format!(" {} ", text.to_lowercase());
+        const USAGE: &[&str] = &[
+            " how do i ",
+            " how can i ",
+            " how should i ",
+            " how to ",
+            " how do you ",
+            " can i ",
+            " example ",
+            " examples ",
+            " usage ",
+            " tutorial ",
+            " guide ",
+            " configure ",
+            " install ",
+            " set up ",
+            " setup ",
+            " getting started ",
+        ];
+        if USAGE.iter().any(|p| t.contains(p)) {
+            Intent::Usage
+        } else {
+            Intent::Implementation
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Intent::Symbol => "symbol",
+            Intent::Mixed => "mixed",
+            Intent::Implementation => "implementation",
+            Intent::Usage => "usage",
+        }
+    }
+
+    fn names_code(self) -> bool {
+        matches!(self, Intent::Symbol | Intent::Mixed)
+    }
+}
+
+/// What the ranker knows of one candidate chunk.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Candidate {
+    pub path: String,
+    pub namespace: String,
+    pub symbol: Option<String>,
+    /// 0-based ranks in the two lists.
+    pub lexical_rank: Option<usize>,
+    pub dense_rank: Option<usize>,
+    /// Found by looking the queried identifier up, not by either list.
+    pub by_symbol: bool,
+}
+
+/// The query, read once for all candidates.
+pub(crate) struct QueryFeatures<'a> {
+    pub intent: Intent,
+    /// The whole-identifier query's leaf (`Symbol`), or the identifiers among the words.
+    pub identifiers: Vec<&'a str>,
+    pub words: Vec<String>,
+}
+
+impl<'a> QueryFeatures<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        let intent = Intent::of(text);
+        let identifiers = match identifier_query(text) {
+            Some(leaf) => vec![leaf],
+            None => query_identifiers(text)
+                .into_iter()
+                .map(|w| symbol_leaf(w))
+                .collect(),
+        };
+        QueryFeatures {
+            intent,
+            identifiers,
+            words: content_tokens(text),
+        }
+    }
+}
+
+/// Scores every candidate; returns `(score, explain)` in the input order.
+pub(crate) fn score_all(
+    q: &QueryFeatures<'_>,
+    cands: &[Candidate],
+    w: &RankingConfig,
+) -> Vec<(f32, Explain)> {
+    let lexical_w = if q.intent.names_code() {
+        w.identifier_lexical_weight
+    } else {
+        w.lexical_weight
+    };
+    let fused: Vec<f32> = cands
+        .iter()
+        .map(|c| {
+            c.lexical_rank
+                .map_or(0.0, |r| lexical_w / (RRF_K + r as f32 + 1.0))
+                + c.dense_rank
+                    .map_or(0.0, |r| w.dense_weight / (RRF_K + r as f32 + 1.0))
+        })
+        .collect();
+    let top = fused.iter().copied().fold(0.0f32, f32::max).max(1e-6);
+    let mut out: Vec<(f32, Explain)> = cands
+        .iter()
+        .zip(&fused)
+        .map(|(c, &f)| {
+            let definition = definition_bonus(q, c, top, w);
+            let path_match = path_match(&q.words, &c.path, w.path_match);
+            let (prior, prior_reasons) = prior(&c.path, &c.namespace, q.intent, w);
+            let score = (f + definition) * path_match * prior;
+            (
+                score,
+                Explain {
+                    intent: q.intent.as_str().to_string(),
+                    lexical_rank: c.lexical_rank.map(|r| r as u32 + 1),
+                    dense_rank: c.dense_rank.map(|r| r as u32 + 1),
+                    fused: f,
+                    definition,
+                    path_match,
+                    prior,
+                    prior_reasons,
+                    diversity: 1.0,
+                },
+            )
+        })
+        .collect();
+    diversify(cands, &mut out, w.same_file);
+    out
+}
+
+/// An exact identifier query puts its definition above everything the lists found (product
+/// code above a same-named test helper); an identifier among other words lifts its definition
+/// by `definition_boost` of the best fused score. Either way more when the file is named after it.
+fn definition_bonus(q: &QueryFeatures<'_>, c: &Candidate, top: f32, w: &RankingConfig) -> f32 {
+    let Some(sym) = c.symbol.as_deref() else {
+        return 0.0;
+    };
+    let leaf = symbol_leaf(sym);
+    let Some(ident) = q
+        .identifiers
+        .iter()
+        .find(|i| leaf.eq_ignore_ascii_case(i))
+    else {
+        return 0.0;
+    };
+    let exact = leaf == *ident;
+    let named_file = file_stem(&c.path)
+        .replace(['_', '-'], "")
+        .eq_ignore_ascii_case(&ident.replace(['_', '-'], ""));
+    match q.intent {
+        Intent::Symbol => {
+            let home = if c.namespace == "coding" { 0.25 } else { 0.0 };
+            top + if exact { 1.0 } else { 0.5 } + home + if named_file { 0.25 } else { 0.0 }
+        }
+        _ => {
+            let base = w.definition_boost * top * if exact { 1.0 } else { 0.5 };
+            base * if named_file { 1.5 } else { 1.0 }
+        }
+    }
+}
+
+fn file_stem(path: &str) -> &str {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.split('.').next().unwrap_or(name)
+}
+
+/// `1 + (boost - 1) × n` for the n (at most 2) query words found in the file's name or its
+/// two innermost folders.
+pub(crate) fn path_match(words: &[String], path: &str, boost: f32) -> f32 {
+    if words.is_empty() || boost <= 1.0 {
+        return 1.0;
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    let from = parts.len().saturating_sub(3);
+    let mut path_tokens: Vec<String> = Vec::new();
+    for (i, p) in parts[from..].iter().enumerate() {
+        let last = i + from == parts.len() - 1;
+        let p = if last { file_stem(p) } else { p };
+        path_tokens.extend(codemem_core::lexical::tokens(p));
+    }
+    let n = words
+        .iter()
+        .filter(|w| w.len() >= 3 && path_tokens.contains(w))
+        .count()
+        .min(2);
+    1.0 + (boost - 1.0) * n as f32
+}
+
+const TEST_DIRS: &[&str] = &[
+    "test", "tests", "__tests__", "spec", "specs", "testing", "e2e", "integration_tests",
+];
+const EXAMPLE_DIRS: &[&str] = &[
+    "example",
+    "examples",
+    "demo",
+    "demos",
+    "sample",
+    "samples",
+    "playground",
+    "playgrounds",
+    "starter",
+    "starters",
+    "cookbook",
+    "template",
+    "_examples",
+    "docs_src",
+];
+const WEBSITE_DIRS: &[&str] = &["website", "site", "www", "docs-site", "docsite", "homepage"];
+const BENCH_DIRS: &[&str] = &[
+    "bench",
+    "benches",
+    "benchmark",
+    "benchmarks",
+    "fixture",
+    "fixtures",
+    "__fixtures__",
+    "testdata",
+    "test-data",
+    "mocks",
+    "__mocks__",
+    "snapshots",
+    "__snapshots__",
+];
+const LEGACY_DIRS: &[&str] = &[
+    "vendor",
+    "vendored",
+    "third_party",
+    "thirdparty",
+    "external",
+    "compat",
+    "legacy",
+    "deprecated",
+];
+const LEGACY_STEMS: &[&str] = &["compat", "legacy", "deprecated", "shim", "polyfill"];
+
+/// Is this a test file by its own name (`test_x.py`, `x_test.go`, `x.spec.ts`, `XTest.java`)?
+fn test_file_name(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name);
+    let lower = name.to_ascii_lowercase();
+    stem.starts_with("test_")
+        || stem.ends_with("_test")
+        || stem.ends_with("_tests")
+        || lower.contains(".test.")
+        || lower.contains(".spec.")
+        || (stem.len() > 4 && (stem.ends_with("Test") || stem.ends_with("Tests")))
+        || stem == "conftest"
+}
+
+/// The multiplier for where a file lives, and why.
+pub(crate) fn prior(
+    path: &str,
+    namespace: &str,
+    intent: Intent,
+    w: &RankingConfig,
+) -> (f32, Vec<String>) {
+    let lower = path.to_ascii_lowercase();
+    let parts: Vec<&str> = lower.split('/').collect();
+    let (dirs, name) = parts.split_at(parts.len() - 1);
+    let name = name[0];
+    let stem = name.split('.').next().unwrap_or(name);
+    let in_dir = |set: &[&str]| dirs.iter().any(|d| set.contains(d));
+    let mut m = 1.0f32;
+    let mut why = Vec::new();
+    let mut apply = |on: bool, f: f32, reason: &str| {
+        if on && f != 1.0 {
+            m *= f;
+            why.push(reason.to_string());
+        }
+    };
+    apply(
+        namespace == "testing" || in_dir(TEST_DIRS) || test_file_name(path.rsplit('/').next().unwrap_or(path)),
+        w.tests,
+        "tests",
+    );
+    apply(in_dir(EXAMPLE_DIRS), w.examples, "examples");
+    apply(in_dir(WEBSITE_DIRS), w.website, "website");
+    apply(in_dir(BENCH_DIRS), w.benchmarks, "benchmarks or fixtures");
+    apply(
+        in_dir(LEGACY_DIRS) || LEGACY_STEMS.iter().any(|s| stem.contains(s)),
+        w.legacy,
+        "vendored or legacy",
+    );
+    apply(
+        name == "__init__.py" || name.ends_with(".d.ts") || name == "package-info.java",
+        w.stubs,
+        "re-export stub",
+    );
+    let docs = namespace == "documentation" || namespace == "architecture";
+    match intent {
+        Intent::Usage => apply(docs, w.docs_for_usage, "docs for a usage question"),
+        _ => apply(docs, w.docs_for_code, "docs for a question about code"),
+    }
+    (m, why)
+}
+
+/// The n-th chunk (0-based) of a file, in score order, is multiplied by `same_file`ⁿ.
+fn diversify(cands: &[Candidate], scored: &mut [(f32, Explain)], same_file: f32) {
+    if same_file >= 1.0 {
+        return;
+    }
+    let mut order: Vec<usize> = (0..scored.len()).collect();
+    order.sort_by(|&a, &b| scored[b].0.total_cmp(&scored[a].0));
+    let mut seen: std::collections::HashMap<&str, i32> = std::collections::HashMap::new();
+    for i in order {
+        let n = seen.entry(cands[i].path.as_str()).or_insert(0);
+        if *n > 0 {
+            let f = same_file.powi(*n);
+            scored[i].0 *= f;
+            scored[i].1.diversity = f;
+        }
+        *n += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w() -> RankingConfig {
+        RankingConfig::default()
+    }
+
+    #[test]
+    fn intents() {
+        let table = [
+            ("parse_body", Intent::Symbol),
+            ("Router::route", Intent::Symbol),
+            ("how does ShouldBindJSON pick a decoder", Intent::Mixed),
+            ("where are gitignore rules from parent directories combined", Intent::Implementation),
+            ("What happens when a handler panics", Intent::Implementation),
+            ("how do I serve static files", Intent::Usage),
+            ("how to configure the dev server port", Intent::Usage),
+            ("example of a custom theme", Intent::Usage),
+        ];
+        for (q, want) in table {
+            assert_eq!(Intent::of(q), want, "{q}");
+        }
+    }
+
+    #[test]
+    fn priors() {
+        let w = w();
+        // (path, namespace, intent, multiplier below 1?, reason)
+        let table: &[(&str, &str, Intent, bool, &str)] = &[
+            ("src/router.rs", "coding", Intent::Implementation, false, ""),
+            ("tests/router.rs", "testing", Intent::Implementation, true, "tests"),
+            ("pkg/context_test.go", "coding", Intent::Implementation, true, "tests"),
+            ("src/Foo.spec.ts", "coding", Intent::Implementation, true, "tests"),
+            ("gson/src/test/java/GsonTest.java", "coding", Intent::Implementation, true, "tests"),
+            ("examples/todo/app.py", "coding", Intent::Implementation, true, "examples"),
+            ("website/pages/index.tsx", "coding", Intent::Implementation, true, "website"),
+            ("benchmarks/simple.ts", "coding", Intent::Implementation, true, "benchmarks or fixtures"),
+            ("internal/compat/old.go", "coding", Intent::Implementation, true, "vendored or legacy"),
+            ("deprecated.go", "coding", Intent::Implementation, true, "vendored or legacy"),
+            ("src/flask/__init__.py", "coding", Intent::Implementation, true, "re-export stub"),
+            ("types/index.d.ts", "coding", Intent::Implementation, true, "re-export stub"),
+            ("docs/routing.md", "documentation", Intent::Implementation, true, "docs for a question about code"),
+            ("docs/routing.md", "documentation", Intent::Usage, false, ""),
+            ("src/latest.rs", "coding", Intent::Implementation, false, ""),
+            ("src/contest.py", "coding", Intent::Implementation, false, ""),
+        ];
+        for (path, ns, intent, lower, reason) in table {
+            let (m, why) = prior(path, ns, *intent, &w);
+            assert_eq!(m < 1.0, *lower, "{path}: {m} {why:?}");
+            if *lower {
+                assert!(why.iter().any(|r| r == reason), "{path}: {why:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn path_matches_name_and_folders() {
+        let words = content_tokens("how are routes matched in the tree");
+        let table = [
+            ("src/tree.go", 1.3),
+            ("routing/tree.go", 1.3),
+            ("route/tree.go", 1.6),
+            ("src/context.go", 1.0),
+            ("a/route/b/c/e.go", 1.0), // only the two innermost folders count
+        ];
+        for (path, want) in table {
+            let got = path_match(&words, path, 1.3);
+            assert!((got - want).abs() < 1e-5, "{path}: {got}");
+        }
+        assert_eq!(path_match(&words, "route/tree.go", 1.0), 1.0);
+    }
+
+    fn cand(path: &str, ns: &str, sym: Option<&str>, l: Option<usize>, d: Option<usize>) -> Candidate {
+        Candidate {
+            path: path.into(),
+            namespace: ns.into(),
+            symbol: sym.map(str::to_string),
+            lexical_rank: l,
+            dense_rank: d,
+            by_symbol: false,
+        }
+    }
+
+    fn order(q: &str, cands: &[Candidate], w: &RankingConfig) -> Vec<String> {
+        let f = QueryFeatures::new(q);
+        let scored = score_all(&f, cands, w);
+        let mut idx: Vec<usize> = (0..cands.len()).collect();
+        idx.sort_by(|&a, &b| scored[b].0.total_cmp(&scored[a].0));
+        idx.into_iter()
+            .map(|i| format!("{}:{}", cands[i].path, cands[i].symbol.as_deref().unwrap_or("")))
+            .collect()
+    }
+
+    #[test]
+    fn fusion_rewards_agreement() {
+        let cands = [
+            cand("a.rs", "coding", None, Some(0), None),
+            cand("b.rs", "coding", None, Some(1), Some(1)),
+            cand("c.rs", "coding", None, None, Some(0)),
+        ];
+        assert_eq!(order("how are things merged", &cands, &w())[0], "b.rs:");
+        // Only lexical: its order stands.
+        let lex = [cand("a.rs", "coding", None, Some(0), None), cand("b.rs", "coding", None, Some(1), None)];
+        assert_eq!(order("how are things merged", &lex, &w()), ["a.rs:", "b.rs:"]);
+    }
+
+    #[test]
+    fn identifier_queries_weigh_lexical_more() {
+        // Lexical #1 vs dense #1: an identifier query trusts lexical, a question is balanced.
+        let cands = [
+            cand("lex.rs", "coding", None, Some(0), Some(30)),
+            cand("dense.rs", "coding", None, Some(30), Some(0)),
+        ];
+        let mut flat = w();
+        flat.identifier_lexical_weight = 1.0;
+        flat.lexical_weight = 1.0;
+        assert_eq!(order("how does ParseBody decode", &cands, &w())[0], "lex.rs:");
+        let f = QueryFeatures::new("how does ParseBody decode");
+        let s = score_all(&f, &cands, &flat);
+        assert!((s[0].0 - s[1].0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn definitions_first_and_product_code_over_tests() {
+        let cands = [
+            cand("tests/test_body.py", "testing", Some("parse_body"), Some(0), Some(0)),
+            cand("docs/body.md", "documentation", None, Some(1), Some(1)),
+            cand("src/body.py", "coding", Some("parse_body"), Some(5), Some(9)),
+            cand("src/other.py", "coding", Some("Parser.parse_body_x"), Some(2), Some(2)),
+        ];
+        let got = order("parse_body", &cands, &w());
+        assert_eq!(got[0], "src/body.py:parse_body");
+        assert_eq!(got[1], "tests/test_body.py:parse_body");
+        // In a sentence the definition is lifted, not forced first.
+        let got = order("where does parse_body strip the header", &cands, &w());
+        assert_eq!(got[0], "src/body.py:parse_body");
+    }
+
+    #[test]
+    fn implementation_before_examples_and_docs() {
+        let cands = [
+            cand("examples/basic/main.go", "coding", None, Some(0), Some(0)),
+            cand("docs/en/routing.md", "documentation", None, Some(1), Some(1)),
+            cand("tree.go", "coding", None, Some(2), Some(2)),
+        ];
+        assert_eq!(order("how are routes matched", &cands, &w())[0], "tree.go:");
+        // A usage question keeps the docs page near the top.
+        let got = order("how do I group routes", &cands, &w());
+        assert!(got.iter().position(|p| p.starts_with("docs/")).unwrap() < 2, "{got:?}");
+    }
+
+    #[test]
+    fn more_files_make_the_top() {
+        let cands = [
+            cand("big.rs", "coding", None, Some(0), Some(0)),
+            cand("big.rs", "coding", None, Some(1), Some(1)),
+            cand("big.rs", "coding", None, Some(2), Some(2)),
+            cand("small.rs", "coding", None, Some(3), Some(3)),
+        ];
+        let got = order("how are things merged", &cands, &w());
+        assert_eq!(got[1], "small.rs:", "{got:?}");
+        let f = QueryFeatures::new("how are things merged");
+        let s = score_all(&f, &cands, &w());
+        assert_eq!(s[0].1.diversity, 1.0);
+        assert!((s[2].1.diversity - w().same_file.powi(2)).abs() < 1e-6);
+    }
+}
