@@ -579,9 +579,15 @@ def main(argv):
                     help=f"search {', '.join(NAMESPACES)} instead of the configured default namespaces")
     ap.add_argument("--ranking", metavar="'NAME = X, ...'",
                     help="override [search.ranking] weights for this run (passed as CODEMEM_RANKING)")
+    ap.add_argument("--hybrid-only", action="store_true",
+                    help="search in hybrid mode only and print only the summary (a third of the time; "
+                    "for comparing ranking weights)")
     ap.add_argument("-k", type=int, default=10, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     k = args.k
+    global MODES
+    if args.hybrid_only:
+        MODES = ("hybrid",)
 
     if not args.bin or not os.path.isfile(args.bin) or not os.access(args.bin, os.X_OK):
         raise EvalError(f"codemem binary not found or not executable: {args.bin!r} (set CODEMEM_BIN)")
@@ -680,11 +686,13 @@ def main(argv):
             "indexed_files": stats.get("files_scanned"), "chunks": stats.get("points_total"),
             "namespaces": per_ns, "index_wall_s": stats.get("wall_s"), "index_stats": stats,
             "search_wall_ms": {m: round(v, 1) for m, v in search_ms.items()},
-            "metrics": agg, "hybrid_beats_both": verdict(agg),
+            "metrics": agg, "hybrid_beats_both": None if args.hybrid_only else verdict(agg),
         })
         all_results.extend(results)
 
     # ----- report
+    if args.hybrid_only:
+        return summary(all_results, args)
     print("\n=== codemem retrieval evaluation " + ("(quick) " if args.quick else "") + "===")
     print(f"binary: {cm.binary}")
     print(f"relevance: file-level, binary; the {k} hits of each search deduplicated by path (files/list = distinct "
@@ -770,7 +778,18 @@ def main(argv):
         cm_ = c["metrics"]
         print(f"  {c['name']:<10} hybrid {cm_['hybrid']['ndcg@10']:.3f}  lexical {cm_['lexical']['ndcg@10']:.3f}  "
               f"dense {cm_['dense']['ndcg@10']:.3f}  {'beats both' if c['hybrid_beats_both'] else 'does not beat both'}")
-    # The issue's targets: macro NDCG@10 over corpora, the worst corpus, identifier MRR.
+    summary(all_results, args)
+    print(f"\nreport: {report_path}")
+    print(f"wall time: {wall:.0f}s")
+    return 0
+
+
+def summary(all_results, args):
+    """The targets: macro NDCG@10 over corpora, the worst corpus, identifier MRR (per half)."""
+    corpora = sorted({r["corpus"] for r in all_results})
+    print("\nhybrid NDCG@10 per corpus: " + "  ".join(
+        f"{c} {sum(r['modes']['hybrid']['ndcg'] for r in all_results if r['corpus'] == c) / max(1, sum(1 for r in all_results if r['corpus'] == c)):.3f}"
+        for c in corpora))
     print("\nmacro NDCG@10 (mean over corpora) / worst corpus / identifier MRR:")
     for sp in ("all", "train", "report"):
         rs = [r for r in all_results if sp == "all" or r["split"] == sp]
@@ -788,8 +807,6 @@ def main(argv):
             mrr = sum(idents) / len(idents) if idents else float("nan")
             parts.append(f"{mode} {macro:.3f} / {worst} {means[worst]:.3f} / {mrr:.3f}")
         print(f"  {sp:<7} " + "   ".join(parts))
-    print(f"\nreport: {report_path}")
-    print(f"wall time: {wall:.0f}s")
     return 0
 
 

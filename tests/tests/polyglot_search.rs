@@ -264,7 +264,7 @@ fn check_natural_language(queries: &[(&str, &[&str])]) {
             rank_str(l),
             rank_str(d)
         ));
-        if !h.is_some_and(|r| r <= 3) {
+        if h.is_none_or(|r| r > 3) {
             failures.push(format!(
                 "{query:?}: expected {want:?} in the top 3, got rank {}:\n{}",
                 rank_str(h),

@@ -652,6 +652,7 @@ fn service_answer(e: ServiceError) -> Answer {
 }
 
 /// The outcome of service work run on the blocking pool; a worker that died is an error too.
+#[allow(clippy::result_large_err)] // the error is the answer line itself, written once
 fn joined<T>(r: Result<Result<T, ServiceError>, tokio::task::JoinError>) -> Result<T, Answer> {
     match r {
         Ok(Ok(v)) => Ok(v),

@@ -460,12 +460,11 @@ impl Config {
                     source_name: "CODEMEM_RANKING".into(),
                     reason: format!("expected `name = number, ...`: {e}"),
                 })?;
-            let mut current = toml::Table::try_from(&self.search.ranking).map_err(|e| {
-                CoreError::Config {
+            let mut current =
+                toml::Table::try_from(&self.search.ranking).map_err(|e| CoreError::Config {
                     source_name: "CODEMEM_RANKING".into(),
                     reason: e.to_string(),
-                }
-            })?;
+                })?;
             current.extend(table);
             self.search.ranking =
                 toml::Value::Table(current)
@@ -504,7 +503,12 @@ impl Config {
         }
         self.search.ranking.validate().map_err(bad)?;
         for l in &self.index.doc_languages {
-            if l.is_empty() || l.len() > 16 || !l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if l.is_empty()
+                || l.len() > 16
+                || !l
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 return Err(bad(format!(
                     "index.doc_languages holds `{l}`; use language codes such as \"en\" or \"pt-BR\""
                 )));
@@ -542,16 +546,18 @@ impl Config {
             reason,
         };
         let b = &self.backends;
-        if !b.redis_url.is_empty()
-            && !(b.redis_url.starts_with("redis://") || b.redis_url.starts_with("rediss://"))
+        if !(b.redis_url.is_empty()
+            || b.redis_url.starts_with("redis://")
+            || b.redis_url.starts_with("rediss://"))
         {
             return Err(bad(format!(
                 "backends.redis_url `{}` must start with redis:// or rediss://",
                 b.redis_url
             )));
         }
-        if !b.qdrant_url.is_empty()
-            && !(b.qdrant_url.starts_with("http://") || b.qdrant_url.starts_with("https://"))
+        if !(b.qdrant_url.is_empty()
+            || b.qdrant_url.starts_with("http://")
+            || b.qdrant_url.starts_with("https://"))
         {
             return Err(bad(format!(
                 "backends.qdrant_url `{}` must look like http://host:6334 (Qdrant's gRPC port)",

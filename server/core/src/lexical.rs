@@ -345,7 +345,10 @@ mod tests {
     #[test]
     fn query_identifier_words() {
         let cases: &[(&str, &[&str])] = &[
-            ("How does ShouldBindJSON pick a decoder", &["ShouldBindJSON"]),
+            (
+                "How does ShouldBindJSON pick a decoder",
+                &["ShouldBindJSON"],
+            ),
             ("where is read_file called", &["read_file"]),
             ("Where are routes matched", &[]),
             ("what does the Router type hold", &["Router"]),
@@ -355,7 +358,10 @@ mod tests {
         for (q, want) in cases {
             assert_eq!(&query_identifiers(q), want, "{q}");
         }
-        assert_eq!(content_tokens("how are the Routes matched"), ["route", "match"]);
+        assert_eq!(
+            content_tokens("how are the Routes matched"),
+            ["route", "match"]
+        );
     }
 
     #[test]

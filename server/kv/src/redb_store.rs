@@ -85,14 +85,13 @@ impl KeyValue for RedbStore {
             for t in Table::ALL {
                 tables.push((t, try_op!("write", tx.open_table(def(t)))));
             }
-            let table =
-                |tables: &mut Vec<(Table, redb::Table<'_, &'static [u8], &'static [u8]>)>,
-                 t: Table| {
-                    tables
-                        .iter()
-                        .position(|(x, _)| *x == t)
-                        .expect("all tables opened")
-                };
+            type Open<'t> = Vec<(Table, redb::Table<'t, &'static [u8], &'static [u8]>)>;
+            let table = |tables: &mut Open<'_>, t: Table| {
+                tables
+                    .iter()
+                    .position(|(x, _)| *x == t)
+                    .expect("all tables opened")
+            };
             for op in ops {
                 match op {
                     WriteOp::Put {

@@ -194,11 +194,7 @@ struct ShowMemoriesArgs {
 
 impl Backend {
     fn ws(&self) -> Result<Arc<Workspace>> {
-        self.0
-            .ws
-            .get()
-            .cloned()
-            .ok_or_else(|| Error::invalid_request())
+        self.0.ws.get().cloned().ok_or_else(Error::invalid_request)
     }
 
     async fn search(&self, p: SearchParams) -> Result<Value> {

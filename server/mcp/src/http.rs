@@ -98,6 +98,7 @@ fn rpc_error(status: StatusCode, id: serde_json::Value, code: i64, message: Stri
 
 /// Checks a POST body: `Ok(true)` for an `initialize` request (it creates a session),
 /// `Ok(false)` for any other message rmcp can read, `Err` = the 400 answer.
+#[allow(clippy::result_large_err)] // the error is the HTTP answer itself, built once per bad request
 fn check_body(bytes: &[u8]) -> Result<bool, Response> {
     let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         rpc_error(

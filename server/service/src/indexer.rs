@@ -487,7 +487,9 @@ impl Project {
     ) -> Result<()> {
         // The same text (license headers, copies) is embedded once.
         let mut order: Vec<Vec<u8>> = Vec::new();
-        let mut targets: HashMap<Vec<u8>, (String, Vec<(Namespace, u64, String)>)> = HashMap::new();
+        // Cache key → (text to embed, the points that carry it: namespace, id, path).
+        type Targets = HashMap<Vec<u8>, (String, Vec<(Namespace, u64, String)>)>;
+        let mut targets: Targets = HashMap::new();
         for p in pending {
             let slot = targets.entry(p.key.clone()).or_insert_with(|| {
                 order.push(p.key.clone());

@@ -111,7 +111,7 @@ impl<'a> QueryFeatures<'a> {
             Some(leaf) => vec![leaf],
             None => query_identifiers(text)
                 .into_iter()
-                .map(|w| symbol_leaf(w))
+                .map(symbol_leaf)
                 .collect(),
         };
         QueryFeatures {
@@ -179,11 +179,7 @@ fn definition_bonus(q: &QueryFeatures<'_>, c: &Candidate, top: f32, w: &RankingC
         return 0.0;
     };
     let leaf = symbol_leaf(sym);
-    let Some(ident) = q
-        .identifiers
-        .iter()
-        .find(|i| leaf.eq_ignore_ascii_case(i))
-    else {
+    let Some(ident) = q.identifiers.iter().find(|i| leaf.eq_ignore_ascii_case(i)) else {
         return 0.0;
     };
     let exact = leaf == *ident;
@@ -230,7 +226,14 @@ pub(crate) fn path_match(words: &[String], path: &str, boost: f32) -> f32 {
 }
 
 const TEST_DIRS: &[&str] = &[
-    "test", "tests", "__tests__", "spec", "specs", "testing", "e2e", "integration_tests",
+    "test",
+    "tests",
+    "__tests__",
+    "spec",
+    "specs",
+    "testing",
+    "e2e",
+    "integration_tests",
 ];
 const EXAMPLE_DIRS: &[&str] = &[
     "example",
@@ -311,7 +314,9 @@ pub(crate) fn prior(
         }
     };
     apply(
-        namespace == "testing" || in_dir(TEST_DIRS) || test_file_name(path.rsplit('/').next().unwrap_or(path)),
+        namespace == "testing"
+            || in_dir(TEST_DIRS)
+            || test_file_name(path.rsplit('/').next().unwrap_or(path)),
         w.tests,
         "tests",
     );
@@ -369,7 +374,10 @@ mod tests {
             ("parse_body", Intent::Symbol),
             ("Router::route", Intent::Symbol),
             ("how does ShouldBindJSON pick a decoder", Intent::Mixed),
-            ("where are gitignore rules from parent directories combined", Intent::Implementation),
+            (
+                "where are gitignore rules from parent directories combined",
+                Intent::Implementation,
+            ),
             ("What happens when a handler panics", Intent::Implementation),
             ("how do I serve static files", Intent::Usage),
             ("how to configure the dev server port", Intent::Usage),
@@ -386,21 +394,99 @@ mod tests {
         // (path, namespace, intent, multiplier below 1?, reason)
         let table: &[(&str, &str, Intent, bool, &str)] = &[
             ("src/router.rs", "coding", Intent::Implementation, false, ""),
-            ("tests/router.rs", "testing", Intent::Implementation, true, "tests"),
-            ("pkg/context_test.go", "coding", Intent::Implementation, true, "tests"),
-            ("src/Foo.spec.ts", "coding", Intent::Implementation, true, "tests"),
-            ("gson/src/test/java/GsonTest.java", "coding", Intent::Implementation, true, "tests"),
-            ("examples/todo/app.py", "coding", Intent::Implementation, true, "examples"),
-            ("website/pages/index.tsx", "coding", Intent::Implementation, true, "website"),
-            ("benchmarks/simple.ts", "coding", Intent::Implementation, true, "benchmarks or fixtures"),
-            ("internal/compat/old.go", "coding", Intent::Implementation, true, "vendored or legacy"),
-            ("deprecated.go", "coding", Intent::Implementation, true, "vendored or legacy"),
-            ("src/flask/__init__.py", "coding", Intent::Implementation, true, "re-export stub"),
-            ("types/index.d.ts", "coding", Intent::Implementation, true, "re-export stub"),
-            ("docs/routing.md", "documentation", Intent::Implementation, true, "docs for a question about code"),
+            (
+                "tests/router.rs",
+                "testing",
+                Intent::Implementation,
+                true,
+                "tests",
+            ),
+            (
+                "pkg/context_test.go",
+                "coding",
+                Intent::Implementation,
+                true,
+                "tests",
+            ),
+            (
+                "src/Foo.spec.ts",
+                "coding",
+                Intent::Implementation,
+                true,
+                "tests",
+            ),
+            (
+                "gson/src/test/java/GsonTest.java",
+                "coding",
+                Intent::Implementation,
+                true,
+                "tests",
+            ),
+            (
+                "examples/todo/app.py",
+                "coding",
+                Intent::Implementation,
+                true,
+                "examples",
+            ),
+            (
+                "website/pages/index.tsx",
+                "coding",
+                Intent::Implementation,
+                true,
+                "website",
+            ),
+            (
+                "benchmarks/simple.ts",
+                "coding",
+                Intent::Implementation,
+                true,
+                "benchmarks or fixtures",
+            ),
+            (
+                "internal/compat/old.go",
+                "coding",
+                Intent::Implementation,
+                true,
+                "vendored or legacy",
+            ),
+            (
+                "deprecated.go",
+                "coding",
+                Intent::Implementation,
+                true,
+                "vendored or legacy",
+            ),
+            (
+                "src/flask/__init__.py",
+                "coding",
+                Intent::Implementation,
+                true,
+                "re-export stub",
+            ),
+            (
+                "types/index.d.ts",
+                "coding",
+                Intent::Implementation,
+                true,
+                "re-export stub",
+            ),
+            (
+                "docs/routing.md",
+                "documentation",
+                Intent::Implementation,
+                true,
+                "docs for a question about code",
+            ),
             ("docs/routing.md", "documentation", Intent::Usage, false, ""),
             ("src/latest.rs", "coding", Intent::Implementation, false, ""),
-            ("src/contest.py", "coding", Intent::Implementation, false, ""),
+            (
+                "src/contest.py",
+                "coding",
+                Intent::Implementation,
+                false,
+                "",
+            ),
         ];
         for (path, ns, intent, lower, reason) in table {
             let (m, why) = prior(path, ns, *intent, &w);
@@ -428,7 +514,13 @@ mod tests {
         assert_eq!(path_match(&words, "route/tree.go", 1.0), 1.0);
     }
 
-    fn cand(path: &str, ns: &str, sym: Option<&str>, l: Option<usize>, d: Option<usize>) -> Candidate {
+    fn cand(
+        path: &str,
+        ns: &str,
+        sym: Option<&str>,
+        l: Option<usize>,
+        d: Option<usize>,
+    ) -> Candidate {
         Candidate {
             path: path.into(),
             namespace: ns.into(),
@@ -445,7 +537,13 @@ mod tests {
         let mut idx: Vec<usize> = (0..cands.len()).collect();
         idx.sort_by(|&a, &b| scored[b].0.total_cmp(&scored[a].0));
         idx.into_iter()
-            .map(|i| format!("{}:{}", cands[i].path, cands[i].symbol.as_deref().unwrap_or("")))
+            .map(|i| {
+                format!(
+                    "{}:{}",
+                    cands[i].path,
+                    cands[i].symbol.as_deref().unwrap_or("")
+                )
+            })
             .collect()
     }
 
@@ -458,8 +556,14 @@ mod tests {
         ];
         assert_eq!(order("how are things merged", &cands, &w())[0], "b.rs:");
         // Only lexical: its order stands.
-        let lex = [cand("a.rs", "coding", None, Some(0), None), cand("b.rs", "coding", None, Some(1), None)];
-        assert_eq!(order("how are things merged", &lex, &w()), ["a.rs:", "b.rs:"]);
+        let lex = [
+            cand("a.rs", "coding", None, Some(0), None),
+            cand("b.rs", "coding", None, Some(1), None),
+        ];
+        assert_eq!(
+            order("how are things merged", &lex, &w()),
+            ["a.rs:", "b.rs:"]
+        );
     }
 
     #[test]
@@ -472,7 +576,10 @@ mod tests {
         let mut flat = w();
         flat.identifier_lexical_weight = 1.0;
         flat.lexical_weight = 1.0;
-        assert_eq!(order("how does ParseBody decode", &cands, &w())[0], "lex.rs:");
+        assert_eq!(
+            order("how does ParseBody decode", &cands, &w())[0],
+            "lex.rs:"
+        );
         let f = QueryFeatures::new("how does ParseBody decode");
         let s = score_all(&f, &cands, &flat);
         assert!((s[0].0 - s[1].0).abs() < 1e-6);
@@ -481,10 +588,28 @@ mod tests {
     #[test]
     fn definitions_first_and_product_code_over_tests() {
         let cands = [
-            cand("tests/test_body.py", "testing", Some("parse_body"), Some(0), Some(0)),
+            cand(
+                "tests/test_body.py",
+                "testing",
+                Some("parse_body"),
+                Some(0),
+                Some(0),
+            ),
             cand("docs/body.md", "documentation", None, Some(1), Some(1)),
-            cand("src/body.py", "coding", Some("parse_body"), Some(5), Some(9)),
-            cand("src/other.py", "coding", Some("Parser.parse_body_x"), Some(2), Some(2)),
+            cand(
+                "src/body.py",
+                "coding",
+                Some("parse_body"),
+                Some(5),
+                Some(9),
+            ),
+            cand(
+                "src/other.py",
+                "coding",
+                Some("Parser.parse_body_x"),
+                Some(2),
+                Some(2),
+            ),
         ];
         let got = order("parse_body", &cands, &w());
         assert_eq!(got[0], "src/body.py:parse_body");
@@ -498,13 +623,22 @@ mod tests {
     fn implementation_before_examples_and_docs() {
         let cands = [
             cand("examples/basic/main.go", "coding", None, Some(0), Some(0)),
-            cand("docs/en/routing.md", "documentation", None, Some(1), Some(1)),
+            cand(
+                "docs/en/routing.md",
+                "documentation",
+                None,
+                Some(1),
+                Some(1),
+            ),
             cand("tree.go", "coding", None, Some(2), Some(2)),
         ];
         assert_eq!(order("how are routes matched", &cands, &w())[0], "tree.go:");
         // A usage question keeps the docs page near the top.
         let got = order("how do I group routes", &cands, &w());
-        assert!(got.iter().position(|p| p.starts_with("docs/")).unwrap() < 2, "{got:?}");
+        assert!(
+            got.iter().position(|p| p.starts_with("docs/")).unwrap() < 2,
+            "{got:?}"
+        );
     }
 
     #[test]

@@ -128,7 +128,10 @@ impl Project {
         let mut lists: Vec<(List, Vec<(Key, ScoredPoint)>)> = Vec::new();
         if q.mode != SearchMode::Dense {
             let sv = SearchVector::Sparse(query_vector(&q.text));
-            lists.push((List::Lexical, self.ranked(&namespaces, &sv, &filter, depth)?));
+            lists.push((
+                List::Lexical,
+                self.ranked(&namespaces, &sv, &filter, depth)?,
+            ));
         }
         if q.mode != SearchMode::Lexical {
             if let Some(e) = &self.embedder {

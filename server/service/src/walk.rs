@@ -99,7 +99,8 @@ fn language_code(name: &str) -> Option<String> {
         Some((l, r)) => (l, Some(r)),
         None => (lower.as_str(), None),
     };
-    let region_ok = rest.is_none_or(|r| (2..=4).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let region_ok = rest
+        .is_none_or(|r| (2..=4).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_alphanumeric()));
     (LANGUAGE_CODES.contains(&lang) && region_ok).then_some(lower)
 }
 
@@ -110,7 +111,11 @@ pub(crate) fn is_translation(dir: &Path, keep: &[String]) -> bool {
     if keep.is_empty() {
         return false;
     }
-    let Some(code) = dir.file_name().and_then(|n| n.to_str()).and_then(language_code) else {
+    let Some(code) = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(language_code)
+    else {
         return false;
     };
     let code = code.replace('_', "-");
@@ -134,7 +139,11 @@ pub fn walk(root: &Path, cfg: &Config) -> Walk {
     let excluded = globset(cfg.index.exclude.iter().cloned());
     let mut files = Vec::new();
     let translations = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Skipped>::new()));
-    let (seen, keep, base) = (translations.clone(), cfg.index.doc_languages.clone(), root.to_path_buf());
+    let (seen, keep, base) = (
+        translations.clone(),
+        cfg.index.doc_languages.clone(),
+        root.to_path_buf(),
+    );
     let mut skipped = Vec::new();
     let walker = ignore::WalkBuilder::new(root)
         .hidden(!cfg.index.hidden)
@@ -149,14 +158,19 @@ pub fn walk(root: &Path, cfg: &Config) -> Walk {
             if !e.file_type().is_some_and(|t| t.is_dir()) {
                 return true;
             }
-            if e.file_name().to_str().is_some_and(|n| SKIP_DIRS.contains(&n)) {
+            if e.file_name()
+                .to_str()
+                .is_some_and(|n| SKIP_DIRS.contains(&n))
+            {
                 return false;
             }
             if e.depth() > 0 && is_translation(e.path(), &keep) {
-                seen.lock().unwrap_or_else(|p| p.into_inner()).push(Skipped {
-                    path: rel_of(&base, e.path()) + "/",
-                    reason: "translated docs tree; only index.doc_languages are indexed".into(),
-                });
+                seen.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(Skipped {
+                        path: rel_of(&base, e.path()) + "/",
+                        reason: "translated docs tree; only index.doc_languages are indexed".into(),
+                    });
                 return false;
             }
             true
@@ -301,7 +315,15 @@ mod translation_tests {
     #[test]
     fn translated_trees_beside_a_kept_language() {
         let dir = tempfile::tempdir().unwrap();
-        for d in ["docs/en", "docs/zh", "docs/pt-BR", "docs/zh_CN", "docs/em", "src/id", "src/it"] {
+        for d in [
+            "docs/en",
+            "docs/zh",
+            "docs/pt-BR",
+            "docs/zh_CN",
+            "docs/em",
+            "src/id",
+            "src/it",
+        ] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
         let en = vec!["en".to_string()];
