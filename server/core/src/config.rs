@@ -172,18 +172,18 @@ pub struct RankingConfig {
 impl Default for RankingConfig {
     fn default() -> Self {
         RankingConfig {
-            lexical_weight: 1.0,
+            lexical_weight: 1.4,
             dense_weight: 1.0,
-            identifier_lexical_weight: 2.0,
+            identifier_lexical_weight: 1.0,
             definition_boost: 0.5,
-            path_match: 1.3,
+            path_match: 1.15,
             tests: 0.6,
-            examples: 0.5,
+            examples: 0.25,
             website: 0.5,
             benchmarks: 0.6,
             legacy: 0.7,
             stubs: 0.7,
-            docs_for_code: 0.7,
+            docs_for_code: 0.6,
             docs_for_usage: 1.0,
             same_file: 0.6,
         }

@@ -567,22 +567,34 @@ mod tests {
     }
 
     #[test]
-    fn identifier_queries_weigh_lexical_more() {
-        // Lexical #1 vs dense #1: an identifier query trusts lexical, a question is balanced.
+    fn list_weights_follow_the_intent() {
+        // Lexical #1 vs dense #1. Each weight applies to its own kind of query only.
         let cands = [
             cand("lex.rs", "coding", None, Some(0), Some(30)),
             cand("dense.rs", "coding", None, Some(30), Some(0)),
         ];
-        let mut flat = w();
-        flat.identifier_lexical_weight = 1.0;
-        flat.lexical_weight = 1.0;
-        assert_eq!(
-            order("how does ParseBody decode", &cands, &w())[0],
-            "lex.rs:"
-        );
-        let f = QueryFeatures::new("how does ParseBody decode");
-        let s = score_all(&f, &cands, &flat);
-        assert!((s[0].0 - s[1].0).abs() < 1e-6);
+        let mut wt = w();
+        (
+            wt.lexical_weight,
+            wt.identifier_lexical_weight,
+            wt.dense_weight,
+        ) = (1.0, 2.0, 1.0);
+        // (query, winner with lexical weight 1 for questions and 2 for identifiers)
+        let table = [
+            ("how does ParseBody decode", Some("lex.rs:")), // mixed: identifier weight
+            ("ParseBody", Some("lex.rs:")),                 // symbol: identifier weight
+            ("how is the body decoded", None),              // question: a tie
+        ];
+        for (q, want) in table {
+            let f = QueryFeatures::new(q);
+            let s = score_all(&f, &cands, &wt);
+            match want {
+                Some(p) => assert_eq!(order(q, &cands, &wt)[0], p, "{q}"),
+                None => assert!((s[0].0 - s[1].0).abs() < 1e-6, "{q}: {s:?}"),
+            }
+        }
+        // The shipped weights: questions lean on the lexical list.
+        assert_eq!(order("how is the body decoded", &cands, &w())[0], "lex.rs:");
     }
 
     #[test]
