@@ -48,6 +48,9 @@ impl Intent {
             " how do i ",
             " how can i ",
             " how should i ",
+            " how do we ",
+            " how can we ",
+            " how should we ",
             " how to ",
             " how do you ",
             " can i ",
@@ -92,8 +95,9 @@ pub(crate) struct Candidate {
     /// 0-based ranks in the two lists.
     pub lexical_rank: Option<usize>,
     pub dense_rank: Option<usize>,
-    /// Found by looking the queried identifier up, not by either list.
-    pub by_symbol: bool,
+    /// The list's own score (BM25 or cosine); the fused score when only one list is searched,
+    /// so lexical-only and dense-only answers keep their natural scale.
+    pub list_score: f32,
 }
 
 /// The query, read once for all candidates.
@@ -122,11 +126,13 @@ impl<'a> QueryFeatures<'a> {
     }
 }
 
-/// Scores every candidate; returns `(score, explain)` in the input order.
+/// Scores every candidate; returns `(score, explain)` in the input order. `single_list`: only
+/// one list was searched (lexical or dense mode), whose own scores stand in for the fusion.
 pub(crate) fn score_all(
     q: &QueryFeatures<'_>,
     cands: &[Candidate],
     w: &RankingConfig,
+    single_list: bool,
 ) -> Vec<(f32, Explain)> {
     let lexical_w = if q.intent.names_code() {
         w.identifier_lexical_weight
@@ -136,6 +142,13 @@ pub(crate) fn score_all(
     let fused: Vec<f32> = cands
         .iter()
         .map(|c| {
+            if single_list {
+                return if c.lexical_rank.is_some() || c.dense_rank.is_some() {
+                    c.list_score.max(0.0)
+                } else {
+                    0.0
+                };
+            }
             c.lexical_rank
                 .map_or(0.0, |r| lexical_w / (RRF_K + r as f32 + 1.0))
                 + c.dense_rank
@@ -149,7 +162,7 @@ pub(crate) fn score_all(
         .map(|(c, &f)| {
             let definition = definition_bonus(q, c, top, w);
             let path_match = path_match(&q.words, &c.path, w.path_match);
-            let (prior, prior_reasons) = prior(&c.path, &c.namespace, q.intent, w);
+            let (prior, prior_reasons) = prior(&c.path, &c.namespace, q.intent, &q.words, w);
             let score = (f + definition) * path_match * prior;
             (
                 score,
@@ -292,13 +305,46 @@ fn test_file_name(name: &str) -> bool {
         || stem == "conftest"
 }
 
-/// The multiplier for where a file lives, and why.
+/// Query words (stemmed) that ask for a kind of file the priors would otherwise push down:
+/// "which test covers ...", "the benchmarks that ...", "an example of ...".
+const ASKS_FOR: &[(&str, &[&str])] = &[
+    ("tests", &["test", "tests", "spec", "unittest"]),
+    ("examples", &["example", "demo", "sample", "playground"]),
+    ("website", &["website", "site"]),
+    (
+        "benchmarks or fixtures",
+        &["benchmark", "bench", "fixture", "testdata"],
+    ),
+    (
+        "vendored or legacy",
+        &["legacy", "deprecat", "compat", "vendor"],
+    ),
+    (
+        "docs",
+        &["doc", "documentation", "readme", "guide", "changelog"],
+    ),
+];
+
+/// The multiplier for where a file lives, and why. A kind of file the query asks for by name
+/// (`words`, from [`content_tokens`]) is not pushed down.
 pub(crate) fn prior(
     path: &str,
     namespace: &str,
     intent: Intent,
+    words: &[String],
     w: &RankingConfig,
 ) -> (f32, Vec<String>) {
+    let asked = |reason: &str| {
+        let key = if reason.starts_with("docs") {
+            "docs"
+        } else {
+            reason
+        };
+        ASKS_FOR
+            .iter()
+            .find(|(k, _)| *k == key)
+            .is_some_and(|(_, ws)| words.iter().any(|w| ws.contains(&w.as_str())))
+    };
     let lower = path.to_ascii_lowercase();
     let parts: Vec<&str> = lower.split('/').collect();
     let (dirs, name) = parts.split_at(parts.len() - 1);
@@ -308,7 +354,7 @@ pub(crate) fn prior(
     let mut m = 1.0f32;
     let mut why = Vec::new();
     let mut apply = |on: bool, f: f32, reason: &str| {
-        if on && f != 1.0 {
+        if on && f != 1.0 && !asked(reason) {
             m *= f;
             why.push(reason.to_string());
         }
@@ -320,7 +366,12 @@ pub(crate) fn prior(
         w.tests,
         "tests",
     );
-    apply(in_dir(EXAMPLE_DIRS), w.examples, "examples");
+    // `com/example/...` is a Java package named after a domain, not a folder of examples.
+    let examples = dirs.iter().enumerate().any(|(i, d)| {
+        EXAMPLE_DIRS.contains(d)
+            && !(i > 0 && matches!(dirs[i - 1], "com" | "org" | "net" | "io" | "dev"))
+    });
+    apply(examples, w.examples, "examples");
     apply(in_dir(WEBSITE_DIRS), w.website, "website");
     apply(in_dir(BENCH_DIRS), w.benchmarks, "benchmarks or fixtures");
     apply(
@@ -380,6 +431,7 @@ mod tests {
             ),
             ("What happens when a handler panics", Intent::Implementation),
             ("how do I serve static files", Intent::Usage),
+            ("how do we release to production", Intent::Usage),
             ("how to configure the dev server port", Intent::Usage),
             ("example of a custom theme", Intent::Usage),
         ];
@@ -481,6 +533,20 @@ mod tests {
             ("docs/routing.md", "documentation", Intent::Usage, false, ""),
             ("src/latest.rs", "coding", Intent::Implementation, false, ""),
             (
+                "java/src/main/java/com/example/cache/LruCache.java",
+                "coding",
+                Intent::Implementation,
+                false,
+                "",
+            ),
+            (
+                "examples/java/com/example/Demo.java",
+                "coding",
+                Intent::Implementation,
+                true,
+                "examples",
+            ),
+            (
                 "src/contest.py",
                 "coding",
                 Intent::Implementation,
@@ -489,11 +555,60 @@ mod tests {
             ),
         ];
         for (path, ns, intent, lower, reason) in table {
-            let (m, why) = prior(path, ns, *intent, &w);
+            let (m, why) = prior(path, ns, *intent, &[], &w);
             assert_eq!(m < 1.0, *lower, "{path}: {m} {why:?}");
             if *lower {
                 assert!(why.iter().any(|r| r == reason), "{path}: {why:?}");
             }
+        }
+    }
+
+    #[test]
+    fn a_kind_of_file_the_query_names_is_not_pushed_down() {
+        let w = w();
+        // (query, path, namespace, multiplier stays 1)
+        let table = [
+            (
+                "benchmarks that model file discovery",
+                "benches/workloads.rs",
+                "coding",
+                true,
+            ),
+            (
+                "which test covers the retry policy",
+                "tests/retry.rs",
+                "testing",
+                true,
+            ),
+            (
+                "an example of a custom extractor",
+                "examples/auth/main.rs",
+                "coding",
+                true,
+            ),
+            (
+                "where do the docs explain routing",
+                "docs/routing.md",
+                "documentation",
+                true,
+            ),
+            (
+                "how is the retry policy applied",
+                "tests/retry.rs",
+                "testing",
+                false,
+            ),
+            (
+                "how is a custom extractor written",
+                "examples/auth/main.rs",
+                "coding",
+                false,
+            ),
+        ];
+        for (q, path, ns, neutral) in table {
+            let f = QueryFeatures::new(q);
+            let (m, why) = prior(path, ns, f.intent, &f.words, &w);
+            assert_eq!(m == 1.0, neutral, "{q} / {path}: {m} {why:?}");
         }
     }
 
@@ -527,13 +642,13 @@ mod tests {
             symbol: sym.map(str::to_string),
             lexical_rank: l,
             dense_rank: d,
-            by_symbol: false,
+            list_score: 0.0,
         }
     }
 
     fn order(q: &str, cands: &[Candidate], w: &RankingConfig) -> Vec<String> {
         let f = QueryFeatures::new(q);
-        let scored = score_all(&f, cands, w);
+        let scored = score_all(&f, cands, w, false);
         let mut idx: Vec<usize> = (0..cands.len()).collect();
         idx.sort_by(|&a, &b| scored[b].0.total_cmp(&scored[a].0));
         idx.into_iter()
@@ -567,6 +682,19 @@ mod tests {
     }
 
     #[test]
+    fn one_list_keeps_its_own_scores() {
+        // Dense-only: cosine scores stand (no prior or decay applies to these two files).
+        let mut a = cand("a.rs", "coding", None, None, Some(0));
+        a.list_score = 0.82;
+        let mut b = cand("b.rs", "coding", None, None, Some(1));
+        b.list_score = 0.40;
+        let f = QueryFeatures::new("how are things merged");
+        let s = score_all(&f, &[a, b], &w(), true);
+        assert!((s[0].0 - 0.82).abs() < 1e-6, "{s:?}");
+        assert!((s[1].0 - 0.40).abs() < 1e-6, "{s:?}");
+    }
+
+    #[test]
     fn list_weights_follow_the_intent() {
         // Lexical #1 vs dense #1. Each weight applies to its own kind of query only.
         let cands = [
@@ -587,7 +715,7 @@ mod tests {
         ];
         for (q, want) in table {
             let f = QueryFeatures::new(q);
-            let s = score_all(&f, &cands, &wt);
+            let s = score_all(&f, &cands, &wt, false);
             match want {
                 Some(p) => assert_eq!(order(q, &cands, &wt)[0], p, "{q}"),
                 None => assert!((s[0].0 - s[1].0).abs() < 1e-6, "{q}: {s:?}"),
@@ -664,7 +792,7 @@ mod tests {
         let got = order("how are things merged", &cands, &w());
         assert_eq!(got[1], "small.rs:", "{got:?}");
         let f = QueryFeatures::new("how are things merged");
-        let s = score_all(&f, &cands, &w());
+        let s = score_all(&f, &cands, &w(), false);
         assert_eq!(s[0].1.diversity, 1.0);
         assert!((s[2].1.diversity - w().same_file.powi(2)).abs() < 1e-6);
     }

@@ -145,12 +145,15 @@ impl Project {
 
         // Every chunk either list found, with its rank in each.
         let mut found: HashMap<Key, (ScoredPoint, Candidate)> = HashMap::new();
+        let single_list = lists.len() == 1;
         for (which, list) in lists {
             for (rank, (key, p)) in list.into_iter().enumerate() {
+                let list_score = p.score;
                 let (_, c) = found.entry(key).or_insert_with(|| {
                     let c = candidate(&p.payload);
                     (p, c)
                 });
+                c.list_score = list_score;
                 match which {
                     List::Lexical => c.lexical_rank = Some(rank),
                     List::Dense => c.dense_rank = Some(rank),
@@ -166,8 +169,7 @@ impl Project {
             for ns in &namespaces {
                 for p in self.store.scroll(ns, &by_symbol, 20)? {
                     found.entry((ns.clone(), p.id)).or_insert_with(|| {
-                        let mut c = candidate(&p.payload);
-                        c.by_symbol = true;
+                        let c = candidate(&p.payload);
                         (p, c)
                     });
                 }
@@ -175,7 +177,7 @@ impl Project {
         }
         let (points, cands): (Vec<ScoredPoint>, Vec<Candidate>) = found.into_values().unzip();
         let features = QueryFeatures::new(&q.text);
-        let scored = rank::score_all(&features, &cands, &self.cfg.search.ranking);
+        let scored = rank::score_all(&features, &cands, &self.cfg.search.ranking, single_list);
         let fused: Vec<(f32, Explain, ScoredPoint)> = scored
             .into_iter()
             .zip(points)
