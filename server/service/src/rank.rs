@@ -319,10 +319,6 @@ const ASKS_FOR: &[(&str, &[&str])] = &[
         "vendored or legacy",
         &["legacy", "deprecat", "compat", "vendor"],
     ),
-    (
-        "docs",
-        &["doc", "documentation", "readme", "guide", "changelog"],
-    ),
 ];
 
 /// The multiplier for where a file lives, and why. A kind of file the query asks for by name
@@ -334,15 +330,11 @@ pub(crate) fn prior(
     words: &[String],
     w: &RankingConfig,
 ) -> (f32, Vec<String>) {
+    // Docs are left to the intent: "doc" and "guide" name code as often as they ask for docs.
     let asked = |reason: &str| {
-        let key = if reason.starts_with("docs") {
-            "docs"
-        } else {
-            reason
-        };
         ASKS_FOR
             .iter()
-            .find(|(k, _)| *k == key)
+            .find(|(k, _)| *k == reason)
             .is_some_and(|(_, ws)| words.iter().any(|w| ws.contains(&w.as_str())))
     };
     let lower = path.to_ascii_lowercase();
@@ -587,10 +579,10 @@ mod tests {
                 true,
             ),
             (
-                "where do the docs explain routing",
-                "docs/routing.md",
+                "where does the doc footer pick its links",
+                "docs/footer.md",
                 "documentation",
-                true,
+                false,
             ),
             (
                 "how is the retry policy applied",
