@@ -155,6 +155,29 @@ fn implementation_first_and_explain_shows_why() {
         }
     }
 
+    // A question about tests searches the testing namespace by default; other questions don't.
+    let r = home.search(
+        root,
+        "which test checks a discount percent out of range",
+        &["-k", "5"],
+    );
+    assert_eq!(
+        r.paths().first().map(String::as_str),
+        Some("tests/test_pricing.py"),
+        "{}",
+        r.summary()
+    );
+    let r = home.search(
+        root,
+        "where is the discount applied to the order total",
+        &["-k", "10"],
+    );
+    assert!(
+        r.paths().iter().all(|p| !p.starts_with("tests/")),
+        "{}",
+        r.summary()
+    );
+
     // An identifier: its definition, with the definition signal.
     let r = home.search(root, "apply_discount", &["--explain", "-k", "3"]);
     let top = &r.hits()[0];

@@ -321,6 +321,14 @@ const ASKS_FOR: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Does the query (its `content_tokens`) ask for this kind of file (`tests`, `examples`, ...)?
+pub(crate) fn asks_for(words: &[String], kind: &str) -> bool {
+    ASKS_FOR
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .is_some_and(|(_, ws)| words.iter().any(|w| ws.contains(&w.as_str())))
+}
+
 /// The multiplier for where a file lives, and why. A kind of file the query asks for by name
 /// (`words`, from [`content_tokens`]) is not pushed down.
 pub(crate) fn prior(
@@ -331,12 +339,7 @@ pub(crate) fn prior(
     w: &RankingConfig,
 ) -> (f32, Vec<String>) {
     // Docs are left to the intent: "doc" and "guide" name code as often as they ask for docs.
-    let asked = |reason: &str| {
-        ASKS_FOR
-            .iter()
-            .find(|(k, _)| *k == reason)
-            .is_some_and(|(_, ws)| words.iter().any(|w| ws.contains(&w.as_str())))
-    };
+    let asked = |reason: &str| asks_for(words, reason);
     let lower = path.to_ascii_lowercase();
     let parts: Vec<&str> = lower.split('/').collect();
     let (dirs, name) = parts.split_at(parts.len() - 1);

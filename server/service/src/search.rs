@@ -79,7 +79,16 @@ impl Project {
     pub(crate) fn search_with(&self, q: &Query, base: SearchFilter) -> Result<SearchResponse> {
         let started = Instant::now();
         q.validate()?;
-        let namespaces = self.resolve_namespaces(&q.namespaces)?;
+        let mut namespaces = self.resolve_namespaces(&q.namespaces)?;
+        let features = QueryFeatures::new(&q.text);
+        // A question about tests searches them too, unless the caller chose the namespaces.
+        if q.namespaces.is_empty() && rank::asks_for(&features.words, "tests") {
+            if let Ok(t) = self.cfg.namespace("testing") {
+                if !namespaces.contains(&t) {
+                    namespaces.push(t);
+                }
+            }
+        }
         if q.mode == SearchMode::Dense && self.embedder.is_none() {
             return Err(ServiceError::Embed(codemem_embed::EmbedError::Model(
                 "dense search needs the embedding model; run `scripts/setup`, or search with --mode lexical".into(),
@@ -176,7 +185,6 @@ impl Project {
             }
         }
         let (points, cands): (Vec<ScoredPoint>, Vec<Candidate>) = found.into_values().unzip();
-        let features = QueryFeatures::new(&q.text);
         let scored = rank::score_all(&features, &cands, &self.cfg.search.ranking, single_list);
         let fused: Vec<(f32, Explain, ScoredPoint)> = scored
             .into_iter()
