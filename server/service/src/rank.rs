@@ -292,6 +292,13 @@ const LEGACY_DIRS: &[&str] = &[
 ];
 const LEGACY_STEMS: &[&str] = &["compat", "legacy", "deprecated", "shim", "polyfill"];
 
+/// A folder named with a test word and a qualifier: `test-shrinker`, `integration_tests`,
+/// `e2e-tests` (a folder called just `tests` is matched by `TEST_DIRS`).
+fn compound_of(dir: &str, words: &[&str]) -> bool {
+    let parts: Vec<&str> = dir.split(['-', '_']).collect();
+    parts.len() > 1 && parts.iter().any(|p| words.contains(p))
+}
+
 /// Is this a test file by its own name (`test_x.py`, `x_test.go`, `x.spec.ts`, `XTest.java`)?
 fn test_file_name(name: &str) -> bool {
     let stem = name.split('.').next().unwrap_or(name);
@@ -357,6 +364,7 @@ pub(crate) fn prior(
     apply(
         namespace == "testing"
             || in_dir(TEST_DIRS)
+            || dirs.iter().any(|d| compound_of(d, &["test", "tests"]))
             || test_file_name(path.rsplit('/').next().unwrap_or(path)),
         w.tests,
         "tests",
@@ -527,6 +535,27 @@ mod tests {
             ),
             ("docs/routing.md", "documentation", Intent::Usage, false, ""),
             ("src/latest.rs", "coding", Intent::Implementation, false, ""),
+            (
+                "test-shrinker/src/main/java/com/example/Main.java",
+                "coding",
+                Intent::Implementation,
+                true,
+                "tests",
+            ),
+            (
+                "integration_tests/src/lib.rs",
+                "coding",
+                Intent::Implementation,
+                true,
+                "tests",
+            ),
+            (
+                "src/contest-entry/lib.rs",
+                "coding",
+                Intent::Implementation,
+                false,
+                "",
+            ),
             (
                 "java/src/main/java/com/example/cache/LruCache.java",
                 "coding",
