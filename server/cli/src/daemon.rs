@@ -181,7 +181,7 @@ pub fn run(home: PathBuf, idle: Duration) -> Result<u8, Failure> {
         lock,
         "pid {}, codemem {}",
         std::process::id(),
-        build_version()
+        env!("CARGO_PKG_VERSION")
     );
     // We hold the lock: a socket file left here is a dead daemon's.
     let _ = std::fs::remove_file(&p.socket);
@@ -228,7 +228,7 @@ pub fn run(home: PathBuf, idle: Duration) -> Result<u8, Failure> {
         let listener = tokio::net::UnixListener::bind(&p.socket).with_context(|| format!("cannot listen on {}", p.socket.display()))?;
         std::fs::set_permissions(&p.socket, std::fs::Permissions::from_mode(0o600))?;
         tracing::info!(socket = %p.socket.display(), pid = std::process::id(), "codemem daemon listening");
-        eprintln!("codemem daemon {} (pid {}) listening on {}", build_version(), std::process::id(), p.socket.display());
+        eprintln!("codemem daemon {} (pid {}) listening on {}", env!("CARGO_PKG_VERSION"), std::process::id(), p.socket.display());
         let ticker = {
             let st = st.clone();
             tokio::spawn(async move {
@@ -287,35 +287,10 @@ async fn wait_for_signal() {
     }
 }
 
-/// This binary's identity in the handshake: the version plus the executable's size and mtime,
-/// so a daemon left running from an older build of the same version hands over to a rebuilt
-/// binary instead of serving old code.
-pub(crate) fn build_version() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
-        let v = env!("CARGO_PKG_VERSION");
-        let stamp = std::env::current_exe()
-            .and_then(std::fs::metadata)
-            .ok()
-            .and_then(|m| {
-                let t = m
-                    .modified()
-                    .ok()?
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .ok()?;
-                Some(format!("{:x}.{:x}", t.as_secs(), m.len()))
-            });
-        match stamp {
-            Some(s) => format!("{v}+{s}"),
-            None => v.to_string(),
-        }
-    })
-}
-
 fn reply_ok() -> Reply {
     Reply {
         ok: true,
-        version: build_version().into(),
+        version: env!("CARGO_PKG_VERSION").into(),
         pid: std::process::id(),
         ..Default::default()
     }
@@ -395,10 +370,10 @@ async fn serve_connection(st: Arc<State>, stream: tokio::net::UnixStream) {
         hello.request,
         Some(Request::Handover | Request::Stop | Request::DaemonStatus)
     );
-    if hello.version != build_version() && !handover {
+    if hello.version != env!("CARGO_PKG_VERSION") && !handover {
         let msg = format!(
             "the running daemon is codemem {}, this client is {}",
-            build_version(),
+            env!("CARGO_PKG_VERSION"),
             hello.version
         );
         let _ = send_line(&mut w, &reply_err("version", msg)).await;
@@ -740,7 +715,7 @@ fn daemon_status(st: &Arc<State>) -> Value {
         });
     json!({
         "pid": std::process::id(),
-        "version": build_version(),
+        "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": st.started.elapsed().as_secs(),
         // This status request is a client too.
         "clients": st.clients.load(Ordering::SeqCst).saturating_sub(1),
@@ -771,7 +746,7 @@ pub enum Attach {
 fn hello(kind: &str, root: Option<&Path>, request: Option<Request>) -> Hello {
     Hello {
         proto: PROTO,
-        version: build_version().into(),
+        version: env!("CARGO_PKG_VERSION").into(),
         kind: kind.into(),
         root: root.map(Path::to_path_buf),
         request,
