@@ -142,7 +142,8 @@ pub struct RankingConfig {
     pub lexical_weight: f32,
     /// Weight of the dense list in reciprocal-rank fusion.
     pub dense_weight: f32,
-    /// Weight of the lexical list when the query is or names an identifier.
+    /// Weight of the lexical list when the query is or names an identifier (the eval chose
+    /// less than for questions: the definition lift already favours exact names).
     pub identifier_lexical_weight: f32,
     /// Added (in units of the best fused score) to a chunk that defines an identifier the
     /// query names among other words.
@@ -159,7 +160,7 @@ pub struct RankingConfig {
     pub benchmarks: f32,
     /// Multiplier for vendored copies and compat/legacy/deprecated code.
     pub legacy: f32,
-    /// Multiplier for re-export stubs (`__init__.py`, `mod.rs` with little code, `.d.ts`).
+    /// Multiplier for re-export stubs (`__init__.py`, `.d.ts`, `package-info.java`).
     pub stubs: f32,
     /// Multiplier for docs when the question is about the implementation.
     pub docs_for_code: f32,
@@ -217,6 +218,17 @@ impl RankingConfig {
         }
         if self.path_match < 1.0 {
             return Err("search.ranking.path_match is a boost: use 1 (off) or more".into());
+        }
+        if self.same_file > 1.0 {
+            return Err("search.ranking.same_file is a decay: use 0..1 (1 = off)".into());
+        }
+        if self.lexical_weight + self.dense_weight <= 0.0
+            || self.identifier_lexical_weight + self.dense_weight <= 0.0
+        {
+            return Err(
+                "search.ranking: the lexical and dense weights cannot all be 0; every score would be 0"
+                    .into(),
+            );
         }
         Ok(())
     }

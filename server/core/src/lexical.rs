@@ -203,7 +203,14 @@ pub fn query_vector(text: &str) -> SparseVec {
         }
         pairs.push((token_id(&t), 1.0));
     }
-    for w in query_identifiers(text) {
+    let mut idents = query_identifiers(text);
+    // A one-word query (`Router`) is an identifier even though it "starts a sentence".
+    if let Some(leaf) = identifier_query(text) {
+        if !idents.contains(&leaf) {
+            idents.push(leaf);
+        }
+    }
+    for w in idents {
         pairs.push((token_id(&defines_token(w)), 2.0));
     }
     finish(&mut pairs)
@@ -362,6 +369,9 @@ mod tests {
             content_tokens("how are the Routes matched"),
             ["route", "match"]
         );
+        // A lone capitalised type name still asks for its definition.
+        let q = query_vector("Router");
+        assert!(q.indices.contains(&token_id(&defines_token("Router"))));
     }
 
     #[test]

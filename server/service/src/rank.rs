@@ -4,7 +4,8 @@
 //! shown by `Query::explain`:
 //! - **intent**: an identifier (`symbol`), words plus identifiers (`mixed`), a question about
 //!   the implementation, or one about usage ("how do I ...");
-//! - **fusion**: weighted reciprocal-rank fusion; identifier queries weigh the lexical list more;
+//! - **fusion**: weighted reciprocal-rank fusion, with its own lexical weight for queries that
+//!   name identifiers;
 //! - **definition**: the chunk that defines a queried identifier is lifted, more when the file
 //!   is named after it;
 //! - **path match**: query words found in the file's name or its last folders;

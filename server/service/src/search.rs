@@ -184,17 +184,12 @@ impl Project {
                 }
             }
         }
-        let (points, cands): (Vec<ScoredPoint>, Vec<Candidate>) = found.into_values().unzip();
-        let scored = rank::score_all(&features, &cands, &self.cfg.search.ranking, single_list);
-        let fused: Vec<(f32, Explain, ScoredPoint)> = scored
+        // Drop what this answer must not show before ranking, so a dropped chunk (the disk copy
+        // of a file with an unsaved buffer, another process's buffer) takes no file's "first
+        // chunk" place in the per-file decay. A fixed order keeps ties reproducible.
+        let mut kept: Vec<(Key, (ScoredPoint, Candidate))> = found
             .into_iter()
-            .zip(points)
-            .map(|((s, e), p)| (s, e, p))
-            .collect();
-
-        let mut ranked: Vec<(f32, Explain, ScoredPoint)> = fused
-            .into_iter()
-            .filter(|(_, _, p)| {
+            .filter(|(_, (p, _))| {
                 let unsaved = p
                     .payload
                     .get("unsaved")
@@ -213,6 +208,15 @@ impl Project {
                     .and_then(Value::as_str)
                     .is_some_and(|path| unsaved_paths.contains(path))
             })
+            .collect();
+        kept.sort_by(|a, b| (a.0 .0.as_str(), a.0 .1).cmp(&(b.0 .0.as_str(), b.0 .1)));
+        let (points, cands): (Vec<ScoredPoint>, Vec<Candidate>) =
+            kept.into_iter().map(|(_, v)| v).unzip();
+        let scored = rank::score_all(&features, &cands, &self.cfg.search.ranking, single_list);
+        let mut ranked: Vec<(f32, Explain, ScoredPoint)> = scored
+            .into_iter()
+            .zip(points)
+            .map(|((s, e), p)| (s, e, p))
             .collect();
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.2.id.cmp(&b.2.id)));
         let hits = ranked
