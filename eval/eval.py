@@ -268,12 +268,15 @@ def fetch_git(corpus, downloads):
     dest = os.path.join(downloads, f"{slug}-{commit[:12]}")
     if os.path.isdir(dest):
         return dest
+    def has_commit(d):
+        return subprocess.run(["git", "--git-dir", d, "cat-file", "-e", commit + "^{commit}"],
+                              capture_output=True).returncode == 0
+
     git_dir = None
     mirrors = os.environ.get("EVAL_GIT_MIRRORS")
     if mirrors:
         for cand in (os.path.join(mirrors, slug, "repo"), os.path.join(mirrors, slug)):
-            if os.path.isdir(cand) and subprocess.run(["git", "--git-dir", cand, "cat-file", "-e", commit + "^{commit}"],
-                                                      capture_output=True).returncode == 0:
+            if os.path.isdir(cand) and has_commit(cand):
                 git_dir = cand
                 break
     if git_dir is None:
@@ -281,7 +284,7 @@ def fetch_git(corpus, downloads):
         if not os.path.isdir(git_dir):
             run(["git", "clone", "--bare", "--filter=blob:none", f"https://github.com/{owner_name}.git", git_dir],
                 what=f"git clone of {owner_name}")
-        if subprocess.run(["git", "--git-dir", git_dir, "cat-file", "-e", commit + "^{commit}"], capture_output=True).returncode:
+        if not has_commit(git_dir):
             run(["git", "--git-dir", git_dir, "fetch", "origin", commit], what=f"git fetch of {owner_name}@{commit[:12]}")
     tmp = dest + ".tmp"
     if os.path.exists(tmp):

@@ -55,40 +55,18 @@ fn project_data_dirs_are_private_and_fixed_on_open() {
         "the memories live here: {}",
         project.display()
     );
-    assert_eq!(
-        mode(&projects),
-        0o700,
-        "{} is {:o}",
-        projects.display(),
-        mode(&projects)
-    );
-    assert_eq!(
-        mode(&project),
-        0o700,
-        "{} is {:o}",
-        project.display(),
-        mode(&project)
-    );
+    for d in [&projects, &project] {
+        assert_eq!(mode(d), 0o700, "{} is {:o}", d.display(), mode(d));
+    }
 
     // Data dirs created by an older version (0755) are made private on the next open.
     for d in [&projects, &project] {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     home.index(dir.path());
-    assert_eq!(
-        mode(&projects),
-        0o700,
-        "{} is {:o}",
-        projects.display(),
-        mode(&projects)
-    );
-    assert_eq!(
-        mode(&project),
-        0o700,
-        "{} is {:o}",
-        project.display(),
-        mode(&project)
-    );
+    for d in [&projects, &project] {
+        assert_eq!(mode(d), 0o700, "{} is {:o}", d.display(), mode(d));
+    }
 }
 
 #[test]
