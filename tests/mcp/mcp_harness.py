@@ -159,10 +159,19 @@ class HttpServer:
 
 
 @contextlib.asynccontextmanager
-async def http_session(url: str, headers: dict[str, str]) -> AsyncIterator[ClientSession]:
+async def http_session(url: str, headers: dict[str, str], roots: list[Path] | None = None) -> AsyncIterator[ClientSession]:
+    """An MCP SDK session over streamable HTTP; with `roots`, the client offers them as its MCP roots."""
+    callback = None
+    if roots is not None:
+        from mcp import types
+        from pydantic import FileUrl
+
+        async def callback(_ctx):  # noqa: ANN001 - the SDK's RequestContext
+            return types.ListRootsResult(roots=[types.Root(uri=FileUrl(p.as_uri()), name=p.name) for p in roots])
+
     async with httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(60.0, read=300.0)) as client:
         async with streamable_http_client(url, http_client=client) as (read, write):
-            async with ClientSession(read, write) as session:
+            async with ClientSession(read, write, list_roots_callback=callback) as session:
                 await session.initialize()
                 yield session
 

@@ -165,6 +165,59 @@ async def test_http_agent_and_editor_share_the_daemons_endpoint():
         sb.cleanup()
 
 
+SECOND_SYMBOL = "wombat_tariff_schedule"
+
+
+async def test_an_http_agent_picks_its_project_by_url_or_mcp_roots():
+    """One endpoint per machine serves every project; a session narrows itself to its own."""
+    sb = Sandbox("daemon-select")
+    second = sb.dir / "second"
+    (second / "rates").mkdir(parents=True)
+    (second / "rates" / "tariffs.py").write_text(
+        f'def {SECOND_SYMBOL}(zone):\n    """Tariff schedule of a shipping zone."""\n    return {{"zone": zone}}\n'
+    )
+    server = HttpServer(sb)  # the daemon opens the sandbox's polyglot project for `serve`
+    try:
+        async def roots_of(agent) -> list[str]:
+            st = await wait_indexed(agent.call_tool)
+            return sorted(r["root"] for r in st["roots"])
+
+        async def finds(agent, name: str) -> bool:
+            r = await agent.call_tool("find_symbol", {"name": name})
+            assert not r.is_error, text_of(r)
+            return any(m.get("exact") for m in r.structured_content["matches"])
+
+        # By URL: the endpoint opens the second project for this session, and shows only it.
+        async with http_session(f"{server.url}?root={second}", server.headers()) as agent:
+            assert await roots_of(agent) == [str(second)]
+            assert await finds(agent, SECOND_SYMBOL)
+            assert not await finds(agent, "verify_password")
+        # By MCP roots (no URL parameter): the session lists the client's roots.
+        async with http_session(server.url, server.headers(), roots=[sb.root]) as agent:
+            assert await roots_of(agent) == [str(sb.root)]
+            assert await finds(agent, "verify_password")
+            assert not await finds(agent, SECOND_SYMBOL)
+        # A folder inside an open project selects that project (no second index of a subtree).
+        async with http_session(f"{server.url}?root={sb.root / 'auth'}", server.headers()) as agent:
+            assert await roots_of(agent) == [str(sb.root)]
+        # Neither: every project the daemon has open.
+        async with http_session(server.url, server.headers()) as agent:
+            assert await roots_of(agent) == sorted([str(sb.root), str(second)])
+            assert await finds(agent, SECOND_SYMBOL) and await finds(agent, "verify_password")
+        # A bad root is refused at initialize with what to do.
+        for bad, says in [("relative/dir", "not an absolute path"), (str(sb.dir / "missing"), "cannot be opened"),
+                          (str(sb.root / "auth" / "passwords.py"), "not a directory")]:
+            with pytest.raises(Exception) as err:
+                async with http_session(f"{server.url}?root={bad}", server.headers()):
+                    pass
+            assert says in repr(err.value) or says in str(getattr(err.value, "exceptions", "")), (bad, err.value)
+        st = daemon_status(sb)
+        assert sorted(p["root"] for p in st["projects"]) == sorted([str(sb.root), str(second)]), st
+    finally:
+        server.stop()
+        sb.cleanup()
+
+
 def start_mcp(sb: Sandbox) -> subprocess.Popen:
     p = subprocess.Popen(
         [str(codemem_bin()), "--root", str(sb.root), "mcp"],

@@ -34,7 +34,14 @@ use crate::{exit, Failure};
 
 /// The version of the socket handshake; a daemon refuses other values with a clear reply.
 pub const PROTO: u32 = 1;
+/// This build: the package version plus a hash of the sources (build.rs). The handshake
+/// compares it, so a daemon from another build hands over.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("CODEMEM_BUILD_ID"));
 const MAX_HELLO_BYTES: usize = 64 * 1024;
+/// `daemon.log` is rotated to `daemon.log.1` (one old copy kept) once it passes this size.
+const LOG_MAX_BYTES: u64 = 8 * 1024 * 1024;
+/// How often a running daemon checks its log's size.
+const LOG_CHECK_EVERY: Duration = Duration::from_secs(60);
 /// How long a front end waits for a daemon it started to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -177,12 +184,7 @@ pub fn run(home: PathBuf, idle: Duration) -> Result<u8, Failure> {
         return Ok(0);
     }
     let _ = lock.set_len(0);
-    let _ = writeln!(
-        lock,
-        "pid {}, codemem {}",
-        std::process::id(),
-        env!("CARGO_PKG_VERSION")
-    );
+    let _ = writeln!(lock, "pid {}, codemem {}", std::process::id(), VERSION);
     // We hold the lock: a socket file left here is a dead daemon's.
     let _ = std::fs::remove_file(&p.socket);
     if p.socket.as_os_str().len() > 100 {
@@ -228,7 +230,16 @@ pub fn run(home: PathBuf, idle: Duration) -> Result<u8, Failure> {
         let listener = tokio::net::UnixListener::bind(&p.socket).with_context(|| format!("cannot listen on {}", p.socket.display()))?;
         std::fs::set_permissions(&p.socket, std::fs::Permissions::from_mode(0o600))?;
         tracing::info!(socket = %p.socket.display(), pid = std::process::id(), "codemem daemon listening");
-        eprintln!("codemem daemon {} (pid {}) listening on {}", env!("CARGO_PKG_VERSION"), std::process::id(), p.socket.display());
+        eprintln!("codemem daemon {} (pid {}) listening on {}", VERSION, std::process::id(), p.socket.display());
+        let rotator = {
+            let log = p.log.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LOG_CHECK_EVERY).await;
+                    rotate_running_log(&log);
+                }
+            })
+        };
         let ticker = {
             let st = st.clone();
             tokio::spawn(async move {
@@ -263,6 +274,7 @@ pub fn run(home: PathBuf, idle: Duration) -> Result<u8, Failure> {
             }
         }
         ticker.abort();
+        rotator.abort();
         let _ = std::fs::remove_file(&p.socket);
         Ok::<u8, anyhow::Error>(0)
     })?;
@@ -270,6 +282,56 @@ pub fn run(home: PathBuf, idle: Duration) -> Result<u8, Failure> {
     drop(st);
     rt.shutdown_timeout(Duration::from_millis(500));
     Ok(code)
+}
+
+/// Moves `log` to `log.1` (replacing an older copy) when it is larger than [`LOG_MAX_BYTES`].
+/// Returns whether it did.
+fn rotate_log(log: &Path) -> bool {
+    match std::fs::metadata(log) {
+        Ok(m) if m.len() > LOG_MAX_BYTES => {
+            let mut old = log.as_os_str().to_owned();
+            old.push(".1");
+            std::fs::rename(log, PathBuf::from(old)).is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// A running daemon whose stdout/stderr is `log` (it was started detached by a front end)
+/// rotates it and points both at a fresh file. A daemon run in a terminal leaves them alone.
+fn rotate_running_log(log: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::io::AsRawFd;
+    let Ok(on_disk) = std::fs::metadata(log) else {
+        return;
+    };
+    let stderr = std::io::stderr();
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat on our own stderr descriptor into a zeroed, properly sized struct.
+    if unsafe { libc::fstat(stderr.as_raw_fd(), &mut st) } != 0
+        || st.st_ino != on_disk.ino()
+        || st.st_dev != on_disk.dev()
+    {
+        return;
+    }
+    if !rotate_log(log) {
+        return;
+    }
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        Ok(fresh) => {
+            // SAFETY: dup2 onto our own stdout/stderr; `fresh` stays valid during the calls.
+            unsafe {
+                libc::dup2(fresh.as_raw_fd(), 1);
+                libc::dup2(fresh.as_raw_fd(), 2);
+            }
+            tracing::info!(log = %log.display(), "log rotated; the previous one is daemon.log.1");
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot reopen the daemon log after rotating it"),
+    }
 }
 
 async fn wait_for_signal() {
@@ -290,7 +352,7 @@ async fn wait_for_signal() {
 fn reply_ok() -> Reply {
     Reply {
         ok: true,
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: VERSION.into(),
         pid: std::process::id(),
         ..Default::default()
     }
@@ -370,11 +432,10 @@ async fn serve_connection(st: Arc<State>, stream: tokio::net::UnixStream) {
         hello.request,
         Some(Request::Handover | Request::Stop | Request::DaemonStatus)
     );
-    if hello.version != env!("CARGO_PKG_VERSION") && !handover {
+    if hello.version != VERSION && !handover {
         let msg = format!(
             "the running daemon is codemem {}, this client is {}",
-            env!("CARGO_PKG_VERSION"),
-            hello.version
+            VERSION, hello.version
         );
         let _ = send_line(&mut w, &reply_err("version", msg)).await;
         return;
@@ -715,7 +776,7 @@ fn daemon_status(st: &Arc<State>) -> Value {
         });
     json!({
         "pid": std::process::id(),
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": VERSION,
         "uptime_secs": st.started.elapsed().as_secs(),
         // This status request is a client too.
         "clients": st.clients.load(Ordering::SeqCst).saturating_sub(1),
@@ -746,7 +807,7 @@ pub enum Attach {
 fn hello(kind: &str, root: Option<&Path>, request: Option<Request>) -> Hello {
     Hello {
         proto: PROTO,
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: VERSION.into(),
         kind: kind.into(),
         root: root.map(Path::to_path_buf),
         request,
@@ -820,6 +881,7 @@ fn start_and_connect(home: &Path, p: &DaemonPaths) -> anyhow::Result<UnixStream>
     paths::ensure_private_dir(home).with_context(|| format!("cannot create {}", home.display()))?;
     paths::ensure_private_dir(&p.dir)
         .with_context(|| format!("cannot create {}", p.dir.display()))?;
+    rotate_log(&p.log);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -1078,4 +1140,39 @@ fn take_over(
     }
     out.flush()?;
     Ok((reader, scan))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_id_is_part_of_the_version() {
+        let (version, build) = VERSION.split_once('+').expect("version+build");
+        assert_eq!(version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(build.len(), 16, "{VERSION}");
+        assert!(build.chars().all(|c| c.is_ascii_hexdigit()), "{VERSION}");
+    }
+
+    #[test]
+    fn a_log_is_rotated_only_past_its_limit_and_one_old_copy_is_kept() {
+        let dir = std::env::temp_dir().join(format!("codemem-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("daemon.log");
+        let old = dir.join("daemon.log.1");
+        std::fs::write(&log, b"small").unwrap();
+        assert!(!rotate_log(&log));
+        assert!(log.exists() && !old.exists());
+        std::fs::write(&old, b"older").unwrap();
+        std::fs::write(&log, vec![b'x'; LOG_MAX_BYTES as usize + 1]).unwrap();
+        assert!(rotate_log(&log));
+        assert!(!log.exists());
+        assert_eq!(
+            std::fs::metadata(&old).unwrap().len(),
+            LOG_MAX_BYTES + 1,
+            "the big log replaced the older copy"
+        );
+        assert!(!rotate_log(&log), "a missing log is not an error");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -2,16 +2,19 @@
 //! caller's token scope, reports reindex progress and records writes in the audit log.
 
 use std::borrow::Cow;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use codemem_service::{IndexEvent, Workspace};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, DiscoverRequestMethod, DiscoverResult,
-    Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ProgressToken, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
+    Implementation, InitializeRequestParams, InitializeResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion,
+    ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::audit::{AuditLog, AuditRecord};
@@ -23,6 +26,9 @@ const INSTRUCTIONS: &str = "codemem indexes this workspace's code and docs (loca
 #[derive(Clone)]
 pub struct CodememServer {
     ws: Arc<Workspace>,
+    /// This session's choice of projects (HTTP only): `None` on stdio, where the session's
+    /// roots come from the front end.
+    selection: Option<Arc<Selection>>,
     audit: Arc<AuditLog>,
     /// The caller when the transport has no tokens (stdio: the user who started the process).
     transport_principal: Option<Principal>,
@@ -37,10 +43,91 @@ impl CodememServer {
     ) -> Self {
         CodememServer {
             ws,
+            selection: None,
             audit,
             transport_principal,
             tools: Arc::new(tools::tools()),
         }
+    }
+
+    /// A copy for one new HTTP session, which may pick its projects through the `root` query
+    /// parameter of the endpoint URL or through MCP roots (see [`Selection`]).
+    pub(crate) fn for_http_session(&self) -> Self {
+        CodememServer {
+            selection: Some(Arc::new(Selection::default())),
+            ..self.clone()
+        }
+    }
+
+    /// The workspace this call works on: the session's chosen projects, else every project
+    /// of the server. Waits (up to [`ROOTS_WAIT`]) while the client's MCP roots are listed.
+    async fn workspace(&self) -> Arc<Workspace> {
+        let Some(sel) = &self.selection else {
+            return self.ws.clone();
+        };
+        let mut rx = sel.pending.subscribe();
+        let _ = tokio::time::timeout(ROOTS_WAIT, rx.wait_for(|pending| !pending)).await;
+        sel.chosen
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| self.ws.clone())
+    }
+
+    /// Narrows this session to `roots` (policy in `Workspace::select`).
+    async fn select(&self, roots: Vec<PathBuf>) -> Result<Vec<PathBuf>, String> {
+        let Some(sel) = self.selection.clone() else {
+            return Ok(Vec::new());
+        };
+        let base = self.ws.clone();
+        let view = tokio::task::spawn_blocking(move || base.select(&roots))
+            .await
+            .map_err(|e| format!("internal error opening the projects: {e}"))?
+            .map_err(|e| e.to_string())?;
+        let chosen = view.roots();
+        *sel.chosen.write().unwrap_or_else(|e| e.into_inner()) = Some(view);
+        Ok(chosen)
+    }
+
+    /// Asks the client for its MCP roots and narrows the session to their `file://` folders.
+    /// A client without roots, or one that fails to answer, keeps every project.
+    // MCP roots are deprecated by SEP-2577 but are what today's agents (and the SDKs) send.
+    #[allow(deprecated)]
+    async fn select_client_roots(&self, peer: &rmcp::Peer<RoleServer>) {
+        let Some(sel) = self.selection.clone() else {
+            return;
+        };
+        let listed = tokio::time::timeout(ROOTS_WAIT, peer.list_roots()).await;
+        match listed {
+            Ok(Ok(list)) => {
+                let paths: Vec<PathBuf> = list
+                    .roots
+                    .iter()
+                    .filter_map(|r| file_uri_path(&r.uri))
+                    .collect();
+                if paths.is_empty() {
+                    tracing::info!(
+                        "the MCP client listed no file:// roots; this session sees every project"
+                    );
+                } else {
+                    match self.select(paths).await {
+                        Ok(chosen) => {
+                            tracing::info!(roots = ?chosen, "MCP session narrowed to its client's roots")
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the MCP client's roots cannot be opened; this session sees every project")
+                        }
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "the MCP client did not list its roots; this session sees every project")
+            }
+            Err(_) => tracing::info!(
+                "the MCP client did not list its roots in time; this session sees every project"
+            ),
+        }
+        sel.pending.send_replace(false);
     }
 
     fn principal(&self, ctx: &RequestContext<RoleServer>) -> Option<Principal> {
@@ -54,7 +141,7 @@ impl CodememServer {
     where
         F: FnOnce(&Workspace) -> ToolResult + Send + 'static,
     {
-        let ws = self.ws.clone();
+        let ws = self.workspace().await;
         match tokio::task::spawn_blocking(move || f(&ws)).await {
             Ok(r) => r,
             Err(e) => {
@@ -210,8 +297,9 @@ impl CodememServer {
                 who.name
             )));
         }
+        let ws = self.workspace().await;
         let target = {
-            let ws = self.ws.clone();
+            let ws = ws.clone();
             match tokio::task::spawn_blocking(move || tools::reindex_target(&ws, &a)).await {
                 Ok(t) => t?,
                 Err(_) => return Err(ToolFailure("internal error resolving the path".into())),
@@ -242,7 +330,6 @@ impl CodememServer {
                 }
             })
         };
-        let ws = self.ws.clone();
         let flag = cancel.clone();
         let run = tokio::task::spawn_blocking(move || {
             let last = std::sync::Mutex::new(0.0f64);
@@ -292,6 +379,76 @@ impl CodememServer {
     }
 }
 
+/// How long a call waits for the client's MCP roots before it goes on with every project.
+const ROOTS_WAIT: Duration = Duration::from_secs(5);
+
+/// One HTTP session's choice of projects.
+struct Selection {
+    chosen: std::sync::RwLock<Option<Arc<Workspace>>>,
+    /// True from `initialize` (the client declared roots) until its roots are listed.
+    pending: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection {
+            chosen: std::sync::RwLock::new(None),
+            pending: tokio::sync::watch::Sender::new(false),
+        }
+    }
+}
+
+/// The local path of a `file://` URI (percent-decoded); `None` for other schemes.
+fn file_uri_path(uri: &str) -> Option<PathBuf> {
+    let rest = uri.strip_prefix("file://")?;
+    // `file:///p` (empty host) or `file://localhost/p`.
+    let path = rest.strip_prefix("localhost").unwrap_or(rest);
+    if !path.starts_with('/') {
+        return None;
+    }
+    Some(PathBuf::from(percent_decode(path)?))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The `root` query parameters of the request that opened an HTTP session
+/// (`/mcp?root=/abs/project&root=...`); a `file://` URI is accepted too.
+fn url_roots(ctx: &RequestContext<RoleServer>) -> Result<Vec<PathBuf>, String> {
+    let Some(parts) = ctx.extensions.get::<axum::http::request::Parts>() else {
+        return Ok(Vec::new());
+    };
+    let Some(query) = parts.uri.query() else {
+        return Ok(Vec::new());
+    };
+    let mut roots = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k != "root" {
+            continue;
+        }
+        let v = percent_decode(&v.replace('+', " ")).ok_or_else(|| {
+            format!("the `root` URL parameter `{v}` is not valid percent-encoded UTF-8")
+        })?;
+        roots.push(file_uri_path(&v).unwrap_or_else(|| PathBuf::from(v)));
+    }
+    Ok(roots)
+}
+
 fn ratio(done: usize, total: usize) -> f64 {
     if total == 0 {
         1.0
@@ -310,6 +467,42 @@ impl ServerHandler for CodememServer {
     /// The handshake-era protocol versions: the tools need a session (progress, cancellation).
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
         Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
+    }
+
+    /// An HTTP session picks its projects here: the endpoint URL's `root` parameters, else
+    /// (when the client declares the capability) its MCP roots, listed once it is initialized.
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        ctx.peer.set_peer_info(request.clone());
+        if let Some(sel) = &self.selection {
+            let roots = url_roots(&ctx).map_err(|e| ErrorData::invalid_params(e, None))?;
+            if !roots.is_empty() {
+                self.select(roots)
+                    .await
+                    .map_err(|e| ErrorData::invalid_params(e, None))?;
+            } else if request.capabilities.roots.is_some() {
+                sel.pending.send_replace(true);
+            }
+        }
+        self.negotiate_initialize(&request)
+    }
+
+    async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
+        if self.selection.as_ref().is_some_and(|s| *s.pending.borrow()) {
+            let this = self.clone();
+            tokio::spawn(async move { this.select_client_roots(&ctx.peer).await });
+        }
+    }
+
+    async fn on_roots_list_changed(&self, ctx: NotificationContext<RoleServer>) {
+        if let Some(sel) = &self.selection {
+            sel.pending.send_replace(true);
+            let this = self.clone();
+            tokio::spawn(async move { this.select_client_roots(&ctx.peer).await });
+        }
     }
 
     /// Clients that probe with `server/discover` first get "method not found" and fall back
@@ -335,5 +528,25 @@ impl ServerHandler for CodememServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.call(request, ctx).await.map(CallToolResponse::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_uris_become_local_paths() {
+        for (uri, want) in [
+            ("file:///home/me/proj", Some("/home/me/proj")),
+            ("file://localhost/srv/a%20b", Some("/srv/a b")),
+            ("file:///caf%C3%A9", Some("/café")),
+            ("https://example.com/x", None),
+            ("file://server/share", None),
+            ("file:///bad%zz", None),
+            ("file:///cut%2", None),
+        ] {
+            assert_eq!(file_uri_path(uri), want.map(PathBuf::from), "{uri}");
+        }
     }
 }

@@ -311,7 +311,7 @@ pub async fn serve_http(
         .with_cancellation_token(shutdown.child_token());
     rmcp_cfg.max_request_body_bytes = cfg.max_body_bytes;
     let service: StreamableHttpService<CodememServer, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(server.clone()), manager, rmcp_cfg);
+        StreamableHttpService::new(move || Ok(server.for_http_session()), manager, rmcp_cfg);
     let path = if opts.path.starts_with('/') {
         opts.path.clone()
     } else {

@@ -28,6 +28,8 @@ const WATCH_DEBOUNCE: Duration = Duration::from_millis(400);
 /// Quiet time after the last keystroke before an unsaved buffer is re-chunked.
 const EDIT_DEBOUNCE: Duration = Duration::from_millis(40);
 const MAX_PATH_BYTES: usize = 4096;
+/// Projects one session may select by path (`Workspace::select`).
+const MAX_SELECTED_ROOTS: usize = 16;
 
 pub struct WorkspaceOptions {
     pub home: PathBuf,
@@ -235,6 +237,9 @@ pub struct Hub {
     loader: Option<LoadModel>,
     model: std::sync::OnceLock<Option<Arc<dyn Embedder>>>,
     open: Mutex<Vec<Arc<Root>>>,
+    /// Roots being opened now (outside `open`'s lock); `opened` wakes those waiting for one.
+    opening: Mutex<Vec<PathBuf>>,
+    opened: Condvar,
     bus: Arc<Bus>,
     /// Keep a root open when its last session leaves (the daemon: the next client finds it warm).
     keep_open: bool,
@@ -257,6 +262,8 @@ impl Hub {
             loader,
             model: std::sync::OnceLock::new(),
             open: Mutex::new(Vec::new()),
+            opening: Mutex::new(Vec::new()),
+            opened: Condvar::new(),
             bus: Arc::new(Bus::default()),
             keep_open,
         })
@@ -330,12 +337,34 @@ impl Hub {
                 v.write().unwrap_or_else(|e| e.into_inner()).push(r.clone());
             }
         };
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = open.iter().find(|r| r.path == canonical) {
-            r.users.fetch_add(1, Ordering::SeqCst);
-            join(r);
-            return Ok(r.clone());
+        // Opening a project (its stores, the first model load) happens outside the hub's lock,
+        // so other sessions, the HTTP endpoint and `daemon status` never wait behind it; a
+        // second opener of the same root waits for the first.
+        {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(r) = open.iter().find(|r| r.path == canonical) {
+                    r.users.fetch_add(1, Ordering::SeqCst);
+                    join(r);
+                    return Ok(r.clone());
+                }
+                let mut opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+                if !opening.iter().any(|p| p == canonical) {
+                    opening.push(canonical.to_path_buf());
+                    break;
+                }
+                drop(opening);
+                open = self
+                    .opened
+                    .wait_timeout(open, Duration::from_millis(200))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
         }
+        let done = OpeningGuard {
+            hub: self,
+            path: canonical,
+        };
         let canonical = canonical.to_path_buf();
         let mut cfg = Config::load(&canonical)?;
         if let Some(over) = config {
@@ -393,8 +422,12 @@ impl Hub {
                 }
             }
         }
-        open.push(root.clone());
-        join(&root);
+        {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            open.push(root.clone());
+            join(&root);
+        }
+        drop(done);
         if self.opts.auto_index {
             root.request(Duration::ZERO);
         }
@@ -411,6 +444,25 @@ impl Hub {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|r| !Arc::ptr_eq(r, root));
         root.close();
+    }
+}
+
+/// Clears a root's "being opened" mark however its opening ends, and wakes waiters.
+struct OpeningGuard<'a> {
+    hub: &'a Hub,
+    path: &'a Path,
+}
+
+impl Drop for OpeningGuard<'_> {
+    fn drop(&mut self) {
+        self.hub
+            .opening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| p != self.path);
+        // Taking `open` orders this wake-up after a waiter's check (no lost notification).
+        let _open = self.hub.open.lock().unwrap_or_else(|e| e.into_inner());
+        self.hub.opened.notify_all();
     }
 }
 
@@ -502,6 +554,65 @@ impl Workspace {
             .unwrap_or_else(|e| e.into_inner())
             .push(Subscriber { tx, only });
         rx
+    }
+
+    /// A session narrowed to the projects at `roots` (an HTTP agent's MCP roots or its
+    /// `?root=` URL). Each must be an absolute path to a directory. A root inside a project the
+    /// hub already has open selects that project; any other is opened (and indexed) like an
+    /// editor's folder. The selection is a new session on the same hub: it shares the index,
+    /// memories and events, and drops its roots when it is dropped.
+    pub fn select(&self, roots: &[PathBuf]) -> Result<Arc<Workspace>> {
+        if roots.is_empty() {
+            return Err(ServiceError::InvalidInput(
+                "no project roots given: name at least one absolute directory path".into(),
+            ));
+        }
+        if roots.len() > MAX_SELECTED_ROOTS {
+            return Err(ServiceError::InvalidInput(format!(
+                "{} project roots given; at most {MAX_SELECTED_ROOTS} per session",
+                roots.len()
+            )));
+        }
+        let open = self.hub.roots();
+        let mut chosen: Vec<PathBuf> = Vec::new();
+        for r in roots {
+            let shown = r.display().to_string();
+            if !r.is_absolute() {
+                return Err(ServiceError::InvalidInput(format!(
+                    "project root `{shown}` is not an absolute path; give the full path of the project folder"
+                )));
+            }
+            let canonical = r.canonicalize().map_err(|e| {
+                ServiceError::InvalidInput(format!(
+                    "project root `{shown}` cannot be opened ({e}); give an existing project folder"
+                ))
+            })?;
+            if !canonical.is_dir() {
+                return Err(ServiceError::InvalidInput(format!(
+                    "project root `{shown}` is not a directory; give the project folder"
+                )));
+            }
+            if canonical.parent().is_none() {
+                return Err(ServiceError::InvalidInput(
+                    "the filesystem root `/` is not a project; give the project folder".into(),
+                ));
+            }
+            // A folder inside an open project is that project (no second index of a subtree).
+            let project = open
+                .iter()
+                .filter(|o| canonical.starts_with(o))
+                .max_by_key(|o| o.as_os_str().len())
+                .cloned()
+                .unwrap_or(canonical);
+            if !chosen.contains(&project) {
+                chosen.push(project);
+            }
+        }
+        let ws = Workspace::attach(self.hub.clone(), None, false);
+        for r in &chosen {
+            ws.add_root(r)?;
+        }
+        Ok(ws)
     }
 
     /// Opens a workspace root (idempotent) and, with `auto_index`, starts indexing it.
