@@ -695,7 +695,15 @@ def main(argv):
 
     # ----- report
     if args.hybrid_only:
-        return summary(all_results, args)
+        write_json(report_path, {
+            "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "binary": cm.binary, "hybrid_only": True,
+            "split": args.split, "ranking_override": args.ranking,
+            "env_overrides": {k2: v for k2, v in os.environ.items() if k2.startswith("CODEMEM_") and k2 not in ("CODEMEM_HOME", "CODEMEM_BIN")},
+            "wall_s": round(time.time() - started, 1), "corpora": corpora_report, "queries": all_results,
+        })
+        code = summary(all_results, args)
+        print(f"\nreport: {report_path}")
+        return code
     print("\n=== codemem retrieval evaluation " + ("(quick) " if args.quick else "") + "===")
     print(f"binary: {cm.binary}")
     print(f"relevance: file-level, binary; the {k} hits of each search deduplicated by path (files/list = distinct "
@@ -766,11 +774,7 @@ def main(argv):
         "hybrid_beats_both": verdict(overall),
         "queries": all_results,
     }
-    tmp = report_path + ".tmp"
-    os.makedirs(os.path.dirname(report_path), exist_ok=True)
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=1)
-    os.replace(tmp, report_path)
+    write_json(report_path, report)
 
     o = {m: overall[m]["ndcg@10"] for m in MODES}
     yes = verdict(overall)
@@ -785,6 +789,15 @@ def main(argv):
     print(f"\nreport: {report_path}")
     print(f"wall time: {wall:.0f}s")
     return 0
+
+
+def write_json(path: str, report: dict) -> None:
+    """Writes the report atomically (a reader never sees half a file)."""
+    tmp = path + ".tmp"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
+    os.replace(tmp, path)
 
 
 def summary(all_results, args):

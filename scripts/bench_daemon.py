@@ -143,7 +143,9 @@ def soak(binary: str, root: Path, env: dict, seconds: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--corpus", required=True, action="append",
+                    help="a project to index and open in the daemon (repeat: latency is measured on the first; "
+                         "idle RSS with all of them open)")
     ap.add_argument("--assets-home", required=True)
     ap.add_argument("--bin", required=True)
     ap.add_argument("--runs", type=int, default=40)
@@ -156,7 +158,8 @@ def main() -> None:
     home.mkdir()
     for sub in ("runtime", "models"):
         os.symlink(Path(a.assets_home) / sub, home / sub)
-    root = Path(a.corpus).resolve()
+    roots = [Path(c).resolve() for c in a.corpus]
+    root = roots[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODEMEM_")}
     env.update(CODEMEM_HOME=str(home), CODEMEM_DAEMON_IDLE_SECS="3600")
     run = lambda *args, **kw: subprocess.run([a.bin, "--root", str(root), *args], env=env, capture_output=True, text=True, **kw)
@@ -166,6 +169,9 @@ def main() -> None:
         out = run("--no-daemon", "index", "--json")
         assert out.returncode == 0, out.stderr
         report["cold_index_s"] = round(time.monotonic() - t, 1)
+        for other in roots[1:]:
+            out = subprocess.run([a.bin, "--root", str(other), "--no-daemon", "index", "--json"], env=env, capture_output=True, text=True)
+            assert out.returncode == 0, out.stderr
 
         daemon = subprocess.Popen([a.bin, "daemon", "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 60
@@ -173,6 +179,9 @@ def main() -> None:
             assert time.monotonic() < deadline, "the daemon did not start"
             time.sleep(0.1)
         assert run("search", QUERIES[0]).returncode == 0  # opens the project, loads the model
+        for other in roots[1:]:  # the other projects are open in the daemon too
+            out = subprocess.run([a.bin, "--root", str(other), "search", QUERIES[1]], env=env, capture_output=True, text=True)
+            assert out.returncode == 0, out.stderr
 
         cli = []
         for i in range(a.runs):
@@ -227,6 +236,7 @@ def main() -> None:
         time.sleep(2)
         st = json.loads(run("daemon", "status", "--json").stdout)
         report["daemon_idle_rss_mib"] = st["rss_mib"]
+        report["projects_open"] = len(st["projects"])
         run("daemon", "stop")
         daemon.wait(60)
 
@@ -255,7 +265,8 @@ def main() -> None:
         report["in_process_over_daemon"] = round(ratio, 1)
         print(f"in-process / daemon CLI search p50: {ratio:.1f}x")
         rss = report["daemon_idle_rss_mib"]
-        print(f"daemon idle RSS after indexing: {rss} MiB (target < 300 MiB: {'PASS' if rss and rss < 300 else 'FAIL'})")
+        print(f"daemon idle RSS after indexing, {report['projects_open']} project(s) open: {rss} MiB "
+              f"(target < 300 MiB with 3 open: {'PASS' if rss and rss < 300 else 'FAIL'})")
         Path(a.json).write_text(json.dumps(report, indent=2))
     finally:
         subprocess.run([a.bin, "daemon", "stop"], env=env, capture_output=True)

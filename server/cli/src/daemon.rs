@@ -40,6 +40,8 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("CODEMEM_
 const MAX_HELLO_BYTES: usize = 64 * 1024;
 /// `daemon.log` is rotated to `daemon.log.1` (one old copy kept) once it passes this size.
 const LOG_MAX_BYTES: u64 = 8 * 1024 * 1024;
+/// How often a running daemon returns free heap memory to the system.
+const TRIM_EVERY: Duration = Duration::from_secs(30);
 /// How often a running daemon checks its log's size.
 const LOG_CHECK_EVERY: Duration = Duration::from_secs(60);
 /// How long a front end waits for a daemon it started to listen.
@@ -193,6 +195,7 @@ pub fn run(home: PathBuf, idle: Duration) -> Result<u8, Failure> {
             p.socket.display()
         )));
     }
+    tune_malloc();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -240,6 +243,12 @@ pub fn run(home: PathBuf, idle: Duration) -> Result<u8, Failure> {
                 }
             })
         };
+        let trimmer = tokio::spawn(async {
+            loop {
+                tokio::time::sleep(TRIM_EVERY).await;
+                trim_heap();
+            }
+        });
         let ticker = {
             let st = st.clone();
             tokio::spawn(async move {
@@ -275,6 +284,7 @@ pub fn run(home: PathBuf, idle: Duration) -> Result<u8, Failure> {
         }
         ticker.abort();
         rotator.abort();
+        trimmer.abort();
         let _ = std::fs::remove_file(&p.socket);
         Ok::<u8, anyhow::Error>(0)
     })?;
@@ -282,6 +292,29 @@ pub fn run(home: PathBuf, idle: Duration) -> Result<u8, Failure> {
     drop(st);
     rt.shutdown_timeout(Duration::from_millis(500));
     Ok(code)
+}
+
+/// The daemon lives long and its peaks (model load, index runs, big answers) are short:
+/// glibc's defaults keep up to 8 arenas per core and, with a threshold that grows after each
+/// large free, keep big freed blocks in the heap. A fixed 128 KiB mmap threshold returns large
+/// buffers to the system when freed, and 2 arenas bound the fragmentation (~50 MiB less idle
+/// RSS with three projects open, measured with the same settings as glibc tunables).
+fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// Gives memory the allocator holds free back to the system (glibc only).
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Moves `log` to `log.1` (replacing an older copy) when it is larger than [`LOG_MAX_BYTES`].

@@ -3,8 +3,8 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use fastembed::{
     InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
@@ -104,18 +104,28 @@ pub struct OnnxEmbedder {
     model: Mutex<TextEmbedding>,
     /// A second, single-threaded session for search queries, made on first need: a query
     /// never waits behind an indexing batch holding `model`.
-    query_model: OnceLock<std::result::Result<Mutex<TextEmbedding>, String>>,
+    query_model: Mutex<QuerySession>,
     recipe: Recipe,
     model_id: String,
     max_length: usize,
     threads: usize,
 }
 
+enum QuerySession {
+    NotBuilt,
+    Built(Arc<Mutex<TextEmbedding>>),
+    /// Building it failed at this time; queries share `model` until a retry is due.
+    Failed(Instant),
+}
+
+/// How long after a failed build of the query session the next contended query tries again.
+const QUERY_SESSION_RETRY: Duration = Duration::from_secs(60);
+
 /// What it takes to build another session of the same model. The model bytes are read from
 /// disk for each session instead of being kept: a resident copy cost the idle daemon ~23 MiB.
 struct Recipe {
-    runtime_lib: std::path::PathBuf,
-    model_onnx: std::path::PathBuf,
+    /// Checked (sizes) before each build: `scripts/setup` may be replacing a file.
+    assets: AssetPaths,
     tokenizer: TokenizerFiles,
 }
 
@@ -127,8 +137,9 @@ fn read_asset(p: &Path, what: &str) -> Result<Vec<u8>> {
 }
 
 fn build_session(r: &Recipe, max_length: usize, threads: usize) -> Result<TextEmbedding> {
-    let env = environment(&r.runtime_lib)?;
-    let onnx = read_asset(&r.model_onnx, "model.onnx")?;
+    r.assets.verify_sizes()?;
+    let env = environment(&r.assets.runtime_lib)?;
+    let onnx = read_asset(&r.assets.model_onnx, "model.onnx")?;
     let model =
         UserDefinedEmbeddingModel::new(onnx, r.tokenizer.clone()).with_pooling(Pooling::Mean);
     let opts = InitOptionsUserDefined::new()
@@ -141,7 +152,7 @@ fn build_session(r: &Recipe, max_length: usize, threads: usize) -> Result<TextEm
         TextEmbedding::try_new_from_user_defined(model, opts)
     }))
     .map_err(|p| EmbedError::Model(format!("panicked: {}", panic_message(p))))?
-    .map_err(|e| EmbedError::Model(format!("{} ({e})", r.model_onnx.display())))
+    .map_err(|e| EmbedError::Model(format!("{} ({e})", r.assets.model_onnx.display())))
 }
 
 fn run_session(model: &mut TextEmbedding, texts: &[String]) -> Result<Vec<Vec<f32>>> {
@@ -200,8 +211,7 @@ impl OnnxEmbedder {
         paths.verify_sizes()?;
         let read = read_asset;
         let recipe = Recipe {
-            runtime_lib: paths.runtime_lib.clone(),
-            model_onnx: paths.model_onnx.clone(),
+            assets: paths.clone(),
             tokenizer: TokenizerFiles {
                 tokenizer_file: read(&paths.tokenizer, "tokenizer.json")?,
                 config_file: read(&paths.config, "config.json")?,
@@ -216,7 +226,7 @@ impl OnnxEmbedder {
 
         let embedder = OnnxEmbedder {
             model: Mutex::new(text_embedding),
-            query_model: OnceLock::new(),
+            query_model: Mutex::new(QuerySession::NotBuilt),
             recipe,
             model_id: format!("{MODEL_NAME}@{max_length}"),
             max_length,
@@ -250,6 +260,32 @@ impl OnnxEmbedder {
     }
 }
 
+impl OnnxEmbedder {
+    /// The query session, built on first need. A failed build is not kept: the next
+    /// contended query after [`QUERY_SESSION_RETRY`] tries again, and meanwhile queries wait
+    /// for the shared session.
+    fn query_session(&self) -> Option<Arc<Mutex<TextEmbedding>>> {
+        let mut state = self.query_model.lock().unwrap_or_else(|e| e.into_inner());
+        match &*state {
+            QuerySession::Built(q) => return Some(q.clone()),
+            QuerySession::Failed(at) if at.elapsed() < QUERY_SESSION_RETRY => return None,
+            _ => {}
+        }
+        match build_session(&self.recipe, self.max_length, 1) {
+            Ok(m) => {
+                let q = Arc::new(Mutex::new(m));
+                *state = QuerySession::Built(q.clone());
+                Some(q)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no separate query session; queries wait for the indexing one");
+                *state = QuerySession::Failed(Instant::now());
+                None
+            }
+        }
+    }
+}
+
 impl Embedder for OnnxEmbedder {
     fn model_id(&self) -> &str {
         &self.model_id
@@ -272,20 +308,10 @@ impl Embedder for OnnxEmbedder {
         let texts = [text.to_string()];
         let out = match self.model.try_lock() {
             Ok(mut m) => run_session(&mut m, &texts)?,
-            Err(_) => {
-                let q = self.query_model.get_or_init(|| {
-                    build_session(&self.recipe, self.max_length, 1)
-                        .map(Mutex::new)
-                        .map_err(|e| e.to_string())
-                });
-                match q {
-                    Ok(m) => run_session(&mut m.lock().unwrap_or_else(|e| e.into_inner()), &texts)?,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "no query session; waiting for the shared one");
-                        self.embed(&texts)?
-                    }
-                }
-            }
+            Err(_) => match self.query_session() {
+                Some(q) => run_session(&mut q.lock().unwrap_or_else(|e| e.into_inner()), &texts)?,
+                None => self.embed(&texts)?,
+            },
         };
         Ok(out.into_iter().next().unwrap_or_default())
     }

@@ -30,6 +30,9 @@ macro_rules! try_op {
     };
 }
 
+/// redb's in-memory page cache per database.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 pub struct RedbStore {
     db: Database,
 }
@@ -37,15 +40,20 @@ pub struct RedbStore {
 impl RedbStore {
     /// Opens or creates the database file (parent directories must exist).
     pub fn open(path: &Path) -> Result<RedbStore> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => KvError::Busy {
-                path: path.display().to_string(),
-            },
-            other => KvError::Open {
-                path: path.display().to_string(),
-                reason: other.to_string(),
-            },
-        })?;
+        // redb's page cache defaults to 1 GiB and grows toward the file's size (the embedding
+        // cache of a big project is hundreds of MB) in every open project of the daemon.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => KvError::Busy {
+                    path: path.display().to_string(),
+                },
+                other => KvError::Open {
+                    path: path.display().to_string(),
+                    reason: other.to_string(),
+                },
+            })?;
         // Create every table up front so reads never hit "table does not exist".
         let tx = try_op!("open", db.begin_write());
         for t in Table::ALL {

@@ -17,7 +17,9 @@
 //! `scripts/eval`.
 
 use codemem_core::config::RankingConfig;
-use codemem_core::lexical::{content_tokens, identifier_query, query_identifiers, symbol_leaf};
+use codemem_core::lexical::{
+    content_tokens, identifier_query, query_identifiers, symbol_leaf, tokens,
+};
 use codemem_core::Explain;
 
 /// Reciprocal rank fusion constant (the usual 60).
@@ -37,12 +39,11 @@ pub(crate) enum Intent {
 }
 
 impl Intent {
+    /// A usage phrase wins over identifiers: "how do I configure Redis" asks for the docs
+    /// even though it names something.
     pub(crate) fn of(text: &str) -> Intent {
         if identifier_query(text).is_some() {
             return Intent::Symbol;
-        }
-        if !query_identifiers(text).is_empty() {
-            return Intent::Mixed;
         }
         let t = format!(" {} ", text.to_lowercase());
         const USAGE: &[&str] = &[
@@ -68,6 +69,8 @@ impl Intent {
         ];
         if USAGE.iter().any(|p| t.contains(p)) {
             Intent::Usage
+        } else if !query_identifiers(text).is_empty() {
+            Intent::Mixed
         } else {
             Intent::Implementation
         }
@@ -80,10 +83,6 @@ impl Intent {
             Intent::Implementation => "implementation",
             Intent::Usage => "usage",
         }
-    }
-
-    fn names_code(self) -> bool {
-        matches!(self, Intent::Symbol | Intent::Mixed)
     }
 }
 
@@ -107,6 +106,9 @@ pub(crate) struct QueryFeatures<'a> {
     /// The whole-identifier query's leaf (`Symbol`), or the identifiers among the words.
     pub identifiers: Vec<&'a str>,
     pub words: Vec<String>,
+    /// `words` from plain words only: a part of an identifier (`TestClient`, `site_config`)
+    /// does not ask for a kind of file.
+    pub asking: Vec<String>,
 }
 
 impl<'a> QueryFeatures<'a> {
@@ -119,10 +121,15 @@ impl<'a> QueryFeatures<'a> {
                 .map(symbol_leaf)
                 .collect(),
         };
+        let plain: Vec<&str> = text
+            .split_whitespace()
+            .filter(|w| tokens(w).len() <= 1)
+            .collect();
         QueryFeatures {
             intent,
             identifiers,
             words: content_tokens(text),
+            asking: content_tokens(&plain.join(" ")),
         }
     }
 }
@@ -135,7 +142,7 @@ pub(crate) fn score_all(
     w: &RankingConfig,
     single_list: bool,
 ) -> Vec<(f32, Explain)> {
-    let lexical_w = if q.intent.names_code() {
+    let lexical_w = if !q.identifiers.is_empty() {
         w.identifier_lexical_weight
     } else {
         w.lexical_weight
@@ -163,8 +170,16 @@ pub(crate) fn score_all(
         .map(|(c, &f)| {
             let definition = definition_bonus(q, c, top, w);
             let path_match = path_match(&q.words, &c.path, w.path_match);
-            let (prior, prior_reasons) = prior(&c.path, &c.namespace, q.intent, &q.words, w);
-            let score = (f + definition) * path_match * prior;
+            let (prior, prior_reasons) = prior(&c.path, &c.namespace, q.intent, &q.asking, w);
+            // An exact identifier query puts every definition of it above every other chunk,
+            // whatever the list's scale (BM25, cosine or fused) and the priors: `tier` is at
+            // least any other chunk's score (`top` × the largest path match × a prior ≤ 1).
+            let tier = if q.intent == Intent::Symbol && definition > 0.0 {
+                top * max_path_match(w.path_match)
+            } else {
+                0.0
+            };
+            let score = tier + (f + definition) * path_match * prior;
             (
                 score,
                 Explain {
@@ -217,6 +232,13 @@ fn file_stem(path: &str) -> &str {
     name.split('.').next().unwrap_or(name)
 }
 
+/// The largest factor [`path_match`] gives.
+fn max_path_match(boost: f32) -> f32 {
+    1.0 + (boost - 1.0).max(0.0) * MAX_PATH_WORDS as f32
+}
+
+const MAX_PATH_WORDS: usize = 2;
+
 /// `1 + (boost - 1) × n` for the n (at most 2) query words found in the file's name or its
 /// two innermost folders.
 pub(crate) fn path_match(words: &[String], path: &str, boost: f32) -> f32 {
@@ -235,7 +257,7 @@ pub(crate) fn path_match(words: &[String], path: &str, boost: f32) -> f32 {
         .iter()
         .filter(|w| w.len() >= 3 && path_tokens.contains(w))
         .count()
-        .min(2);
+        .min(MAX_PATH_WORDS);
     1.0 + (boost - 1.0) * n as f32
 }
 
@@ -292,6 +314,14 @@ const LEGACY_DIRS: &[&str] = &[
     "deprecated",
 ];
 const LEGACY_STEMS: &[&str] = &["compat", "legacy", "deprecated", "shim", "polyfill"];
+
+/// A file named for compat/legacy code: a whole part of its name (`py_compat`, `legacyApi`,
+/// `shims`), not a substring (`compatible`, `shimmer`).
+fn legacy_name(stem: &str) -> bool {
+    tokens(stem)
+        .iter()
+        .any(|t| LEGACY_STEMS.contains(&t.as_str()))
+}
 
 /// A folder named with a test word and a qualifier: `test-shrinker`, `integration_tests`,
 /// `e2e-tests` (a folder called just `tests` is matched by `TEST_DIRS`).
@@ -379,7 +409,7 @@ pub(crate) fn prior(
     apply(in_dir(WEBSITE_DIRS), w.website, "website");
     apply(in_dir(BENCH_DIRS), w.benchmarks, "benchmarks or fixtures");
     apply(
-        in_dir(LEGACY_DIRS) || LEGACY_STEMS.iter().any(|s| stem.contains(s)),
+        in_dir(LEGACY_DIRS) || legacy_name(file_stem(path)),
         w.legacy,
         "vendored or legacy",
     );
@@ -438,9 +468,38 @@ mod tests {
             ("how do we release to production", Intent::Usage),
             ("how to configure the dev server port", Intent::Usage),
             ("example of a custom theme", Intent::Usage),
+            // A usage phrase wins over a name in the question.
+            ("how do I configure Redis", Intent::Usage),
+            ("how to use ShouldBindJSON", Intent::Usage),
         ];
         for (q, want) in table {
             assert_eq!(Intent::of(q), want, "{q}");
+        }
+        // It still counts as naming code for the list weights and the definition lift.
+        assert_eq!(
+            QueryFeatures::new("how to use ShouldBindJSON").identifiers,
+            ["ShouldBindJSON"]
+        );
+    }
+
+    #[test]
+    fn legacy_names_are_whole_parts_of_the_name() {
+        let w = w();
+        for (path, legacy) in [
+            ("src/py_compat.py", true),
+            ("src/legacyApi.ts", true),
+            ("lib/shims.js", true),
+            ("polyfill.ts", true),
+            ("src/compatible.rs", false),
+            ("ui/shimmer.tsx", false),
+            ("src/incompatibility.go", false),
+        ] {
+            let (_, why) = prior(path, "coding", Intent::Implementation, &[], &w);
+            assert_eq!(
+                why.iter().any(|r| r == "vendored or legacy"),
+                legacy,
+                "{path}: {why:?}"
+            );
         }
     }
 
@@ -629,10 +688,23 @@ mod tests {
                 "coding",
                 false,
             ),
+            // A part of an identifier does not ask for its kind of file.
+            (
+                "how does TestClient send requests",
+                "tests/test_client.py",
+                "testing",
+                false,
+            ),
+            (
+                "where is site_config merged",
+                "website/config.ts",
+                "coding",
+                false,
+            ),
         ];
         for (q, path, ns, neutral) in table {
             let f = QueryFeatures::new(q);
-            let (m, why) = prior(path, ns, f.intent, &f.words, &w);
+            let (m, why) = prior(path, ns, f.intent, &f.asking, &w);
             assert_eq!(m == 1.0, neutral, "{q} / {path}: {m} {why:?}");
         }
     }
@@ -782,6 +854,37 @@ mod tests {
         // In a sentence the definition is lifted, not forced first.
         let got = order("where does parse_body strip the header", &cands, &w());
         assert_eq!(got[0], "src/body.py:parse_body");
+    }
+
+    #[test]
+    fn an_exact_identifier_puts_its_definitions_first_in_one_list_modes_too() {
+        // Lexical-only (BM25 scale) and dense-only (cosine scale): a definition found only by
+        // the symbol lookup, in a pushed-down place (a stub, examples), still beats the best
+        // other chunk of the list.
+        for scale in [25.0f32, 0.9] {
+            let mut top = cand("src/uses.ts", "coding", None, Some(0), Some(0));
+            top.list_score = scale;
+            let mut def = cand(
+                "types/index.d.ts",
+                "coding",
+                Some("createStore"),
+                Some(7),
+                Some(7),
+            );
+            def.list_score = 0.0;
+            let mut ex = cand(
+                "examples/store.ts",
+                "coding",
+                Some("createStore"),
+                Some(8),
+                Some(8),
+            );
+            ex.list_score = scale * 0.1;
+            let cands = [top, def, ex];
+            let f = QueryFeatures::new("createStore");
+            let s = score_all(&f, &cands, &w(), true);
+            assert!(s[1].0 > s[0].0 && s[2].0 > s[0].0, "scale {scale}: {s:?}");
+        }
     }
 
     #[test]

@@ -82,7 +82,7 @@ impl Project {
         let mut namespaces = self.resolve_namespaces(&q.namespaces)?;
         let features = QueryFeatures::new(&q.text);
         // A question about tests searches them too, unless the caller chose the namespaces.
-        if q.namespaces.is_empty() && rank::asks_for(&features.words, "tests") {
+        if q.namespaces.is_empty() && rank::asks_for(&features.asking, "tests") {
             if let Ok(t) = self.cfg.namespace("testing") {
                 if !namespaces.contains(&t) {
                     namespaces.push(t);

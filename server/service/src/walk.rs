@@ -118,20 +118,33 @@ pub(crate) fn is_translation(dir: &Path, keep: &[String]) -> bool {
     else {
         return false;
     };
-    let code = code.replace('_', "-");
-    let base = code.split('-').next().unwrap_or(&code);
-    // `en` keeps `en-US` too; `pt-BR` keeps only itself.
-    let kept = keep.iter().any(|k| {
-        let k = k.to_ascii_lowercase().replace('_', "-");
-        k == code || (!k.contains('-') && k == base)
-    });
-    if kept {
+    if kept_language(&code, keep) {
         return false;
     }
     let Some(parent) = dir.parent() else {
         return false;
     };
-    keep.iter().any(|k| parent.join(k).is_dir())
+    // A sibling folder for a kept language, however it is spelled: `en`, `EN`, `en-US`, `en_us`.
+    std::fs::read_dir(parent).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.file_type().is_ok_and(|t| t.is_dir())
+                && e.file_name()
+                    .to_str()
+                    .and_then(language_code)
+                    .is_some_and(|c| kept_language(&c, keep))
+        })
+    })
+}
+
+/// Is the (lowercase) language code `code` one of `keep`? `en` keeps `en-US` too; `pt-BR`
+/// keeps only itself.
+fn kept_language(code: &str, keep: &[String]) -> bool {
+    let code = code.replace('_', "-");
+    let base = code.split('-').next().unwrap_or(&code);
+    keep.iter().any(|k| {
+        let k = k.to_ascii_lowercase().replace('_', "-");
+        k == code || (!k.contains('-') && k == base)
+    })
 }
 
 pub fn walk(root: &Path, cfg: &Config) -> Walk {
@@ -323,6 +336,10 @@ mod translation_tests {
             "docs/em",
             "src/id",
             "src/it",
+            "i18n/en-US",
+            "i18n/zh-CN",
+            "site/EN",
+            "site/FR",
         ] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
@@ -336,6 +353,11 @@ mod translation_tests {
             ("docs/em", false), // not a language code
             ("src/id", false),  // no kept-language sibling
             ("src/it", false),
+            // The kept sibling may be regional or upper case.
+            ("i18n/en-US", false),
+            ("i18n/zh-CN", true),
+            ("site/EN", false),
+            ("site/FR", true),
         ];
         for (d, want) in table {
             assert_eq!(is_translation(&dir.path().join(d), &en), want, "{d}");

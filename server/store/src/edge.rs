@@ -46,6 +46,11 @@ struct NsShard {
     write: Mutex<()>,
 }
 
+/// Threads of each shard's search pool. qdrant-edge's default is 4 × CPUs per shard (8 on 2
+/// cores, 64 on 16) and a project has a shard per namespace: a search runs one query per
+/// shard, and the service already searches the namespaces in parallel.
+const SEARCH_THREADS: usize = 1;
+
 /// The embedded vector store: one qdrant-edge shard per namespace under `dir`.
 pub struct EdgeStore {
     dir: PathBuf,
@@ -134,6 +139,14 @@ impl EdgeStore {
         self.shards.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    #[allow(deprecated)] // EdgeConfig has deprecated fields; `Default` fills them.
+    fn load_config() -> EdgeConfig {
+        EdgeConfig {
+            max_search_threads: Some(SEARCH_THREADS),
+            ..Default::default()
+        }
+    }
+
     fn config(&self) -> EdgeConfig {
         EdgeConfig::builder()
             .vector(
@@ -151,11 +164,15 @@ impl EdgeStore {
                     .modifier(Modifier::Idf)
                     .build(),
             )
+            .max_search_threads(SEARCH_THREADS)
             .build()
     }
 
     fn load_shard(&self, path: &Path) -> crate::Result<NsShard> {
-        let shard = EdgeShard::load(path, None).map_err(|e| open_err(path, e))?;
+        // Settings not given here keep the shard's saved ones; shards created before the
+        // search pool was capped get the cap too.
+        let shard =
+            EdgeShard::load(path, Some(Self::load_config())).map_err(|e| open_err(path, e))?;
         {
             let cfg = shard.config();
             match cfg.vectors.get(DENSE_VECTOR) {
@@ -712,11 +729,19 @@ mod tests {
         assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![1]);
     }
     /// Rough figures, not a test: `cargo test -p codemem-store [--release] -- --ignored --nocapture bench`.
+    /// `CODEMEM_BENCH_POINTS=100000 cargo test --release -p codemem-store bench_points --
+    /// --ignored --nocapture` prints upsert, flush and optimize times and search p50 before and
+    /// after `optimize` (the HNSW build).
     #[test]
     #[ignore]
-    fn bench_5k() {
+    fn bench_points() {
         use std::time::Instant;
-        const N: u64 = 5000;
+        let n_points: u64 = std::env::var("CODEMEM_BENCH_POINTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5000);
+        #[allow(non_snake_case)]
+        let N = n_points;
         const D: usize = 384;
         let rnd = |seed: u64| crate::contract::pseudo_random_vector(seed, D);
         let words = [

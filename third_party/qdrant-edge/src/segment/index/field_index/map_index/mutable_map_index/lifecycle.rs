@@ -43,15 +43,17 @@ where
         create_if_missing: bool,
         prefix_index: bool,
     ) -> OperationResult<Option<Self>> {
+        // codemem: `Populate::No` instead of `Populate::Blocking` (README.codemem.md): the
+        // values are copied into a heap map below, so prefaulting the pages only cost RSS.
         let store = if create_if_missing {
             let options = storage_options(N::gridstore_block_size());
-            Blobstore::open_or_create(MmapFs, path, options, Populate::Blocking).map_err(|err| {
+            Blobstore::open_or_create(MmapFs, path, options, Populate::No).map_err(|err| {
                 OperationError::service_error(format!(
                     "failed to open mutable map index on gridstore: {err}"
                 ))
             })?
         } else if path.exists() {
-            Blobstore::open(MmapFs, path, Populate::Blocking).map_err(|err| {
+            Blobstore::open(MmapFs, path, Populate::No).map_err(|err| {
                 OperationError::service_error(format!(
                     "failed to open mutable map index on gridstore: {err}"
                 ))
