@@ -291,7 +291,7 @@ async def test_bad_arguments_are_tool_errors_that_say_what_to_do(served):
         ("search_code", {"query": "x", "k": "ten"}, "invalid type"),
         ("search_code", {"query": "x", "bogus": 1}, "unknown field `bogus`"),
         ("search_code", {"query": "   "}, "empty"),
-        ("search_code", {"query": "x", "k": 0}, "between 1 and 50"),
+        ("search_code", {"query": "x", "k": 0}, "between 1 and 200"),
         ("search_code", {"query": "x", "namespaces": ["nope"]}, "unknown namespace `nope`"),
         ("search_code", {"query": "x", "namespaces": ["../etc"]}, "not a namespace"),
         ("search_code", {"query": "x", "language": "cobol"}, "unknown language"),
@@ -306,7 +306,7 @@ async def test_bad_arguments_are_tool_errors_that_say_what_to_do(served):
         ("remember", {"text": "x", "namespace": "shared", "tags": ["bad tag!"]}, "tag"),
         ("forget", {"id": "../../x"}, "not a memory id"),
         ("forget", {}, "missing field `id`"),
-        ("recall", {"query": "x", "k": 1000}, "between 1 and 50"),
+        ("recall", {"query": "x", "k": 1000}, "between 1 and 200"),
         ("reindex", {"path": "/etc"}, "outside the workspace"),
         ("index_status", {"unexpected": True}, "unknown field"),
     ]

@@ -372,6 +372,12 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                     config: Some(cfg),
                 },
             )?;
+            if let Some(g) = &q.path_glob {
+                q.path_glob = Some(
+                    codemem_service::paths::sandbox_glob(g, &[project.root().to_path_buf()])
+                        .map_err(|e| usage(e.to_string()))?,
+                );
+            }
             let resp = project.search(&q)?;
             if json {
                 output::print_json(&resp)?;

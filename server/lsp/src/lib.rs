@@ -241,7 +241,7 @@ impl Backend {
             (None, Some(pos)) => (pos.line + 1, pos.line + 1),
             (None, None) => return Err(Error::invalid_params("give a position or a range")),
         };
-        let k = p.k.unwrap_or(10).clamp(1, codemem_core::MAX_K);
+        let k = p.k.unwrap_or(10); // its range is checked by the service
         let r = blocking(move || ws.similar(&path, start, end, k)).await?;
         Ok(convert::search_response(&r))
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use codemem_core::{Language, Namespace, Query, MAX_QUERY_BYTES};
+use codemem_core::{Language, Namespace, Query};
 use codemem_service::{NewMemory, RecallQuery, ServiceError, Workspace};
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
 use schemars::JsonSchema;
@@ -38,7 +38,7 @@ pub struct SearchCodeArgs {
     /// Only this language: rust, python, javascript, typescript, tsx, go, java, c, cpp, markdown, ...
     #[serde(default)]
     pub language: Option<String>,
-    /// Number of results, 1-50 (default 10).
+    /// Number of results, 1-200 (default 10).
     #[serde(default)]
     pub k: Option<u32>,
     /// Debug: add each hit's ranking signals (list ranks, fusion, definition, path match,
@@ -68,7 +68,7 @@ pub struct RecallArgs {
     /// Only memories carrying at least one of these tags (documentation is then left out).
     #[serde(default)]
     pub tags: Option<Vec<String>>,
-    /// Number of results, 1-50 (default 10).
+    /// Number of results, 1-200 (default 10).
     #[serde(default)]
     pub k: Option<u32>,
 }
@@ -318,61 +318,9 @@ fn namespaces(names: &[String]) -> Result<Vec<Namespace>, ToolFailure> {
         .collect()
 }
 
-fn k_of(k: Option<u32>) -> Result<usize, ToolFailure> {
-    match k {
-        None => Ok(10),
-        Some(k) if (1..=50).contains(&k) => Ok(k as usize),
-        Some(k) => Err(ToolFailure(format!("k must be between 1 and 50, got {k}"))),
-    }
-}
-
-fn check_query(q: &str) -> Result<(), ToolFailure> {
-    if q.trim().is_empty() {
-        return Err(ToolFailure(
-            "the query is empty; say what to look for".into(),
-        ));
-    }
-    if q.len() > MAX_QUERY_BYTES {
-        return Err(ToolFailure(format!(
-            "the query is {} bytes; the limit is {MAX_QUERY_BYTES} bytes, shorten it",
-            q.len()
-        )));
-    }
-    Ok(())
-}
-
-/// A path glob for search, made workspace-relative; `..` and absolute paths outside the
-/// roots are refused (the sandbox covers globs too).
-fn path_glob(ws: &Workspace, glob: &str) -> Result<String, ToolFailure> {
-    if glob.split(['/', '\\']).any(|c| c == "..") {
-        return Err(ToolFailure(format!(
-            "path {glob:?} contains `..`; give a glob relative to the workspace root, e.g. \"src/**\""
-        )));
-    }
-    if glob.starts_with('/') {
-        for root in ws.roots() {
-            let r = root.display().to_string();
-            if let Some(rest) = glob.strip_prefix(&r) {
-                let rest = rest.trim_start_matches('/');
-                return Ok(if rest.is_empty() {
-                    "**".into()
-                } else {
-                    rest.to_string()
-                });
-            }
-        }
-        return Err(ServiceError::OutsideWorkspace {
-            path: glob.to_string(),
-            roots: ws
-                .roots()
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }
-        .into());
-    }
-    Ok(glob.trim_start_matches("./").to_string())
+/// The requested `k`, or 10; its range is checked by the service (`Query::validate`).
+fn k_of(k: Option<u32>) -> usize {
+    k.map_or(10, |k| k as usize)
 }
 
 fn multi_root(ws: &Workspace) -> bool {
@@ -399,20 +347,16 @@ fn snippet_lines(s: &str, max: usize) -> String {
 }
 
 pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolResult {
-    check_query(&a.query)?;
     let requested = a.namespaces.unwrap_or_default();
     let default = if who.namespaces.is_some() {
-        codemem_core::DEFAULT_QUERY_NAMESPACES
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        ws.default_namespaces()
     } else {
         Vec::new()
     };
     let names = who.scope_read(&requested, default)?;
     let mut q = Query::new(a.query.clone());
     q.namespaces = namespaces(&names)?;
-    q.k = k_of(a.k)?;
+    q.k = k_of(a.k);
     q.explain = a.explain.unwrap_or(false);
     if let Some(l) = &a.language {
         q.language = Some(Language::parse(l).ok_or_else(|| {
@@ -426,9 +370,7 @@ pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolRe
             ))
         })?);
     }
-    if let Some(p) = &a.path {
-        q.path_glob = Some(path_glob(ws, p)?);
-    }
+    q.path_glob = a.path.clone();
     let resp = ws.search(&q)?;
     let multi = multi_root(ws);
     let f = &resp.freshness;
@@ -533,7 +475,6 @@ pub fn find_symbol(ws: &Workspace, who: &Principal, a: FindSymbolArgs) -> ToolRe
 }
 
 pub fn recall(ws: &Workspace, who: &Principal, a: RecallArgs) -> ToolResult {
-    check_query(&a.query)?;
     let requested = a.namespaces.unwrap_or_default();
     // Unscoped tokens search every namespace (empty list); scoped ones only theirs.
     let names = match &who.namespaces {
@@ -544,7 +485,7 @@ pub fn recall(ws: &Workspace, who: &Principal, a: RecallArgs) -> ToolResult {
         text: a.query.clone(),
         namespaces: namespaces(&names)?,
         tags: a.tags.unwrap_or_default(),
-        k: k_of(a.k)?,
+        k: k_of(a.k),
     };
     let resp = ws.recall(&q)?;
     let multi = multi_root(ws);

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use codemem_core::ProjectId;
 
+use crate::{Result, ServiceError};
+
 pub use codemem_embed::assets::codemem_home;
 
 /// `<home>/projects/<project id>`.
@@ -65,5 +67,71 @@ mod tests {
             std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
             0o700
         );
+    }
+}
+
+/// The sandbox for search path globs, for every front end: a glob is made relative to the
+/// workspace roots. `..` is refused; an absolute glob must lie inside one of `roots` (its
+/// prefix is dropped); a leading `./` is dropped.
+pub fn sandbox_glob(glob: &str, roots: &[PathBuf]) -> Result<String> {
+    if glob.split(['/', '\\']).any(|c| c == "..") {
+        return Err(ServiceError::InvalidInput(format!(
+            "path {glob:?} contains `..`; give a glob relative to the workspace root, e.g. \"src/**\""
+        )));
+    }
+    if glob.starts_with('/') {
+        for root in roots {
+            let Some(rest) = glob.strip_prefix(&*root.to_string_lossy()) else {
+                continue;
+            };
+            if !(rest.is_empty() || rest.starts_with('/')) {
+                continue; // `/work/app/**` is not inside `/work/ap`
+            }
+            let rest = rest.trim_start_matches('/');
+            return Ok(if rest.is_empty() {
+                "**".into()
+            } else {
+                rest.to_string()
+            });
+        }
+        return Err(ServiceError::OutsideWorkspace {
+            path: glob.to_string(),
+            roots: roots
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok(glob.trim_start_matches("./").to_string())
+}
+
+#[cfg(test)]
+mod glob_tests {
+    use super::*;
+
+    #[test]
+    fn globs_stay_inside_the_roots() {
+        let roots = [PathBuf::from("/work/app"), PathBuf::from("/srv/lib")];
+        // (glob, Ok(relative) or Err(part of the message))
+        let table: &[(&str, std::result::Result<&str, &str>)] = &[
+            ("src/**", Ok("src/**")),
+            ("./src/*.rs", Ok("src/*.rs")),
+            ("/work/app/src/**", Ok("src/**")),
+            ("/work/app", Ok("**")),
+            ("/srv/lib/x/*.py", Ok("x/*.py")),
+            ("../**", Err("contains `..`")),
+            ("src/../../etc/*", Err("contains `..`")),
+            ("src\\..\\x", Err("contains `..`")),
+            ("/etc/**", Err("outside")),
+            ("/work/apple/**", Err("outside")),
+        ];
+        for (glob, want) in table {
+            match (sandbox_glob(glob, &roots), want) {
+                (Ok(got), Ok(w)) => assert_eq!(&got, w, "{glob}"),
+                (Err(e), Err(w)) => assert!(e.to_string().contains(w), "{glob}: {e}"),
+                (got, _) => panic!("{glob}: {got:?}"),
+            }
+        }
     }
 }

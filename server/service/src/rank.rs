@@ -320,7 +320,7 @@ const LEGACY_STEMS: &[&str] = &["compat", "legacy", "deprecated", "shim", "polyf
 fn legacy_name(stem: &str) -> bool {
     tokens(stem)
         .iter()
-        .any(|t| LEGACY_STEMS.contains(&t.as_str()))
+        .any(|t| LEGACY_STEMS.iter().any(|l| tokens(l).first() == Some(t)))
 }
 
 /// A folder named with a test word and a qualifier: `test-shrinker`, `integration_tests`,
@@ -382,7 +382,6 @@ pub(crate) fn prior(
     let parts: Vec<&str> = lower.split('/').collect();
     let (dirs, name) = parts.split_at(parts.len() - 1);
     let name = name[0];
-    let stem = name.split('.').next().unwrap_or(name);
     let in_dir = |set: &[&str]| dirs.iter().any(|d| set.contains(d));
     let mut m = 1.0f32;
     let mut why = Vec::new();

@@ -703,6 +703,29 @@ impl Workspace {
             .join(", ")
     }
 
+    /// A search path glob made workspace-relative ([`crate::paths::sandbox_glob`]).
+    pub fn sandbox_glob(&self, glob: &str) -> Result<String> {
+        crate::paths::sandbox_glob(glob, &self.roots())
+    }
+
+    /// The namespaces a search covers when the caller names none: `search.default_namespaces`
+    /// of the first root's config (the built-in defaults without a root).
+    pub fn default_namespaces(&self) -> Vec<String> {
+        match self.all().first() {
+            Some(r) => r
+                .project
+                .config()
+                .default_namespaces()
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
+            None => codemem_core::DEFAULT_QUERY_NAMESPACES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+
     /// Resolves a user-given path (absolute, or relative to a root) to its root and
     /// workspace-relative path; nothing outside the roots is reachable (`..`, symlinks).
     pub fn resolve_path(&self, p: &str) -> Result<(PathBuf, String)> {
@@ -781,8 +804,21 @@ impl Workspace {
         Ok((root, rel))
     }
 
+    /// Searches every root. The path glob goes through the sandbox first (`sandbox_glob`),
+    /// whichever front end sent it.
     pub fn search(&self, q: &Query) -> Result<SearchResponse> {
         let started = Instant::now();
+        let sandboxed;
+        let q = match &q.path_glob {
+            Some(g) => {
+                sandboxed = Query {
+                    path_glob: Some(self.sandbox_glob(g)?),
+                    ..q.clone()
+                };
+                &sandboxed
+            }
+            None => q,
+        };
         q.validate()?;
         let roots = self.all();
         if roots.is_empty() {
@@ -906,6 +942,12 @@ impl Workspace {
         end_line: u32,
         k: usize,
     ) -> Result<SearchResponse> {
+        if k == 0 || k > codemem_core::MAX_K {
+            return Err(ServiceError::InvalidInput(format!(
+                "k must be between 1 and {}, got {k}",
+                codemem_core::MAX_K
+            )));
+        }
         let (root, rel) = self.locate(abs)?;
         let text = match self.document_text(abs) {
             Some(t) => t,
