@@ -55,6 +55,7 @@ access = "write"
 
 TOOLS = {
     "search_code",
+    "get_context",
     "find_symbol",
     "recall",
     "remember",

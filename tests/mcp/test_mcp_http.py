@@ -139,6 +139,47 @@ async def test_every_tool_with_the_low_level_session(served):
         assert [p for p, _, _ in progress] == sorted(p for p, _, _ in progress)
 
 
+def token_bound(text: str) -> int:
+    """The bound the server states (`token_count`): ceil(ASCII bytes / 3) + 2 per other character."""
+    ascii_n = sum(1 for c in text if ord(c) < 128)
+    return -(-ascii_n // 3) + 2 * (len(text) - ascii_n)
+
+
+@pytest.mark.asyncio
+async def test_get_context_fits_its_budget_and_says_what_it_left_out(served):
+    async with http_session(served.url, served.headers()) as s:
+        for budget in (200, 600, 4000):
+            r = await s.call_tool("get_context", {"query": "token bucket rate limiting per client", "budget_tokens": budget})
+            assert not r.is_error, text_of(r)
+            sc = r.structured_content
+            text = text_of(r)
+            assert sc["budget_tokens"] == budget and sc["tokens_used"] <= budget, sc
+            assert token_bound(text) == sc["tokens_used"] <= budget, (budget, token_bound(text), sc["tokens_used"])
+            assert "ceil(ASCII bytes / 3)" in sc["token_count"]
+            pieces = sc["pieces"]
+            assert pieces and all("text" not in p for p in pieces), pieces  # the text is the answer's text
+            for p in pieces:
+                assert f"## {p['path']}:{p['start_line']}-{p['end_line']}" in text, (p, text[:300])
+            if sc["omitted"] or any(p["cut"] for p in pieces):
+                assert sc["more"] and "budget_tokens" in text
+        # At 4000 tokens the implementation is in the bundle, whole.
+        assert any(p["path"] == "src/ratelimit.rs" for p in pieces), pieces
+        # A tight budget leaves things out and lists them with ranges to read.
+        r = await s.call_tool("get_context", {"query": "token bucket rate limiting per client", "budget_tokens": 200})
+        assert r.structured_content["omitted"] and "Left out" in text_of(r)
+        # Bad budgets and empty questions say what to send.
+        for args, says in [({"query": "x", "budget_tokens": 50}, "between 200 and 100000"),
+                           ({"query": "  "}, "empty"), ({"query": "x", "path": "../**"}, "contains `..`")]:
+            r = await s.call_tool("get_context", args)
+            assert r.is_error and says in text_of(r), (args, text_of(r))
+    # The CLI gives the same bundle (through the daemon that serves this endpoint).
+    out = subprocess.run([str(codemem_bin()), "--root", str(served.sb.root), "context", "token bucket rate limiting per client",
+                          "--budget", "600", "--json"], env=served.sb.env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    b = json.loads(out.stdout)
+    assert b["tokens_used"] <= 600 and b["pieces"] and all(p["text"] for p in b["pieces"]), b
+
+
 @pytest.mark.asyncio
 async def test_every_tool_with_the_high_level_client(served):
     """`Client` probes `server/discover` first; the server answers "method not found" and the

@@ -101,6 +101,10 @@ pub enum Request {
     },
     Status,
     Index,
+    /// `codemem context`: token-budgeted context for a question.
+    Context {
+        query: codemem_service::ContextQuery,
+    },
     /// `codemem serve`: start (or reuse) the HTTP endpoint with these overrides.
     Serve {
         host: Option<String>,
@@ -671,6 +675,16 @@ async fn answer(
         Request::Search { query } => {
             let found = match open_existing(&st, root).await {
                 Ok(ws) => blocking(move || ws.search(&query)).await,
+                Err(a) => Err(a),
+            };
+            found.map_or_else(
+                |a| a,
+                |r| Answer::Result(serde_json::to_value(r).unwrap_or_default()),
+            )
+        }
+        Request::Context { query } => {
+            let found = match open_existing(&st, root).await {
+                Ok(ws) => blocking(move || ws.context(&query)).await,
                 Err(a) => Err(a),
             };
             found.map_or_else(

@@ -97,6 +97,25 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The code and docs most useful for a question, within a token budget: whole chunks of
+    /// the best-ranked files merged per file, each headed path:start-end (for pasting into a
+    /// model's context).
+    Context {
+        /// The question or task.
+        query: String,
+        /// Most tokens the answer may take (200-100000), counted with a conservative bound.
+        #[arg(long, default_value_t = codemem_service::context::DEFAULT_BUDGET)]
+        budget: usize,
+        /// Namespace to draw from (repeatable; default: coding and documentation).
+        #[arg(long = "ns", value_name = "NS")]
+        namespaces: Vec<String>,
+        /// Only paths matching this glob, e.g. 'src/**'.
+        #[arg(long, value_name = "GLOB")]
+        path: Option<String>,
+        /// Print the bundle as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what is indexed: files and points per namespace, pending embeddings, last run counters.
     Status {
         #[arg(long)]
@@ -361,29 +380,69 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                     Err(f) => return Err(f),
                 }
             };
-            let project = Project::open(
-                &root,
-                OpenOptions {
-                    home,
-                    embedder,
-                    purpose: "search".into(),
-                    lock_wait: Duration::from_secs(5),
-                    create: false,
-                    config: Some(cfg),
-                },
-            )?;
-            if let Some(g) = &q.path_glob {
-                q.path_glob = Some(
-                    codemem_service::paths::sandbox_glob(g, &[project.root().to_path_buf()])
-                        .map_err(|e| usage(e.to_string()))?,
-                );
-            }
-            let resp = project.search(&q)?;
+            let resp = search_in_process(&root, home, embedder, cfg, "search", q)?;
             if json {
                 output::print_json(&resp)?;
             } else {
                 output::print_hits(&resp);
             }
+            Ok(0)
+        }
+        Cmd::Context {
+            query,
+            budget,
+            namespaces,
+            path,
+            json,
+        } => {
+            let root = root_for(cli.root.as_deref());
+            check_root(&root)?;
+            let cfg = Config::load(&root).map_err(ServiceError::from)?;
+            let mut cq = codemem_service::ContextQuery {
+                text: query,
+                budget_tokens: Some(budget),
+                namespaces: Vec::new(),
+                path_glob: path,
+            };
+            for ns in &namespaces {
+                cq.namespaces
+                    .push(cfg.namespace(ns).map_err(|e| usage(e.to_string()))?);
+            }
+            let (q, budget) = codemem_service::context::search_for(&cq)
+                .and_then(|r| r.0.validate().map(|_| r).map_err(Into::into))
+                .map_err(|e| usage(e.to_string()))?;
+            let show = |b: &codemem_service::context::ContextBundle| -> Result<(), Failure> {
+                if json {
+                    output::print_json(b)?;
+                } else {
+                    print!("{}", b.text());
+                }
+                Ok(())
+            };
+            if let Some(conn) = daemon_request(
+                &home,
+                &root,
+                cli.no_daemon,
+                daemon::Request::Context { query: cq },
+            )? {
+                let v = daemon::request(conn, &mut |_| {})?;
+                let b: codemem_service::context::ContextBundle =
+                    serde_json::from_value(v).context("unexpected answer from the daemon")?;
+                show(&b)?;
+                return Ok(0);
+            }
+            let embedder = match load_embedder(&home, &cfg) {
+                Ok(e) => Some(e),
+                Err(f) => {
+                    eprintln!(
+                        "warning: {:#}\nwarning: answering with lexical search only",
+                        f.err
+                    );
+                    None
+                }
+            };
+            let resp = search_in_process(&root, home, embedder, cfg, "context", q)?;
+            show(&codemem_service::context::pack(&resp.hits, budget))?;
             Ok(0)
         }
         Cmd::Status { json, config } => {
@@ -530,6 +589,36 @@ fn run(cli: Cli) -> Result<u8, Failure> {
 }
 
 /// A CLI request through the running daemon, if there is one (the CLI never starts one).
+/// A search in this process (no daemon): opens the project read-side, sandboxes the path glob
+/// against its root, searches.
+fn search_in_process(
+    root: &Path,
+    home: PathBuf,
+    embedder: Option<Arc<dyn Embedder>>,
+    cfg: Config,
+    purpose: &str,
+    mut q: Query,
+) -> Result<codemem_service::SearchResponse, Failure> {
+    let project = Project::open(
+        root,
+        OpenOptions {
+            home,
+            embedder,
+            purpose: purpose.into(),
+            lock_wait: Duration::from_secs(5),
+            create: false,
+            config: Some(cfg),
+        },
+    )?;
+    if let Some(g) = &q.path_glob {
+        q.path_glob = Some(
+            codemem_service::paths::sandbox_glob(g, &[project.root().to_path_buf()])
+                .map_err(|e| usage(e.to_string()))?,
+        );
+    }
+    Ok(project.search(&q)?)
+}
+
 fn daemon_request(
     home: &Path,
     root: &Path,

@@ -258,6 +258,9 @@ pub struct Query {
     /// Attach each hit's ranking signals (`Hit::explain`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub explain: bool,
+    /// Hits carry their chunk's whole text instead of a short snippet (token-budgeted context).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full_text: bool,
 }
 
 fn default_k() -> usize {
@@ -274,6 +277,7 @@ impl Query {
             k: default_k(),
             mode: SearchMode::Hybrid,
             explain: false,
+            full_text: false,
         }
     }
 

@@ -139,28 +139,11 @@ async fn handle(shared: &Shared, e: WorkspaceEvent) {
             send_status(shared).await;
         }
         WorkspaceEvent::Index { root, event } => {
-            let (message, percentage, last) = match event {
-                IndexEvent::Scanned {
-                    files,
-                    changed,
-                    deleted,
-                } => (
-                    format!("{changed} of {files} files changed, {deleted} deleted"),
-                    0,
-                    changed == 0,
-                ),
-                IndexEvent::Lexical { done, total } => (
-                    format!("{done}/{total} files"),
-                    (done * 50 / total.max(1)) as u32,
-                    done == total,
-                ),
-                IndexEvent::Embed { done, total } => (
-                    format!("embedding {done}/{total} chunks"),
-                    50 + (done * 50 / total.max(1)) as u32,
-                    done == total,
-                ),
-                IndexEvent::Done { .. } => return,
-            };
+            if matches!(event, IndexEvent::Done { .. }) {
+                return;
+            }
+            let p = event.progress();
+            let (message, percentage, last) = (p.message, p.percent as u32, p.phase_end);
             let token = {
                 let mut map = shared
                     .progress

@@ -17,9 +17,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use codemem_core::{Namespace, Query, SearchMode};
-use codemem_service::{
-    Embedder, Hub, NewMemory, ServiceError, SymbolDef, Workspace, WorkspaceOptions,
-};
+use codemem_service::symbols::{enclosing, memories_of};
+use codemem_service::{Embedder, Hub, NewMemory, ServiceError, Workspace, WorkspaceOptions};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_lsp_server::jsonrpc::{Error, Result};
@@ -294,35 +293,6 @@ impl Backend {
             }
         }
     }
-}
-
-/// The definition enclosing `line` (1-based): the innermost one.
-fn enclosing(symbols: &[SymbolDef], line: u32) -> Option<&SymbolDef> {
-    symbols
-        .iter()
-        .filter(|s| s.start_line <= line && line <= s.end_line)
-        .min_by_key(|s| s.end_line - s.start_line)
-}
-
-fn leaf(name: &str) -> &str {
-    codemem_core::lexical::symbol_leaf(name)
-}
-
-/// Memories that belong to the definition `s`: pinned by its name, or by a line whose
-/// innermost definition is `s`.
-fn memories_of<'a>(
-    memories: &'a [codemem_service::Memory],
-    s: &SymbolDef,
-    all: &[SymbolDef],
-) -> Vec<&'a codemem_service::Memory> {
-    memories
-        .iter()
-        .filter(|m| match (&m.symbol, m.line) {
-            (Some(sym), _) => leaf(sym) == leaf(&s.name),
-            (None, Some(l)) => enclosing(all, l) == Some(s),
-            (None, None) => false,
-        })
-        .collect()
 }
 
 fn folders(params: &InitializeParams) -> Vec<PathBuf> {

@@ -164,35 +164,22 @@ impl CodememServer {
         let name = req.name.to_string();
         let args = req.arguments;
         let result: ToolResult = match name.as_str() {
-            "search_code" => match parse_args(&name, args) {
-                Ok(a) => {
-                    self.blocking(move |ws| tools::search_code(ws, &who, a))
-                        .await
-                }
-                Err(e) => Err(e),
-            },
-            "find_symbol" => match parse_args(&name, args) {
-                Ok(a) => {
-                    self.blocking(move |ws| tools::find_symbol(ws, &who, a))
-                        .await
-                }
-                Err(e) => Err(e),
-            },
-            "recall" => match parse_args(&name, args) {
-                Ok(a) => self.blocking(move |ws| tools::recall(ws, &who, a)).await,
-                Err(e) => Err(e),
-            },
-            "index_status" => match parse_args::<tools::NoArgs>(&name, args) {
-                Ok(_) => self.blocking(move |ws| tools::index_status(ws, &who)).await,
-                Err(e) => Err(e),
-            },
-            "list_namespaces" => match parse_args::<tools::NoArgs>(&name, args) {
-                Ok(_) => {
-                    self.blocking(move |ws| tools::list_namespaces(ws, &who))
-                        .await
-                }
-                Err(e) => Err(e),
-            },
+            "search_code" => self.read(&name, args, who, tools::search_code).await,
+            "find_symbol" => self.read(&name, args, who, tools::find_symbol).await,
+            "get_context" => self.read(&name, args, who, tools::get_context).await,
+            "recall" => self.read(&name, args, who, tools::recall).await,
+            "index_status" => {
+                self.read(&name, args, who, |ws, who, _: tools::NoArgs| {
+                    tools::index_status(ws, who)
+                })
+                .await
+            }
+            "list_namespaces" => {
+                self.read(&name, args, who, |ws, who, _: tools::NoArgs| {
+                    tools::list_namespaces(ws, who)
+                })
+                .await
+            }
             "remember" => match parse_args::<tools::RememberArgs>(&name, args) {
                 Ok(a) => {
                     let ns = a.namespace.clone();
@@ -243,6 +230,22 @@ impl CodememServer {
             Ok(r) => r,
             Err(f) => failure_result(f),
         })
+    }
+
+    /// A read-only tool: parse its arguments, run it on a blocking thread.
+    async fn read<A, F>(
+        &self,
+        name: &str,
+        args: Option<rmcp::model::JsonObject>,
+        who: Principal,
+        tool: F,
+    ) -> ToolResult
+    where
+        A: serde::de::DeserializeOwned + schemars::JsonSchema + Send + 'static,
+        F: FnOnce(&Workspace, &Principal, A) -> ToolResult + Send + 'static,
+    {
+        let a = parse_args::<A>(name, args)?;
+        self.blocking(move |ws| tool(ws, &who, a)).await
     }
 
     /// A write refused while reading its arguments is still a write attempt: it goes to the
@@ -334,25 +337,8 @@ impl CodememServer {
         let run = tokio::task::spawn_blocking(move || {
             let last = std::sync::Mutex::new(0.0f64);
             let sink = |e: IndexEvent| {
-                let (pct, msg) = match &e {
-                    IndexEvent::Scanned {
-                        files,
-                        changed,
-                        deleted,
-                    } => (
-                        1.0,
-                        format!("scanned {files} files: {changed} changed, {deleted} deleted"),
-                    ),
-                    IndexEvent::Lexical { done, total } => (
-                        1.0 + 49.0 * ratio(*done, *total),
-                        format!("lexical index: {done}/{total} files"),
-                    ),
-                    IndexEvent::Embed { done, total } => (
-                        50.0 + 49.0 * ratio(*done, *total),
-                        format!("embeddings: {done}/{total} chunks"),
-                    ),
-                    IndexEvent::Done { .. } => (100.0, "done".to_string()),
-                };
+                let p = e.progress();
+                let (pct, msg) = (p.percent, p.message);
                 // Progress must only grow, also across several roots.
                 let mut l = last.lock().unwrap_or_else(|p| p.into_inner());
                 if pct > *l {
@@ -447,14 +433,6 @@ fn url_roots(ctx: &RequestContext<RoleServer>) -> Result<Vec<PathBuf>, String> {
         roots.push(file_uri_path(&v).unwrap_or_else(|| PathBuf::from(v)));
     }
     Ok(roots)
-}
-
-fn ratio(done: usize, total: usize) -> f64 {
-    if total == 0 {
-        1.0
-    } else {
-        (done as f64 / total as f64).clamp(0.0, 1.0)
-    }
 }
 
 impl ServerHandler for CodememServer {

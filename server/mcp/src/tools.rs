@@ -49,6 +49,24 @@ pub struct SearchCodeArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct GetContextArgs {
+    /// The question or task, in plain words or with identifiers ("how are retries of failed
+    /// HTTP calls scheduled").
+    pub query: String,
+    /// Most tokens the answer may take, 200-100000 (default 4000). Counted with a
+    /// conservative bound (see `token_count` in the answer).
+    #[serde(default)]
+    pub budget_tokens: Option<u32>,
+    /// Namespaces to draw from (see list_namespaces). Default: coding and documentation.
+    #[serde(default)]
+    pub namespaces: Option<Vec<String>>,
+    /// Only files whose workspace-relative path matches this glob, e.g. "src/**".
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FindSymbolArgs {
     /// The name to look up: exact ("parse_config"), partial ("parse") or a camelCase fragment.
     pub name: String,
@@ -127,6 +145,11 @@ pub fn tools() -> Vec<Tool> {
         tool::<SearchCodeArgs>(
             "search_code",
             "Search this workspace's code and docs. Ask in plain words (\"where do we retry failed HTTP calls?\") or give an exact identifier (\"RateLimiter\"): the definition of an identifier ranks first. Lexical and semantic ranking are fused. Each hit has the file path (relative to its workspace root), line range, symbol, a snippet and a score; the answer also says how fresh the index is (files still being indexed, unsaved editor buffers). Narrow with `path` (a glob), `language` or `namespaces`. Use find_symbol instead when you know a definition's name.",
+            read(),
+        ),
+        tool::<GetContextArgs>(
+            "get_context",
+            "The code and docs most useful for a question, ready to read, within a token budget (default 4000): whole chunks of the best-ranked files, merged per file in line order, each headed `path:start-end`; a piece cut short to fit says so. Lists what was left out (with ranges to read) and how to get more. Prefer it over several search_code calls when you need to understand how something works.",
             read(),
         ),
         tool::<FindSymbolArgs>(
@@ -346,16 +369,24 @@ fn snippet_lines(s: &str, max: usize) -> String {
     out
 }
 
-pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolResult {
-    let requested = a.namespaces.unwrap_or_default();
+/// The namespaces a search-like call reads: those asked for, within the caller's scope; a
+/// scoped caller that names none gets the configured defaults it may read.
+fn read_namespaces(
+    ws: &Workspace,
+    who: &Principal,
+    requested: Option<Vec<String>>,
+) -> Result<Vec<Namespace>, ToolFailure> {
     let default = if who.namespaces.is_some() {
         ws.default_namespaces()
     } else {
         Vec::new()
     };
-    let names = who.scope_read(&requested, default)?;
+    namespaces(&who.scope_read(&requested.unwrap_or_default(), default)?)
+}
+
+pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolResult {
     let mut q = Query::new(a.query.clone());
-    q.namespaces = namespaces(&names)?;
+    q.namespaces = read_namespaces(ws, who, a.namespaces)?;
     q.k = k_of(a.k);
     q.explain = a.explain.unwrap_or(false);
     if let Some(l) = &a.language {
@@ -438,6 +469,27 @@ pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolRe
     }
     let structured = serde_json::to_value(&resp).map_err(|e| ToolFailure(e.to_string()))?;
     ok(text, structured)
+}
+
+pub fn get_context(ws: &Workspace, who: &Principal, a: GetContextArgs) -> ToolResult {
+    let q = codemem_service::ContextQuery {
+        namespaces: read_namespaces(ws, who, a.namespaces)?,
+        text: a.query,
+        budget_tokens: a.budget_tokens.map(|b| b as usize),
+        path_glob: a.path,
+    };
+    let bundle = ws.context(&q)?;
+    // The pieces' text is the answer's text; the structured part only describes it, so the
+    // budget is not spent twice.
+    let mut structured = serde_json::to_value(&bundle).unwrap_or_default();
+    if let Some(pieces) = structured.get_mut("pieces").and_then(Value::as_array_mut) {
+        for p in pieces {
+            if let Some(o) = p.as_object_mut() {
+                o.remove("text");
+            }
+        }
+    }
+    ok(bundle.text(), structured)
 }
 
 pub fn find_symbol(ws: &Workspace, who: &Principal, a: FindSymbolArgs) -> ToolResult {

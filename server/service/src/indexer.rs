@@ -89,6 +89,56 @@ pub enum IndexEvent {
     },
 }
 
+/// Where an index run stands, the same for every front end's progress bar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// 0–100: scanning 1, the lexical phase up to 50, embedding up to 99, done 100. Never
+    /// goes back within a run.
+    pub percent: f64,
+    pub message: String,
+    /// The last event of its phase (worth showing even when reports are throttled).
+    pub phase_end: bool,
+}
+
+impl IndexEvent {
+    pub fn progress(&self) -> Progress {
+        let ratio = |done: usize, total: usize| {
+            if total == 0 {
+                1.0
+            } else {
+                (done as f64 / total as f64).clamp(0.0, 1.0)
+            }
+        };
+        let (percent, message, phase_end) = match self {
+            IndexEvent::Scanned {
+                files,
+                changed,
+                deleted,
+            } => (
+                1.0,
+                format!("{changed} of {files} files changed, {deleted} deleted"),
+                *changed == 0,
+            ),
+            IndexEvent::Lexical { done, total } => (
+                1.0 + 49.0 * ratio(*done, *total),
+                format!("{done}/{total} files"),
+                done == total,
+            ),
+            IndexEvent::Embed { done, total } => (
+                50.0 + 49.0 * ratio(*done, *total),
+                format!("embedding {done}/{total} chunks"),
+                done == total,
+            ),
+            IndexEvent::Done { .. } => (100.0, "done".to_string(), true),
+        };
+        Progress {
+            percent,
+            message,
+            phase_end,
+        }
+    }
+}
+
 pub trait ProgressSink: Sync {
     fn event(&self, e: IndexEvent);
 }

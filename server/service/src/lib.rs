@@ -10,6 +10,7 @@
 //! It must not know LSP, MCP or the command line: adapters translate requests into these calls.
 
 mod cache;
+pub mod context;
 mod documents;
 mod error;
 mod indexer;
@@ -22,7 +23,7 @@ mod project;
 mod rank;
 mod scope;
 mod search;
-mod symbols;
+pub mod symbols;
 mod team;
 mod walk;
 mod workspace;
@@ -31,7 +32,7 @@ mod workspace;
 pub use codemem_embed::Embedder;
 pub use documents::{Position, TextChange};
 pub use error::{Result, ServiceError};
-pub use indexer::{IndexEvent, IndexOptions, IndexStats, ProgressSink, Skipped};
+pub use indexer::{IndexEvent, IndexOptions, IndexStats, Progress, ProgressSink, Skipped};
 pub use lock::LockInfo;
 pub use memory::{Memory, NewMemory, RecallHit, RecallQuery, RecallResponse};
 pub use overlay::OverlayChange;
@@ -44,6 +45,6 @@ pub use symbols::{match_score, SymbolDef, SymbolMatch};
 pub use team::{ChangeEvent, Synced};
 pub use walk::{decode_text, is_generated, walk, Walk, WalkedFile};
 pub use workspace::{
-    BackendStatus, Hub, LoadModel, NamespaceInfo, RootStatus, Workspace, WorkspaceEvent,
-    WorkspaceOptions, WorkspaceStatus,
+    BackendStatus, ContextQuery, Hub, LoadModel, NamespaceInfo, RootStatus, Workspace,
+    WorkspaceEvent, WorkspaceOptions, WorkspaceStatus,
 };

@@ -224,6 +224,14 @@ impl Project {
             .take(q.k)
             .filter_map(|(s, e, p)| {
                 let mut h = to_hit(s, &p.payload)?;
+                if q.full_text {
+                    h.snippet = p
+                        .payload
+                        .get("content")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                }
                 h.explain = q.explain.then_some(e);
                 Some(h)
             })

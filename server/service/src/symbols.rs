@@ -29,6 +29,32 @@ impl From<Definition> for SymbolDef {
     }
 }
 
+/// The definition enclosing `line` (1-based): the innermost one. Memory attribution and
+/// "which symbol is here" for every front end.
+pub fn enclosing(symbols: &[SymbolDef], line: u32) -> Option<&SymbolDef> {
+    symbols
+        .iter()
+        .filter(|s| s.start_line <= line && line <= s.end_line)
+        .min_by_key(|s| s.end_line - s.start_line)
+}
+
+/// Memories that belong to the definition `s` (one of `all`, the file's definitions): pinned
+/// by its name, or by a line whose innermost definition is `s`.
+pub fn memories_of<'a>(
+    memories: &'a [crate::Memory],
+    s: &SymbolDef,
+    all: &[SymbolDef],
+) -> Vec<&'a crate::Memory> {
+    memories
+        .iter()
+        .filter(|m| match (&m.symbol, m.line) {
+            (Some(sym), _) => symbol_leaf(sym) == symbol_leaf(&s.name),
+            (None, Some(l)) => enclosing(all, l) == Some(s),
+            (None, None) => false,
+        })
+        .collect()
+}
+
 /// A definition that matched a name query.
 #[derive(Debug, Clone, Serialize)]
 pub struct SymbolMatch {
@@ -194,6 +220,57 @@ pub fn sort_matches(v: &mut [SymbolMatch]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn def(name: &str, start: u32, end: u32) -> SymbolDef {
+        SymbolDef {
+            name: name.into(),
+            kind: ChunkKind::Function,
+            start_line: start,
+            end_line: end,
+        }
+    }
+
+    fn memory(id: &str, symbol: Option<&str>, line: Option<u32>) -> crate::Memory {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "text": id, "namespace": "coding", "symbol": symbol, "line": line, "created_at": 0
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn memories_belong_to_the_innermost_definition_or_their_symbol() {
+        let all = [
+            def("Server", 1, 40),
+            def("Server::start", 5, 20),
+            def("Server::stop", 22, 30),
+        ];
+        assert_eq!(
+            enclosing(&all, 10).map(|s| s.name.as_str()),
+            Some("Server::start")
+        );
+        assert_eq!(enclosing(&all, 35).map(|s| s.name.as_str()), Some("Server"));
+        assert_eq!(enclosing(&all, 50), None);
+        let memories = [
+            memory("by-line", None, Some(12)),
+            memory("by-name", Some("start"), None),
+            memory("in-class", None, Some(35)),
+            memory("unpinned", None, None),
+            memory("other-name", Some("Client::start_x"), None),
+        ];
+        // (definition, the memories it shows)
+        let table: [(&SymbolDef, &[&str]); 3] = [
+            (&all[1], &["by-line", "by-name"]),
+            (&all[0], &["in-class"]),
+            (&all[2], &[]),
+        ];
+        for (d, want) in table {
+            let got: Vec<&str> = memories_of(&memories, d, &all)
+                .iter()
+                .map(|m| m.id.as_str())
+                .collect();
+            assert_eq!(got, want, "{}", d.name);
+        }
+    }
 
     #[test]
     fn exact_beats_fuzzy() {

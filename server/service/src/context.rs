@@ -1,0 +1,515 @@
+//! Token-budgeted context for agents: the chunks most useful for a question, merged per file
+//! in file order, trimmed to fit a budget, with what was left out and how to get it.
+//!
+//! Every front end (MCP `get_context`, `codemem context`) gets the same bundle and the same
+//! rendering (`ContextBundle::text`), and the budget bounds that rendered text.
+
+use std::collections::HashMap;
+
+use codemem_core::Hit;
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, ServiceError};
+
+pub const DEFAULT_BUDGET: usize = 4000;
+pub const MIN_BUDGET: usize = 200;
+pub const MAX_BUDGET: usize = 100_000;
+/// Search hits considered for one bundle.
+pub const CANDIDATES: usize = 40;
+/// Below this many tokens left, a piece is not started (a few lines say little).
+const MIN_PIECE: usize = 40;
+const MORE: &str = "call get_context again with a larger budget_tokens, or read a listed range (path:start-end) directly";
+/// Entries listed under "left out" at most; the rest are counted.
+const MAX_OMITTED_LISTED: usize = 20;
+
+/// How tokens are counted: a stated, conservative bound, not a tokenizer.
+pub const TOKEN_BOUND: &str =
+    "ceil(ASCII bytes / 3) + 2 per non-ASCII character (LLM tokenizers average 3.5-4.5 bytes a token on code and English)";
+
+/// A conservative token count of `s` (see [`TOKEN_BOUND`]).
+pub fn estimate_tokens(s: &str) -> usize {
+    let (mut ascii, mut other) = (0usize, 0usize);
+    for c in s.chars() {
+        if c.is_ascii() {
+            ascii += 1;
+        } else {
+            other += 1;
+        }
+    }
+    ascii.div_ceil(3) + 2 * other
+}
+
+/// The search behind a context request, and its checked budget.
+pub fn search_for(q: &crate::ContextQuery) -> Result<(codemem_core::Query, usize)> {
+    let budget = budget(q.budget_tokens)?;
+    let mut query = codemem_core::Query::new(q.text.clone());
+    query.namespaces = q.namespaces.clone();
+    query.path_glob = q.path_glob.clone();
+    query.k = CANDIDATES;
+    query.full_text = true;
+    Ok((query, budget))
+}
+
+/// Checks a requested budget (`None`: the default).
+pub fn budget(requested: Option<usize>) -> Result<usize> {
+    let b = requested.unwrap_or(DEFAULT_BUDGET);
+    if !(MIN_BUDGET..=MAX_BUDGET).contains(&b) {
+        return Err(ServiceError::InvalidInput(format!(
+            "budget_tokens must be between {MIN_BUDGET} and {MAX_BUDGET}, got {b}"
+        )));
+    }
+    Ok(b)
+}
+
+/// One contiguous piece of a file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContextPiece {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    pub path: String,
+    pub start_line: u32,
+    pub end_line: u32,
+    pub language: String,
+    /// Definitions whose chunks make up the piece.
+    pub symbols: Vec<String>,
+    pub text: String,
+    /// The piece was cut short to fit the budget (`end_line` is where it stops).
+    pub cut: bool,
+    /// Its share of the budget, rendering included.
+    pub tokens: usize,
+    /// Best rank of its hits (0 = the top hit).
+    #[serde(skip, default)]
+    rank: usize,
+}
+
+/// A relevant piece that did not fit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Omitted {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    pub path: String,
+    pub start_line: u32,
+    pub end_line: u32,
+    pub tokens: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContextBundle {
+    pub budget_tokens: usize,
+    /// Tokens of `text()` (≤ `budget_tokens`).
+    pub tokens_used: usize,
+    pub token_count: String,
+    /// Files in order of their best hit; pieces of one file in line order.
+    pub pieces: Vec<ContextPiece>,
+    pub omitted: Vec<Omitted>,
+    /// What to do to see the rest.
+    pub more: Option<String>,
+    /// How many of `omitted` the text lists (the rest are counted).
+    pub omitted_listed: usize,
+}
+
+fn header(root: Option<&str>, path: &str, start: u32, end: u32, cut: bool) -> String {
+    let shown = match root {
+        Some(r) => format!("{r}/{path}"),
+        None => path.to_string(),
+    };
+    format!(
+        "## {shown}:{start}-{end}{}\n",
+        if cut {
+            " (cut here to fit the budget)"
+        } else {
+            ""
+        }
+    )
+}
+
+fn render_piece(
+    root: Option<&str>,
+    path: &str,
+    start: u32,
+    end: u32,
+    cut: bool,
+    body: &str,
+) -> String {
+    let mut s = header(root, path, start, end, cut);
+    s.push_str("```\n");
+    s.push_str(body);
+    if !body.ends_with('\n') {
+        s.push('\n');
+    }
+    if cut {
+        s.push_str("…\n");
+    }
+    s.push_str("```\n");
+    s
+}
+
+/// A file's lines from several chunks, merged where they overlap or touch.
+struct Segment {
+    root: Option<String>,
+    path: String,
+    language: String,
+    /// Best (lowest) rank of its hits.
+    rank: usize,
+    start: u32,
+    lines: Vec<String>,
+    symbols: Vec<String>,
+}
+
+impl Segment {
+    fn end(&self) -> u32 {
+        self.start + self.lines.len() as u32 - 1
+    }
+}
+
+/// (root, path) of a file.
+type FileKey = (Option<String>, String);
+
+fn segments(hits: &[Hit]) -> Vec<Segment> {
+    // Files in order of their best hit, each with its (rank, hit)s.
+    let mut files: Vec<(FileKey, Vec<(usize, &Hit)>)> = Vec::new();
+    let mut at: HashMap<FileKey, usize> = HashMap::new();
+    for (rank, h) in hits.iter().enumerate() {
+        if h.memory_id.is_some() || h.snippet.trim().is_empty() {
+            continue;
+        }
+        let key = (h.root.clone(), h.path.clone());
+        let i = *at.entry(key.clone()).or_insert_with(|| {
+            files.push((key, Vec::new()));
+            files.len() - 1
+        });
+        files[i].1.push((rank, h));
+    }
+    let mut out = Vec::new();
+    for ((root, path), mut hs) in files {
+        hs.sort_by_key(|(_, h)| (h.start_line, h.end_line));
+        let mut cur: Option<Segment> = None;
+        for (rank, h) in hs {
+            let lines: Vec<String> = h.snippet.lines().map(str::to_string).collect();
+            if lines.is_empty() {
+                continue;
+            }
+            let start = h.start_line.max(1);
+            match &mut cur {
+                Some(seg) if start <= seg.end() + 1 => {
+                    // Overlapping or adjacent: append the lines past the segment's end.
+                    let skip = (seg.end() + 1).saturating_sub(start) as usize;
+                    seg.lines.extend(lines.into_iter().skip(skip));
+                    seg.rank = seg.rank.min(rank);
+                    if let Some(s) = &h.symbol {
+                        if !seg.symbols.contains(s) {
+                            seg.symbols.push(s.clone());
+                        }
+                    }
+                }
+                _ => {
+                    if let Some(done) = cur.take() {
+                        out.push(done);
+                    }
+                    cur = Some(Segment {
+                        root: root.clone(),
+                        path: path.clone(),
+                        language: h.language.as_str().to_string(),
+                        rank,
+                        start,
+                        lines,
+                        symbols: h.symbol.iter().cloned().collect(),
+                    });
+                }
+            }
+        }
+        out.extend(cur);
+    }
+    out
+}
+
+/// Packs ranked hits (with their full text, `Query::full_text`) into at most `budget` tokens
+/// of rendered text. Segments go in by rank; one that does not fit is cut at a line when at
+/// least [`MIN_PIECE`] tokens are left, else listed as left out. A footer that lists what was
+/// left out is part of the budget.
+pub fn pack(hits: &[Hit], budget: usize) -> ContextBundle {
+    let mut segs = segments(hits);
+    segs.sort_by_key(|s| s.rank);
+    // Room for the footer (what was left out); `fit` below makes sure of the rest.
+    let reserve = (budget / 5).min(MAX_OMITTED_LISTED * 25 + 60);
+    let mut left = budget - reserve;
+    let mut taken: Vec<(usize, ContextPiece)> = Vec::new();
+    let mut omitted = Vec::new();
+    for s in &segs {
+        let body = s.lines.join("\n");
+        let whole = render_piece(s.root.as_deref(), &s.path, s.start, s.end(), false, &body);
+        let cost = estimate_tokens(&whole);
+        if cost <= left {
+            left -= cost;
+            taken.push((s.rank, piece(s, s.end(), false, body, cost)));
+            continue;
+        }
+        if left >= MIN_PIECE {
+            // As many whole lines as fit, with the cut marker.
+            let mut n = s.lines.len();
+            while n > 0 {
+                let end = s.start + n as u32 - 1;
+                let body = s.lines[..n].join("\n");
+                let text = render_piece(s.root.as_deref(), &s.path, s.start, end, true, &body);
+                let c = estimate_tokens(&text);
+                if c <= left {
+                    left -= c;
+                    taken.push((s.rank, piece(s, end, true, body, c)));
+                    break;
+                }
+                n = n * 3 / 4; // shrink fast; the final fit is checked above
+            }
+            if n > 0 {
+                continue;
+            }
+        }
+        omitted.push(Omitted {
+            root: s.root.clone(),
+            path: s.path.clone(),
+            start_line: s.start,
+            end_line: s.end(),
+            tokens: cost,
+        });
+    }
+    // Files in order of their best piece, pieces of one file in line order.
+    let mut file_rank: HashMap<FileKey, usize> = HashMap::new();
+    for (rank, p) in &taken {
+        let r = file_rank
+            .entry((p.root.clone(), p.path.clone()))
+            .or_insert(*rank);
+        *r = (*r).min(*rank);
+    }
+    taken.sort_by_key(|(_, p)| {
+        (
+            file_rank[&(p.root.clone(), p.path.clone())],
+            p.path.clone(),
+            p.start_line,
+        )
+    });
+    let pieces: Vec<ContextPiece> = taken.into_iter().map(|(_, p)| p).collect();
+    let more = (!omitted.is_empty() || pieces.iter().any(|p| p.cut)).then(|| MORE.to_string());
+    let listed = omitted.len().min(MAX_OMITTED_LISTED);
+    let mut b = ContextBundle {
+        budget_tokens: budget,
+        tokens_used: 0,
+        token_count: TOKEN_BOUND.to_string(),
+        pieces,
+        omitted,
+        more,
+        omitted_listed: listed,
+    };
+    b.fit();
+    b
+}
+
+fn piece(s: &Segment, end: u32, cut: bool, text: String, tokens: usize) -> ContextPiece {
+    ContextPiece {
+        rank: s.rank,
+        root: s.root.clone(),
+        path: s.path.clone(),
+        start_line: s.start,
+        end_line: end,
+        language: s.language.clone(),
+        symbols: s.symbols.clone(),
+        text,
+        cut,
+        tokens,
+    }
+}
+
+impl ContextBundle {
+    /// Makes the whole text fit the budget: list fewer left-out entries (counting the rest),
+    /// then leave out the lowest-ranked pieces.
+    fn fit(&mut self) {
+        loop {
+            let t = estimate_tokens(&self.text());
+            if t <= self.budget_tokens {
+                self.tokens_used = t;
+                return;
+            }
+            if self.omitted_listed > 0 {
+                self.omitted_listed -= 1;
+                continue;
+            }
+            let Some(worst) = (0..self.pieces.len()).max_by_key(|&i| self.pieces[i].rank) else {
+                // Only fixed messages are left; MIN_BUDGET covers them.
+                self.tokens_used = t;
+                return;
+            };
+            let p = self.pieces.remove(worst);
+            self.omitted.insert(
+                0,
+                Omitted {
+                    root: p.root,
+                    path: p.path,
+                    start_line: p.start_line,
+                    end_line: p.end_line,
+                    tokens: p.tokens,
+                },
+            );
+            self.more.get_or_insert_with(|| MORE.to_string());
+        }
+    }
+
+    /// The bundle as one text for a model: each piece with its `path:start-end` header, then
+    /// what was left out (within the budget).
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for p in &self.pieces {
+            out.push_str(&render_piece(
+                p.root.as_deref(),
+                &p.path,
+                p.start_line,
+                p.end_line,
+                p.cut,
+                &p.text,
+            ));
+        }
+        if self.pieces.is_empty() {
+            out.push_str("No indexed code or docs matched.\n");
+        }
+        if !self.omitted.is_empty() {
+            out.push_str("Left out (did not fit the budget):\n");
+            for o in self.omitted.iter().take(self.omitted_listed) {
+                let shown = match &o.root {
+                    Some(r) => format!("{r}/{}", o.path),
+                    None => o.path.clone(),
+                };
+                out.push_str(&format!(
+                    "- {shown}:{}-{} (~{} tokens)\n",
+                    o.start_line, o.end_line, o.tokens
+                ));
+            }
+            if self.omitted.len() > self.omitted_listed {
+                out.push_str(&format!(
+                    "- and {} more\n",
+                    self.omitted.len() - self.omitted_listed
+                ));
+            }
+        }
+        if let Some(m) = &self.more {
+            out.push_str(m);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codemem_core::{ChunkKind, Language, Namespace};
+
+    fn hit(path: &str, start: u32, lines: &[&str], symbol: Option<&str>) -> Hit {
+        Hit {
+            path: path.into(),
+            start_line: start,
+            end_line: start + lines.len() as u32 - 1,
+            symbol: symbol.map(str::to_string),
+            kind: ChunkKind::Function,
+            namespace: Namespace::coding(),
+            language: Language::Rust,
+            score: 1.0,
+            snippet: lines.join("\n") + "\n",
+            unsaved: false,
+            root: None,
+            memory_id: None,
+            explain: None,
+        }
+    }
+
+    fn body(n: usize, tag: &str) -> Vec<String> {
+        (0..n)
+            .map(|i| format!("    let {tag}_{i} = compute_{tag}({i}); // line"))
+            .collect()
+    }
+
+    #[test]
+    fn tokens_are_over_counted_for_non_ascii() {
+        assert_eq!(estimate_tokens(""), 0);
+        assert_eq!(estimate_tokens("abc"), 1);
+        assert_eq!(estimate_tokens("abcd"), 2);
+        assert_eq!(estimate_tokens("日本"), 4);
+    }
+
+    #[test]
+    fn overlapping_chunks_merge_and_files_keep_line_order() {
+        let a1 = body(10, "a");
+        let a1: Vec<&str> = a1.iter().map(String::as_str).collect();
+        let hits = [
+            hit("src/b.rs", 1, &["fn b() {}"], Some("b")),
+            hit("src/a.rs", 20, &a1, Some("late")),
+            hit("src/a.rs", 5, &a1[..6], Some("early")),
+            hit("src/a.rs", 8, &a1[..5], None), // overlaps 5-10
+        ];
+        let b = pack(&hits, 4000);
+        let got: Vec<(String, u32, u32)> = b
+            .pieces
+            .iter()
+            .map(|p| (p.path.clone(), p.start_line, p.end_line))
+            .collect();
+        // b.rs ranks first; a.rs's pieces in line order, 5-10 and 8-12 merged into 5-12.
+        assert_eq!(
+            got,
+            [
+                ("src/b.rs".into(), 1, 1),
+                ("src/a.rs".into(), 5, 12),
+                ("src/a.rs".into(), 20, 29)
+            ]
+        );
+        assert!(b.omitted.is_empty() && b.more.is_none());
+        assert!(b.pieces.iter().all(|p| !p.cut));
+    }
+
+    #[test]
+    fn every_bundle_fits_its_budget_and_says_what_was_left_out() {
+        let bodies: Vec<Vec<String>> = (0..30).map(|i| body(40, &format!("f{i}"))).collect();
+        let hits: Vec<Hit> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let lines: Vec<&str> = b.iter().map(String::as_str).collect();
+                hit(&format!("src/f{i}.rs"), 1, &lines, Some("f"))
+            })
+            .collect();
+        for budget in [MIN_BUDGET, 500, 1000, 4000, 20_000] {
+            let b = pack(&hits, budget);
+            assert!(b.tokens_used <= budget, "{budget}: {}", b.tokens_used);
+            assert_eq!(b.tokens_used, estimate_tokens(&b.text()));
+            let total = b.pieces.len() + b.omitted.len();
+            assert!(
+                total >= 30 - b.pieces.iter().filter(|p| p.cut).count(),
+                "{budget}"
+            );
+            if budget < 20_000 {
+                assert!(!b.omitted.is_empty(), "{budget}");
+                assert!(b.text().contains("Left out"), "{budget}");
+                assert!(b.more.is_some());
+            }
+        }
+        // The best hit comes first, whole when it fits.
+        let b = pack(&hits, 4000);
+        assert_eq!(b.pieces[0].path, "src/f0.rs");
+        assert!(!b.pieces[0].cut);
+    }
+
+    #[test]
+    fn a_piece_that_does_not_fit_is_cut_at_a_line() {
+        let big = body(200, "x");
+        let lines: Vec<&str> = big.iter().map(String::as_str).collect();
+        let b = pack(&[hit("src/big.rs", 10, &lines, Some("x"))], 1000);
+        assert_eq!(b.pieces.len(), 1);
+        let p = &b.pieces[0];
+        assert!(p.cut && p.start_line == 10 && p.end_line < 209, "{p:?}");
+        assert_eq!(p.text.lines().count() as u32, p.end_line - p.start_line + 1);
+        assert!(b.text().contains("(cut here to fit the budget)"));
+        assert!(b.tokens_used <= 1000);
+    }
+
+    #[test]
+    fn budgets_outside_the_range_are_refused() {
+        assert_eq!(budget(None).unwrap(), DEFAULT_BUDGET);
+        assert!(budget(Some(MIN_BUDGET - 1)).is_err());
+        assert!(budget(Some(MAX_BUDGET + 1)).is_err());
+    }
+}
