@@ -452,6 +452,18 @@ class Codemem:
         out = run([self.binary, "--root", root, "status", "--json"], env=self.env(home))
         return json.loads(out)
 
+    def context(self, root, home, query, budget):
+        cmd = [self.binary, "--root", root, "context", query, "--budget", str(budget), "--json"]
+        for ns in self.namespaces or ():
+            cmd += ["--ns", ns]
+        p = subprocess.run(cmd, env=self.env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if p.returncode != 0:
+            raise EvalError(f"codemem context failed (exit {p.returncode}) for {query!r}:\n{p.stderr.strip()[-1500:]}")
+        try:
+            return json.loads(p.stdout)
+        except ValueError:
+            raise EvalError(f"codemem context printed invalid JSON for {query!r}: {p.stdout[:300]!r}")
+
     def search(self, root, home, query, mode, k):
         cmd = [self.binary, "--root", root, "search", query, "--mode", mode, "-k", str(k), "--json"]
         for ns in self.namespaces or ():
@@ -582,6 +594,9 @@ def main(argv):
                     help=f"search {', '.join(NAMESPACES)} instead of the configured default namespaces")
     ap.add_argument("--ranking", metavar="'NAME = X, ...'",
                     help="override [search.ranking] weights for this run (passed as CODEMEM_RANKING)")
+    ap.add_argument("--context", type=int, metavar="BUDGET", default=0,
+                    help="also ask `codemem context --budget BUDGET` for every query and report how often the bundle "
+                         "holds a labelled relevant file (and stays within the budget)")
     ap.add_argument("--hybrid-only", action="store_true",
                     help="search in hybrid mode only and print only the summary (a third of the time; "
                     "for comparing ranking weights)")
@@ -680,6 +695,13 @@ def main(argv):
                     m["top_is_symbol"] = top.get("path") in q["relevant"] and leaf == q["symbol"]
                 search_ms[mode] += resp["_wall_ms"]
                 r["modes"][mode] = m
+            if args.context:
+                b = cm.context(root, home, q["query"], args.context)
+                in_bundle = {p["path"] for p in b.get("pieces", [])}
+                r["context"] = {"budget": args.context, "tokens_used": b.get("tokens_used"),
+                                "within_budget": (b.get("tokens_used") or 0) <= args.context,
+                                "has_relevant": any(f in in_bundle for f in q["relevant"]),
+                                "files": len(in_bundle), "omitted": len(b.get("omitted", []))}
             results.append(r)
         cm.stop_daemon(home)
         agg = aggregate(results)
@@ -786,6 +808,16 @@ def main(argv):
         print(f"  {c['name']:<10} hybrid {cm_['hybrid']['ndcg@10']:.3f}  lexical {cm_['lexical']['ndcg@10']:.3f}  "
               f"dense {cm_['dense']['ndcg@10']:.3f}  {'beats both' if c['hybrid_beats_both'] else 'does not beat both'}")
     summary(all_results, args)
+    if args.context:
+        ctx = [r["context"] for r in all_results if "context" in r]
+        held = sum(1 for c in ctx if c["has_relevant"])
+        within = sum(1 for c in ctx if c["within_budget"])
+        print(f"\nget_context at {args.context} tokens: a labelled relevant file in the bundle for {held}/{len(ctx)} "
+              f"queries ({100 * held / max(1, len(ctx)):.1f} %, target >= 90 %); within the budget: {within}/{len(ctx)}; "
+              f"median files per bundle {sorted(c['files'] for c in ctx)[len(ctx) // 2] if ctx else 0}")
+        for name in sorted({r["corpus"] for r in all_results}):
+            cs = [r["context"] for r in all_results if r["corpus"] == name and "context" in r]
+            print(f"  {name:<10} {sum(c['has_relevant'] for c in cs)}/{len(cs)}")
     print(f"\nreport: {report_path}")
     print(f"wall time: {wall:.0f}s")
     return 0
