@@ -1,4 +1,5 @@
-//! Sets `CODEMEM_BUILD_ID`: a hash of the workspace's Rust sources, manifests and Cargo.lock.
+//! Sets `CODEMEM_BUILD_ID`: a hash of the workspace's Rust sources and manifests (server/ and
+//! the vendored third_party/) and Cargo.lock.
 //! The daemon handshake compares it, so a daemon left running from an older build of the same
 //! version hands over instead of serving old code, while two copies of one build (say
 //! `~/.cargo/bin` and `target/release`) still share a daemon.
@@ -39,10 +40,14 @@ fn main() {
         .parent()
         .expect("server/ sits in the workspace")
         .join("Cargo.lock");
+    // The vendored store (patched) is part of the build too.
+    let vendored = server.parent().expect("workspace").join("third_party");
     println!("cargo:rerun-if-changed={}", server.display());
+    println!("cargo:rerun-if-changed={}", vendored.display());
     println!("cargo:rerun-if-changed={}", lock.display());
     let mut all = Vec::new();
     files(&server, &mut all);
+    files(&vendored, &mut all);
     all.push(lock);
     all.sort();
     // DefaultHasher::new() has fixed keys: the same sources give the same id on every build.

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from lsp_harness import line_of, session, uri
-from mcp_harness import HttpServer, Sandbox, codemem_bin, http_session, stdio_session, text_of, wait_indexed
+from mcp_harness import READER_TOKEN, SCOPED_CONFIG, HttpServer, Sandbox, codemem_bin, http_session, stdio_session, text_of, wait_indexed
 
 pytestmark = pytest.mark.asyncio
 
@@ -170,8 +170,11 @@ SECOND_SYMBOL = "wombat_tariff_schedule"
 
 async def test_an_http_agent_picks_its_project_by_url_or_mcp_roots():
     """One endpoint per machine serves every project; a session narrows itself to its own."""
-    sb = Sandbox("daemon-select")
+    sb = Sandbox("daemon-select", SCOPED_CONFIG)
     second = sb.dir / "second"
+    third = sb.dir / "third"
+    third.mkdir()
+    (third / "notes.md").write_text("# Third\n\nA project nobody opened.\n")
     (second / "rates").mkdir(parents=True)
     (second / "rates" / "tariffs.py").write_text(
         f'def {SECOND_SYMBOL}(zone):\n    """Tariff schedule of a shipping zone."""\n    return {{"zone": zone}}\n'
@@ -211,6 +214,18 @@ async def test_an_http_agent_picks_its_project_by_url_or_mcp_roots():
                 async with http_session(f"{server.url}?root={bad}", server.headers()):
                     pass
             assert says in repr(err.value) or says in str(getattr(err.value, "exceptions", "")), (bad, err.value)
+        # Your home is never a project.
+        with pytest.raises(Exception) as err:
+            async with http_session(f"{server.url}?root={Path.home()}", server.headers()):
+                pass
+        assert "not a project folder" in repr(err.value) or "not a project folder" in str(getattr(err.value, "exceptions", "")), err.value
+        # A read-only token picks among open projects but may not open (and index) a new one.
+        async with http_session(f"{server.url}?root={second}", server.headers(READER_TOKEN)) as agent:
+            assert await roots_of(agent) == [str(second)]
+        with pytest.raises(Exception) as err:
+            async with http_session(f"{server.url}?root={third}", server.headers(READER_TOKEN)):
+                pass
+        assert "may not open projects" in repr(err.value) or "may not open projects" in str(getattr(err.value, "exceptions", "")), err.value
         st = daemon_status(sb)
         assert sorted(p["root"] for p in st["projects"]) == sorted([str(sb.root), str(second)]), st
     finally:

@@ -140,9 +140,10 @@ async def test_every_tool_with_the_low_level_session(served):
 
 
 def token_bound(text: str) -> int:
-    """The bound the server states (`token_count`): ceil(ASCII bytes / 3) + 2 per other character."""
+    """The count the server states (`token_count`): ceil(ASCII bytes / 3) + 1 per byte of other text."""
     ascii_n = sum(1 for c in text if ord(c) < 128)
-    return -(-ascii_n // 3) + 2 * (len(text) - ascii_n)
+    other = sum(len(c.encode()) for c in text if ord(c) >= 128)
+    return -(-ascii_n // 3) + other
 
 
 @pytest.mark.asyncio

@@ -191,6 +191,8 @@ pub fn run(home: PathBuf, idle: Duration) -> Result<u8, Failure> {
     }
     let _ = lock.set_len(0);
     let _ = writeln!(lock, "pid {}, codemem {}", std::process::id(), VERSION);
+    // We hold the lock: only this daemon writes the log now, so it may rotate it.
+    rotate_running_log(&p.log);
     // We hold the lock: a socket file left here is a dead daemon's.
     let _ = std::fs::remove_file(&p.socket);
     if p.socket.as_os_str().len() > 100 {
@@ -905,7 +907,9 @@ pub fn attach(
     }
     match reply.code.as_deref() {
         Some("version") | Some("proto") | Some("draining") => {
-            if reply.code.as_deref() != Some("draining") {
+            // A long session (editor, agent) asks the other build to hand over; a one-shot CLI
+            // request answers in its own process and leaves that daemon alone.
+            if reply.code.as_deref() != Some("draining") && kind != "request" {
                 // Ask the other version to exit once its sessions end; later front ends start ours.
                 if let Ok(s) = UnixStream::connect(&p.socket) {
                     let _ = handshake(s, &hello("control", None, Some(Request::Handover)));
@@ -928,7 +932,6 @@ fn start_and_connect(home: &Path, p: &DaemonPaths) -> anyhow::Result<UnixStream>
     paths::ensure_private_dir(home).with_context(|| format!("cannot create {}", home.display()))?;
     paths::ensure_private_dir(&p.dir)
         .with_context(|| format!("cannot create {}", p.dir.display()))?;
-    rotate_log(&p.log);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

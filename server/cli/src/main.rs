@@ -588,7 +588,6 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     }
 }
 
-/// A CLI request through the running daemon, if there is one (the CLI never starts one).
 /// A search in this process (no daemon): opens the project read-side, sandboxes the path glob
 /// against its root, searches.
 fn search_in_process(
@@ -619,6 +618,7 @@ fn search_in_process(
     Ok(project.search(&q)?)
 }
 
+/// A CLI request through the running daemon, if there is one (the CLI never starts one).
 fn daemon_request(
     home: &Path,
     root: &Path,

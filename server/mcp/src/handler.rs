@@ -65,8 +65,11 @@ impl CodememServer {
         let Some(sel) = &self.selection else {
             return self.ws.clone();
         };
+        // Listing the roots is bounded by ROOTS_WAIT; opening the chosen projects (a data-dir
+        // lock, the first model load) may take longer, and a call must not run on every
+        // project meanwhile.
         let mut rx = sel.pending.subscribe();
-        let _ = tokio::time::timeout(ROOTS_WAIT, rx.wait_for(|pending| !pending)).await;
+        let _ = tokio::time::timeout(SELECT_WAIT, rx.wait_for(|pending| !pending)).await;
         sel.chosen
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -80,7 +83,8 @@ impl CodememServer {
             return Ok(Vec::new());
         };
         let base = self.ws.clone();
-        let view = tokio::task::spawn_blocking(move || base.select(&roots))
+        let may_open = sel.may_open.load(Ordering::SeqCst);
+        let view = tokio::task::spawn_blocking(move || base.select(&roots, may_open))
             .await
             .map_err(|e| format!("internal error opening the projects: {e}"))?
             .map_err(|e| e.to_string())?;
@@ -97,37 +101,42 @@ impl CodememServer {
         let Some(sel) = self.selection.clone() else {
             return;
         };
+        let me = sel.listing.fetch_add(1, Ordering::SeqCst) + 1;
         let listed = tokio::time::timeout(ROOTS_WAIT, peer.list_roots()).await;
-        match listed {
-            Ok(Ok(list)) => {
-                let paths: Vec<PathBuf> = list
-                    .roots
+        let paths: Option<Vec<PathBuf>> = match listed {
+            Ok(Ok(list)) => Some(
+                list.roots
                     .iter()
                     .filter_map(|r| file_uri_path(&r.uri))
-                    .collect();
-                if paths.is_empty() {
-                    tracing::info!(
-                        "the MCP client listed no file:// roots; this session sees every project"
-                    );
-                } else {
-                    match self.select(paths).await {
-                        Ok(chosen) => {
-                            tracing::info!(roots = ?chosen, "MCP session narrowed to its client's roots")
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "the MCP client's roots cannot be opened; this session sees every project")
-                        }
-                    }
-                }
-            }
-            Ok(Err(e)) => {
-                tracing::info!(error = %e, "the MCP client did not list its roots; this session sees every project")
-            }
-            Err(_) => tracing::info!(
-                "the MCP client did not list its roots in time; this session sees every project"
+                    .collect(),
             ),
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "the MCP client did not list its roots; the session's projects stay as they were");
+                None
+            }
+            Err(_) => {
+                tracing::info!("the MCP client did not list its roots in time; the session's projects stay as they were");
+                None
+            }
+        };
+        // A newer listing started meanwhile: it decides.
+        if sel.listing.load(Ordering::SeqCst) == me {
+            match paths {
+                Some(p) if p.is_empty() => {
+                    tracing::info!("the MCP client listed no file:// roots; the session's projects stay as they were")
+                }
+                Some(p) => match self.select(p).await {
+                    Ok(chosen) => {
+                        tracing::info!(roots = ?chosen, "MCP session narrowed to its client's roots")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the MCP client's roots cannot be selected; the session's projects stay as they were")
+                    }
+                },
+                None => {}
+            }
+            sel.pending.send_replace(false);
         }
-        sel.pending.send_replace(false);
     }
 
     fn principal(&self, ctx: &RequestContext<RoleServer>) -> Option<Principal> {
@@ -365,14 +374,23 @@ impl CodememServer {
     }
 }
 
-/// How long a call waits for the client's MCP roots before it goes on with every project.
+/// How long the client has to list its MCP roots.
 const ROOTS_WAIT: Duration = Duration::from_secs(5);
+/// How long a call waits for the session's projects to be chosen and opened.
+const SELECT_WAIT: Duration = Duration::from_secs(120);
 
 /// One HTTP session's choice of projects.
 struct Selection {
     chosen: std::sync::RwLock<Option<Arc<Workspace>>>,
     /// True from `initialize` (the client declared roots) until its roots are listed.
     pending: tokio::sync::watch::Sender<bool>,
+    /// The session's caller may open projects that are not open yet (an unrestricted write
+    /// token); set at `initialize`.
+    may_open: std::sync::atomic::AtomicBool,
+    /// The URL named the projects: MCP roots (and their changes) are not asked for.
+    from_url: std::sync::atomic::AtomicBool,
+    /// Numbers root listings, so an older one never overwrites a newer one.
+    listing: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Selection {
@@ -380,6 +398,9 @@ impl Default for Selection {
         Selection {
             chosen: std::sync::RwLock::new(None),
             pending: tokio::sync::watch::Sender::new(false),
+            may_open: std::sync::atomic::AtomicBool::new(false),
+            from_url: std::sync::atomic::AtomicBool::new(false),
+            listing: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -427,10 +448,14 @@ fn url_roots(ctx: &RequestContext<RoleServer>) -> Result<Vec<PathBuf>, String> {
         if k != "root" {
             continue;
         }
-        let v = percent_decode(&v.replace('+', " ")).ok_or_else(|| {
+        // Decoded once (a `file://` value too); `+` stays `+` (send a space as `%20`).
+        let decoded = percent_decode(v).ok_or_else(|| {
             format!("the `root` URL parameter `{v}` is not valid percent-encoded UTF-8")
         })?;
-        roots.push(file_uri_path(&v).unwrap_or_else(|| PathBuf::from(v)));
+        roots.push(match decoded.strip_prefix("file://") {
+            Some(rest) => PathBuf::from(rest.strip_prefix("localhost").unwrap_or(rest)),
+            None => PathBuf::from(decoded),
+        });
     }
     Ok(roots)
 }
@@ -455,9 +480,16 @@ impl ServerHandler for CodememServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
         ctx.peer.set_peer_info(request.clone());
+        let answer = self.negotiate_initialize(&request)?;
         if let Some(sel) = &self.selection {
+            let who = self.principal(&ctx);
+            sel.may_open.store(
+                who.is_some_and(|w| w.can_write() && w.namespaces.is_none()),
+                Ordering::SeqCst,
+            );
             let roots = url_roots(&ctx).map_err(|e| ErrorData::invalid_params(e, None))?;
             if !roots.is_empty() {
+                sel.from_url.store(true, Ordering::SeqCst);
                 self.select(roots)
                     .await
                     .map_err(|e| ErrorData::invalid_params(e, None))?;
@@ -465,7 +497,7 @@ impl ServerHandler for CodememServer {
                 sel.pending.send_replace(true);
             }
         }
-        self.negotiate_initialize(&request)
+        Ok(answer)
     }
 
     async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
@@ -476,7 +508,11 @@ impl ServerHandler for CodememServer {
     }
 
     async fn on_roots_list_changed(&self, ctx: NotificationContext<RoleServer>) {
-        if let Some(sel) = &self.selection {
+        if let Some(sel) = self
+            .selection
+            .as_ref()
+            .filter(|s| !s.from_url.load(Ordering::SeqCst))
+        {
             sel.pending.send_replace(true);
             let this = self.clone();
             tokio::spawn(async move { this.select_client_roots(&ctx.peer).await });

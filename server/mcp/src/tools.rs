@@ -489,6 +489,13 @@ pub fn get_context(ws: &Workspace, who: &Principal, a: GetContextArgs) -> ToolRe
             }
         }
     }
+    // The same left-out entries as the text lists, plus the total.
+    if let Some(o) = structured.as_object_mut() {
+        o.insert("omitted_total".into(), json!(bundle.omitted.len()));
+        if let Some(list) = o.get_mut("omitted").and_then(Value::as_array_mut) {
+            list.truncate(bundle.omitted_listed);
+        }
+    }
     ok(bundle.text(), structured)
 }
 

@@ -417,7 +417,7 @@ impl Project {
         }
         self.maybe_checkpoint(&mut journal, true)?;
         if stats.files_deleted > 0 || !changed.is_empty() {
-            stats.optimize_ms = self.optimize();
+            stats.optimize_ms = self.optimize(opts.cancel);
         }
 
         stats.skipped = skipped.into_iter().take(MAX_SKIPPED_LISTED).collect();
@@ -447,10 +447,13 @@ impl Project {
     /// 20k, minutes at 100k). Searches go on meanwhile; a failure is logged, never fatal
     /// (search stays correct, only slower). A server store optimizes by itself.
     /// Returns the time spent.
-    fn optimize(&self) -> u64 {
+    fn optimize(&self, cancel: &AtomicBool) -> u64 {
         let t = Instant::now();
         for ns in self.cfg.index_namespaces() {
-            if self.store.count(&ns).unwrap_or(0) < HNSW_MIN_POINTS {
+            // A cancelled run (closing, stopping, another run asked for) skips the rest.
+            if cancel.load(Ordering::Relaxed)
+                || self.store.count(&ns).unwrap_or(0) < HNSW_MIN_POINTS
+            {
                 continue;
             }
             if let Err(e) = self.store.optimize(&ns) {

@@ -171,15 +171,7 @@ pub(crate) fn score_all(
             let definition = definition_bonus(q, c, top, w);
             let path_match = path_match(&q.words, &c.path, w.path_match);
             let (prior, prior_reasons) = prior(&c.path, &c.namespace, q.intent, &q.asking, w);
-            // An exact identifier query puts every definition of it above every other chunk,
-            // whatever the list's scale (BM25, cosine or fused) and the priors: `tier` is at
-            // least any other chunk's score (`top` × the largest path match × a prior ≤ 1).
-            let tier = if q.intent == Intent::Symbol && definition > 0.0 {
-                top * max_path_match(w.path_match)
-            } else {
-                0.0
-            };
-            let score = tier + (f + definition) * path_match * prior;
+            let score = (f + definition) * path_match * prior;
             (
                 score,
                 Explain {
@@ -197,6 +189,19 @@ pub(crate) fn score_all(
         })
         .collect();
     diversify(cands, &mut out, w.same_file);
+    // An exact identifier query puts every definition of it above every other chunk, whatever
+    // the list's scale (BM25, cosine or fused), the priors and the per-file decay: each
+    // definition is lifted by the best score of the chunks that are not definitions.
+    if q.intent == Intent::Symbol {
+        let best_other = out
+            .iter()
+            .filter(|(_, e)| e.definition == 0.0)
+            .map(|(s, _)| *s)
+            .fold(0.0f32, f32::max);
+        for (s, _) in out.iter_mut().filter(|(_, e)| e.definition > 0.0) {
+            *s += best_other;
+        }
+    }
     out
 }
 
@@ -230,11 +235,6 @@ fn definition_bonus(q: &QueryFeatures<'_>, c: &Candidate, top: f32, w: &RankingC
 fn file_stem(path: &str) -> &str {
     let name = path.rsplit('/').next().unwrap_or(path);
     name.split('.').next().unwrap_or(name)
-}
-
-/// The largest factor [`path_match`] gives.
-fn max_path_match(boost: f32) -> f32 {
-    1.0 + (boost - 1.0).max(0.0) * MAX_PATH_WORDS as f32
 }
 
 const MAX_PATH_WORDS: usize = 2;

@@ -571,11 +571,14 @@ impl Workspace {
     }
 
     /// A session narrowed to the projects at `roots` (an HTTP agent's MCP roots or its
-    /// `?root=` URL). Each must be an absolute path to a directory. A root inside a project the
-    /// hub already has open selects that project; any other is opened (and indexed) like an
-    /// editor's folder. The selection is a new session on the same hub: it shares the index,
-    /// memories and events, and drops its roots when it is dropped.
-    pub fn select(&self, roots: &[PathBuf]) -> Result<Arc<Workspace>> {
+    /// `?root=` URL). Each must be an absolute path to a directory. A folder resolves to its
+    /// project (`paths::discover_root`: an indexed ancestor, else the nearest `codemem.toml` or
+    /// `.git`), and a folder inside a project the hub has open selects that project. Opening a
+    /// project that is not open yet needs `may_open` (the caller's right to start indexing);
+    /// the filesystem root, the user's home, the codemem home and their ancestors are never
+    /// projects. The selection is a new session on the same hub: it shares the index, memories
+    /// and events, and drops its roots when it is dropped.
+    pub fn select(&self, roots: &[PathBuf], may_open: bool) -> Result<Arc<Workspace>> {
         if roots.is_empty() {
             return Err(ServiceError::InvalidInput(
                 "no project roots given: name at least one absolute directory path".into(),
@@ -588,6 +591,14 @@ impl Workspace {
             )));
         }
         let open = self.hub.roots();
+        let forbidden: Vec<PathBuf> = [
+            std::env::var_os("HOME").map(PathBuf::from),
+            Some(self.hub.opts.home.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
         let mut chosen: Vec<PathBuf> = Vec::new();
         for r in roots {
             let shown = r.display().to_string();
@@ -606,18 +617,37 @@ impl Workspace {
                     "project root `{shown}` is not a directory; give the project folder"
                 )));
             }
-            if canonical.parent().is_none() {
-                return Err(ServiceError::InvalidInput(
-                    "the filesystem root `/` is not a project; give the project folder".into(),
-                ));
-            }
             // A folder inside an open project is that project (no second index of a subtree).
-            let project = open
+            let project = match open
                 .iter()
                 .filter(|o| canonical.starts_with(o))
                 .max_by_key(|o| o.as_os_str().len())
-                .cloned()
-                .unwrap_or(canonical);
+            {
+                Some(o) => o.clone(),
+                None => {
+                    let p = crate::paths::discover_root(&self.hub.opts.home, &canonical);
+                    if p.parent().is_none() || forbidden.iter().any(|f| f.starts_with(&p)) {
+                        return Err(ServiceError::InvalidInput(format!(
+                            "`{}` is not a project folder (the filesystem root, your home, the codemem home or a folder above them); give the project's own folder",
+                            p.display()
+                        )));
+                    }
+                    if let Some(inner) = open.iter().find(|o| o.starts_with(&p)) {
+                        return Err(ServiceError::InvalidInput(format!(
+                            "`{}` contains the open project {}; give that project's folder",
+                            p.display(),
+                            inner.display()
+                        )));
+                    }
+                    if !may_open {
+                        return Err(ServiceError::InvalidInput(format!(
+                            "`{}` is not open in codemem, and this token may not open projects (only an unrestricted write token may); open it in an editor or with `codemem serve --root`, or pick an open project",
+                            p.display()
+                        )));
+                    }
+                    p
+                }
+            };
             if !chosen.contains(&project) {
                 chosen.push(project);
             }
