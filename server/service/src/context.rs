@@ -257,6 +257,15 @@ pub fn pack(hits: &[Hit], budget: usize) -> ContextBundle {
                 if c <= left {
                     left -= c;
                     taken.push((s.rank, piece(s, end, true, body, c)));
+                    // The rest of the segment is left out: say where it is.
+                    let rest = s.lines[n..].join("\n");
+                    omitted.push(Omitted {
+                        root: s.root.clone(),
+                        path: s.path.clone(),
+                        start_line: end + 1,
+                        end_line: s.end(),
+                        tokens: estimate_tokens(&rest),
+                    });
                     break;
                 }
                 n = n * 3 / 4; // shrink fast; the final fit is checked above
@@ -516,6 +525,14 @@ mod tests {
         assert_eq!(p.text.lines().count() as u32, p.end_line - p.start_line + 1);
         assert!(b.text().contains("(cut here to fit the budget)"));
         assert!(b.tokens_used <= 1000);
+        // The rest of the piece is listed as left out, from the line after the cut.
+        assert_eq!(
+            (b.omitted[0].start_line, b.omitted[0].end_line),
+            (p.end_line + 1, 209)
+        );
+        assert!(b
+            .text()
+            .contains(&format!("src/big.rs:{}-209", p.end_line + 1)));
     }
 
     #[test]
