@@ -32,30 +32,26 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let server = manifest
-        .parent()
-        .expect("server/cli sits in server/")
-        .to_path_buf();
-    let lock = server
-        .parent()
-        .expect("server/ sits in the workspace")
-        .join("Cargo.lock");
+    let server = manifest.parent().expect("server/cli sits in server/");
+    let workspace = server.parent().expect("server/ sits in the workspace");
+    let lock = workspace.join("Cargo.lock");
     // The vendored store (patched) is part of the build too.
-    let vendored = server.parent().expect("workspace").join("third_party");
+    let vendored = workspace.join("third_party");
     println!("cargo:rerun-if-changed={}", server.display());
     println!("cargo:rerun-if-changed={}", vendored.display());
     println!("cargo:rerun-if-changed={}", lock.display());
     let mut all = Vec::new();
-    files(&server, &mut all);
+    files(server, &mut all);
     files(&vendored, &mut all);
     all.push(lock);
     all.sort();
     // DefaultHasher::new() has fixed keys: the same sources give the same id on every build.
+    // Paths relative to the workspace: the id does not depend on where the checkout is.
     let mut h = DefaultHasher::new();
     for p in &all {
         if let Ok(bytes) = std::fs::read(p) {
             h.write(
-                p.strip_prefix(&server)
+                p.strip_prefix(workspace)
                     .unwrap_or(p)
                     .to_string_lossy()
                     .as_bytes(),

@@ -675,30 +675,13 @@ async fn answer(
             }
         }
         Request::Search { query } => {
-            let found = match open_existing(&st, root).await {
-                Ok(ws) => blocking(move || ws.search(&query)).await,
-                Err(a) => Err(a),
-            };
-            found.map_or_else(
-                |a| a,
-                |r| Answer::Result(serde_json::to_value(r).unwrap_or_default()),
-            )
+            result_answer(on_project(&st, root, move |ws| ws.search(&query)).await)
         }
         Request::Context { query } => {
-            let found = match open_existing(&st, root).await {
-                Ok(ws) => blocking(move || ws.context(&query)).await,
-                Err(a) => Err(a),
-            };
-            found.map_or_else(
-                |a| a,
-                |r| Answer::Result(serde_json::to_value(r).unwrap_or_default()),
-            )
+            result_answer(on_project(&st, root, move |ws| ws.context(&query)).await)
         }
         Request::Status => {
-            let status = match open_existing(&st, root).await {
-                Ok(ws) => blocking(move || ws.status()).await,
-                Err(a) => Err(a),
-            };
+            let status = on_project(&st, root, |ws| ws.status()).await;
             match status.map(|s| s.roots.into_iter().next()) {
                 Ok(Some(r)) => Answer::Result(serde_json::to_value(r.project).unwrap_or_default()),
                 Ok(None) => Answer::Error {
@@ -745,6 +728,24 @@ async fn answer(
         }
     };
     let _ = send_line(&mut w, &out).await;
+}
+
+/// Runs `f` on a blocking thread against the indexed project at `root`.
+async fn on_project<T: Send + 'static>(
+    st: &Arc<State>,
+    root: Option<PathBuf>,
+    f: impl FnOnce(&Workspace) -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, Answer> {
+    let ws = open_existing(st, root).await?;
+    blocking(move || f(&ws)).await
+}
+
+/// A value as the request's result line, or the error answer.
+fn result_answer<T: Serialize>(r: Result<T, Answer>) -> Answer {
+    r.map_or_else(
+        |a| a,
+        |v| Answer::Result(serde_json::to_value(v).unwrap_or_default()),
+    )
 }
 
 /// A service error as the answer a client maps to its exit code.

@@ -328,10 +328,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             check_root(&root)?;
             let cfg = Config::load(&root).map_err(ServiceError::from)?;
             let mut q = Query::new(query);
-            for ns in &namespaces {
-                q.namespaces
-                    .push(cfg.namespace(ns).map_err(|e| usage(e.to_string()))?);
-            }
+            q.namespaces = namespaces_of(&cfg, &namespaces)?;
             if let Some(l) = &language {
                 q.language = Some(Language::parse(l).ok_or_else(|| {
                     usage(format!(
@@ -365,22 +362,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 }
                 return Ok(0);
             }
-            let embedder = if q.mode == SearchMode::Lexical {
-                None
-            } else {
-                match load_embedder(&home, &cfg) {
-                    Ok(e) => Some(e),
-                    Err(f) if q.mode == SearchMode::Hybrid => {
-                        eprintln!(
-                            "warning: {:#}\nwarning: answering with lexical search only",
-                            f.err
-                        );
-                        None
-                    }
-                    Err(f) => return Err(f),
-                }
-            };
-            let resp = search_in_process(&root, home, embedder, cfg, "search", q)?;
+            let resp = search_in_process(&root, home, cfg, "search", q)?;
             if json {
                 output::print_json(&resp)?;
             } else {
@@ -398,16 +380,12 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             let root = root_for(cli.root.as_deref());
             check_root(&root)?;
             let cfg = Config::load(&root).map_err(ServiceError::from)?;
-            let mut cq = codemem_service::ContextQuery {
+            let cq = codemem_service::ContextQuery {
                 text: query,
                 budget_tokens: Some(budget),
-                namespaces: Vec::new(),
+                namespaces: namespaces_of(&cfg, &namespaces)?,
                 path_glob: path,
             };
-            for ns in &namespaces {
-                cq.namespaces
-                    .push(cfg.namespace(ns).map_err(|e| usage(e.to_string()))?);
-            }
             let (q, budget) = codemem_service::context::search_for(&cq)
                 .and_then(|r| r.0.validate().map(|_| r).map_err(Into::into))
                 .map_err(|e| usage(e.to_string()))?;
@@ -431,17 +409,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 show(&b)?;
                 return Ok(0);
             }
-            let embedder = match load_embedder(&home, &cfg) {
-                Ok(e) => Some(e),
-                Err(f) => {
-                    eprintln!(
-                        "warning: {:#}\nwarning: answering with lexical search only",
-                        f.err
-                    );
-                    None
-                }
-            };
-            let resp = search_in_process(&root, home, embedder, cfg, "context", q)?;
+            let resp = search_in_process(&root, home, cfg, "context", q)?;
             show(&codemem_service::context::pack(&resp.hits, budget))?;
             Ok(0)
         }
@@ -588,16 +556,31 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     }
 }
 
-/// A search in this process (no daemon): opens the project read-side, sandboxes the path glob
-/// against its root, searches.
+/// A search in this process (no daemon): loads the model unless the search is lexical (a
+/// hybrid search goes on lexically, with a warning, when it cannot load), opens the project
+/// read-side, sandboxes the path glob against its root, searches.
 fn search_in_process(
     root: &Path,
     home: PathBuf,
-    embedder: Option<Arc<dyn Embedder>>,
     cfg: Config,
     purpose: &str,
     mut q: Query,
 ) -> Result<codemem_service::SearchResponse, Failure> {
+    let embedder = if q.mode == SearchMode::Lexical {
+        None
+    } else {
+        match load_embedder(&home, &cfg) {
+            Ok(e) => Some(e),
+            Err(f) if q.mode == SearchMode::Hybrid => {
+                eprintln!(
+                    "warning: {:#}\nwarning: answering with lexical search only",
+                    f.err
+                );
+                None
+            }
+            Err(f) => return Err(f),
+        }
+    };
     let project = Project::open(
         root,
         OpenOptions {
@@ -616,6 +599,14 @@ fn search_in_process(
         );
     }
     Ok(project.search(&q)?)
+}
+
+/// `--ns` names as namespaces of this project's config (a usage error names the bad one).
+fn namespaces_of(cfg: &Config, names: &[String]) -> Result<Vec<codemem_core::Namespace>, Failure> {
+    names
+        .iter()
+        .map(|ns| cfg.namespace(ns).map_err(|e| usage(e.to_string())))
+        .collect()
 }
 
 /// A CLI request through the running daemon, if there is one (the CLI never starts one).

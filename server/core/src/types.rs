@@ -239,6 +239,16 @@ impl SearchMode {
 pub const MAX_QUERY_BYTES: usize = 8 * 1024;
 pub const MAX_K: usize = 200;
 
+/// The one range of result counts (`k`) for every request that takes one.
+pub fn check_k(k: usize) -> Result<()> {
+    if k == 0 || k > MAX_K {
+        return Err(CoreError::InvalidQuery(format!(
+            "k must be between 1 and {MAX_K}, got {k}"
+        )));
+    }
+    Ok(())
+}
+
 /// A search request, protocol independent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Query {
@@ -294,12 +304,7 @@ impl Query {
                 self.text.len()
             )));
         }
-        if self.k == 0 || self.k > MAX_K {
-            return Err(CoreError::InvalidQuery(format!(
-                "k must be between 1 and {MAX_K}, got {}",
-                self.k
-            )));
-        }
+        check_k(self.k)?;
         if let Some(g) = &self.path_glob {
             globset::Glob::new(g).map_err(|e| CoreError::InvalidGlob {
                 glob: g.clone(),

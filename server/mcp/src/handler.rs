@@ -405,11 +405,16 @@ impl Default for Selection {
     }
 }
 
+/// The path part of a `file://` URI: `file:///p` (empty host) or `file://localhost/p`;
+/// `None` for other schemes.
+fn file_scheme_path(uri: &str) -> Option<&str> {
+    let rest = uri.strip_prefix("file://")?;
+    Some(rest.strip_prefix("localhost").unwrap_or(rest))
+}
+
 /// The local path of a `file://` URI (percent-decoded); `None` for other schemes.
 fn file_uri_path(uri: &str) -> Option<PathBuf> {
-    let rest = uri.strip_prefix("file://")?;
-    // `file:///p` (empty host) or `file://localhost/p`.
-    let path = rest.strip_prefix("localhost").unwrap_or(rest);
+    let path = file_scheme_path(uri)?;
     if !path.starts_with('/') {
         return None;
     }
@@ -452,10 +457,9 @@ fn url_roots(ctx: &RequestContext<RoleServer>) -> Result<Vec<PathBuf>, String> {
         let decoded = percent_decode(v).ok_or_else(|| {
             format!("the `root` URL parameter `{v}` is not valid percent-encoded UTF-8")
         })?;
-        roots.push(match decoded.strip_prefix("file://") {
-            Some(rest) => PathBuf::from(rest.strip_prefix("localhost").unwrap_or(rest)),
-            None => PathBuf::from(decoded),
-        });
+        roots.push(PathBuf::from(
+            file_scheme_path(&decoded).unwrap_or(&decoded),
+        ));
     }
     Ok(roots)
 }

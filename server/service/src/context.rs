@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use codemem_core::Hit;
+use codemem_core::{Hit, Namespace};
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, ServiceError};
@@ -41,8 +41,22 @@ pub fn estimate_tokens(s: &str) -> usize {
     ascii.div_ceil(3) + other
 }
 
+/// A request for token-budgeted context (`Workspace::context`, `codemem context`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContextQuery {
+    pub text: String,
+    /// `None`: [`DEFAULT_BUDGET`].
+    #[serde(default)]
+    pub budget_tokens: Option<usize>,
+    /// Empty: the configured default namespaces.
+    #[serde(default)]
+    pub namespaces: Vec<Namespace>,
+    #[serde(default)]
+    pub path_glob: Option<String>,
+}
+
 /// The search behind a context request, and its checked budget.
-pub fn search_for(q: &crate::ContextQuery) -> Result<(codemem_core::Query, usize)> {
+pub fn search_for(q: &ContextQuery) -> Result<(codemem_core::Query, usize)> {
     let budget = budget(q.budget_tokens)?;
     let mut query = codemem_core::Query::new(q.text.clone());
     query.namespaces = q.namespaces.clone();
@@ -110,11 +124,16 @@ pub struct ContextBundle {
     pub omitted_listed: usize,
 }
 
-fn header(root: Option<&str>, path: &str, start: u32, end: u32, cut: bool) -> String {
-    let shown = match root {
+/// A path as the bundle shows it: with its root when several roots are open.
+fn shown(root: Option<&str>, path: &str) -> String {
+    match root {
         Some(r) => format!("{r}/{path}"),
         None => path.to_string(),
-    };
+    }
+}
+
+fn header(root: Option<&str>, path: &str, start: u32, end: u32, cut: bool) -> String {
+    let shown = shown(root, path);
     format!(
         "## {shown}:{start}-{end}{}\n",
         if cut {
@@ -391,13 +410,12 @@ impl ContextBundle {
         if !self.omitted.is_empty() {
             out.push_str("Left out (did not fit the budget):\n");
             for o in self.omitted.iter().take(self.omitted_listed) {
-                let shown = match &o.root {
-                    Some(r) => format!("{r}/{}", o.path),
-                    None => o.path.clone(),
-                };
                 out.push_str(&format!(
-                    "- {shown}:{}-{} (~{} tokens)\n",
-                    o.start_line, o.end_line, o.tokens
+                    "- {}:{}-{} (~{} tokens)\n",
+                    shown(o.root.as_deref(), &o.path),
+                    o.start_line,
+                    o.end_line,
+                    o.tokens
                 ));
             }
             if self.omitted.len() > self.omitted_listed {

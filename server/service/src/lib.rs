@@ -30,6 +30,7 @@ mod workspace;
 
 /// The model type front ends pass around, so they need not depend on codemem-embed.
 pub use codemem_embed::Embedder;
+pub use context::ContextQuery;
 pub use documents::{Position, TextChange};
 pub use error::{Result, ServiceError};
 pub use indexer::{IndexEvent, IndexOptions, IndexStats, Progress, ProgressSink, Skipped};
@@ -45,6 +46,6 @@ pub use symbols::{match_score, SymbolDef, SymbolMatch};
 pub use team::{ChangeEvent, Synced};
 pub use walk::{decode_text, is_generated, walk, Walk, WalkedFile};
 pub use workspace::{
-    BackendStatus, ContextQuery, Hub, LoadModel, NamespaceInfo, RootStatus, Workspace,
-    WorkspaceEvent, WorkspaceOptions, WorkspaceStatus,
+    BackendStatus, Hub, LoadModel, NamespaceInfo, RootStatus, Workspace, WorkspaceEvent,
+    WorkspaceOptions, WorkspaceStatus,
 };

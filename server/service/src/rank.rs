@@ -313,14 +313,15 @@ const LEGACY_DIRS: &[&str] = &[
     "legacy",
     "deprecated",
 ];
-const LEGACY_STEMS: &[&str] = &["compat", "legacy", "deprecated", "shim", "polyfill"];
+/// Stemmed as `lexical::tokens` stems name parts ("deprecated" → "deprecat", "shims" → "shim").
+const LEGACY_STEMS: &[&str] = &["compat", "legacy", "deprecat", "shim", "polyfill"];
 
 /// A file named for compat/legacy code: a whole part of its name (`py_compat`, `legacyApi`,
 /// `shims`), not a substring (`compatible`, `shimmer`).
 fn legacy_name(stem: &str) -> bool {
     tokens(stem)
         .iter()
-        .any(|t| LEGACY_STEMS.iter().any(|l| tokens(l).first() == Some(t)))
+        .any(|t| LEGACY_STEMS.contains(&t.as_str()))
 }
 
 /// A folder named with a test word and a qualifier: `test-shrinker`, `integration_tests`,

@@ -223,15 +223,7 @@ impl Project {
             .into_iter()
             .take(q.k)
             .filter_map(|(s, e, p)| {
-                let mut h = to_hit(s, &p.payload)?;
-                if q.full_text {
-                    h.snippet = p
-                        .payload
-                        .get("content")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string();
-                }
+                let mut h = to_hit(s, &p.payload, q.full_text)?;
                 h.explain = q.explain.then_some(e);
                 Some(h)
             })
@@ -314,7 +306,8 @@ fn snippet(content: &str) -> String {
     out
 }
 
-fn to_hit(score: f32, p: &Map<String, Value>) -> Option<Hit> {
+/// A hit from a point's payload; `full_text`: the chunk's whole text instead of a snippet.
+fn to_hit(score: f32, p: &Map<String, Value>, full_text: bool) -> Option<Hit> {
     let s = |k: &str| p.get(k).and_then(Value::as_str);
     let n = |k: &str| p.get(k).and_then(Value::as_u64).unwrap_or(0) as u32;
     Some(Hit {
@@ -330,7 +323,14 @@ fn to_hit(score: f32, p: &Map<String, Value>) -> Option<Hit> {
             .and_then(Language::parse)
             .unwrap_or(Language::Text),
         score,
-        snippet: snippet(s("content").unwrap_or("")),
+        snippet: {
+            let content = s("content").unwrap_or("");
+            if full_text {
+                content.to_string()
+            } else {
+                snippet(content)
+            }
+        },
         unsaved: p.get("unsaved").and_then(Value::as_bool).unwrap_or(false),
         root: None,
         memory_id: s("memory_id").map(str::to_string),

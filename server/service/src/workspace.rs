@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use codemem_core::{ChunkKind, Config, Hit, Language, Namespace, Query, SearchMode};
+use codemem_core::{ChunkKind, Config, Hit, Language, Query, SearchMode};
 use codemem_embed::Embedder;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
@@ -28,20 +28,6 @@ const WATCH_DEBOUNCE: Duration = Duration::from_millis(400);
 /// Quiet time after the last keystroke before an unsaved buffer is re-chunked.
 const EDIT_DEBOUNCE: Duration = Duration::from_millis(40);
 const MAX_PATH_BYTES: usize = 4096;
-/// A request for token-budgeted context (`Workspace::context`).
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct ContextQuery {
-    pub text: String,
-    /// `None`: [`crate::context::DEFAULT_BUDGET`].
-    #[serde(default)]
-    pub budget_tokens: Option<usize>,
-    /// Empty: the configured default namespaces.
-    #[serde(default)]
-    pub namespaces: Vec<Namespace>,
-    #[serde(default)]
-    pub path_glob: Option<String>,
-}
-
 /// Projects one session may select by path (`Workspace::select`).
 const MAX_SELECTED_ROOTS: usize = 16;
 
@@ -907,7 +893,10 @@ impl Workspace {
     /// [`crate::context::CANDIDATES`] hits with their whole chunk text, merged per file and
     /// trimmed to `budget` tokens (default 4000). Paths are shown relative to the root, with
     /// the root when several are open.
-    pub fn context(&self, q: &ContextQuery) -> Result<crate::context::ContextBundle> {
+    pub fn context(
+        &self,
+        q: &crate::context::ContextQuery,
+    ) -> Result<crate::context::ContextBundle> {
         let (query, budget) = crate::context::search_for(q)?;
         let mut resp = self.search(&query)?;
         if self.all().len() == 1 {
@@ -1001,12 +990,7 @@ impl Workspace {
         end_line: u32,
         k: usize,
     ) -> Result<SearchResponse> {
-        if k == 0 || k > codemem_core::MAX_K {
-            return Err(ServiceError::InvalidInput(format!(
-                "k must be between 1 and {}, got {k}",
-                codemem_core::MAX_K
-            )));
-        }
+        codemem_core::check_k(k)?;
         let (root, rel) = self.locate(abs)?;
         let text = match self.document_text(abs) {
             Some(t) => t,
