@@ -9,9 +9,11 @@
 pub mod assets;
 mod hash;
 mod onnx;
+pub mod static_model;
 
 pub use hash::HashEmbedder;
 pub use onnx::OnnxEmbedder;
+pub use static_model::StaticEmbedder;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {

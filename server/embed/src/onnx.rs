@@ -42,7 +42,7 @@ fn panic_message(p: Box<dyn Any + Send>) -> String {
 /// Loads ONNX Runtime from `lib` (first call) and builds the one environment of the process, or
 /// returns it again. A different library after a successful load is an error: ort cannot
 /// switch.
-fn environment(lib: &Path) -> Result<Environment> {
+pub(crate) fn environment(lib: &Path) -> Result<Environment> {
     let shown = lib.display().to_string();
     let runtime_err = |reason: String| EmbedError::Runtime {
         path: shown.clone(),
