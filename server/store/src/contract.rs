@@ -21,7 +21,9 @@ use codemem_core::lexical::{document_vector, query_vector, SparseVec};
 use codemem_core::Namespace;
 use serde_json::{json, Map, Value};
 
-use crate::{ScoredPoint, SearchFilter, SearchVector, StoreError, StorePoint, VectorStore};
+use crate::{
+    ScoredPoint, SearchFilter, SearchVector, StoreError, StorePoint, VectorStore, STATIC_FLAG,
+};
 
 /// Opens a store holding `dim`-dimensional dense vectors at a data location.
 pub type Factory = dyn Fn(&Path, usize) -> crate::Result<Box<dyn VectorStore>>;
@@ -39,6 +41,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("dense_nearest_first", dense_nearest_first),
     ("sparse_only_then_set_dense", sparse_only_then_set_dense),
     ("set_dense_skips_missing_ids", set_dense_skips_missing_ids),
+    ("static_vectors_until_set_dense", static_vectors_until_set_dense),
     ("empty_sparse_vectors", empty_sparse_vectors),
     ("filters", filters),
     ("scroll_lists_without_ranking", scroll_lists_without_ranking),
@@ -66,7 +69,8 @@ macro_rules! vector_store_contract {
     ($factory:expr) => {
         $crate::vector_store_contract!(@cases $factory;
             upsert_and_count, lexical_rare_token_first, dense_nearest_first,
-            sparse_only_then_set_dense, set_dense_skips_missing_ids, empty_sparse_vectors, filters,
+            sparse_only_then_set_dense, set_dense_skips_missing_ids, static_vectors_until_set_dense,
+            empty_sparse_vectors, filters,
             scroll_lists_without_ranking, delete_paths_and_ids, reupsert_replaces,
             namespaces_are_isolated, reopen_after_flush, dimension_mismatch_is_error,
             bulk_upsert_then_search, concurrent_use);
@@ -489,6 +493,44 @@ pub fn set_dense_skips_missing_ids(make: &Factory) {
         vec![1]
     );
     assert_eq!(store.count(&testing()).unwrap(), 0);
+}
+
+/// The static first pass stores its vector in the dense slot with [`STATIC_FLAG`]; a search
+/// picks one kind with `static_dense`, and `set_dense` (the transformer's vector) clears the
+/// flag while keeping the rest of the payload.
+pub fn static_vectors_until_set_dense(make: &Factory) {
+    let env = Env::new();
+    let store = env.open(make);
+    let mut a = point(1, "a.rs", "rust", "a", "fn a() {}", Some(axis(0, 0.0)));
+    a.payload.insert(STATIC_FLAG.into(), json!(true));
+    let b = point(2, "b.rs", "rust", "b", "fn b() {}", Some(axis(0, 0.1)));
+    store.upsert(&coding(), vec![a, b]).unwrap();
+    let only = |flag| SearchFilter {
+        static_dense: Some(flag),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&dense(&*store, &coding(), axis(0, 0.0), &only(true), 5)),
+        vec![1]
+    );
+    assert_eq!(
+        ids(&dense(&*store, &coding(), axis(0, 0.0), &only(false), 5)),
+        vec![2]
+    );
+    assert_eq!(
+        ids(&dense(&*store, &coding(), axis(0, 0.0), &no_filter(), 5)),
+        vec![1, 2]
+    );
+
+    store.set_dense(&coding(), vec![(1, axis(3, 0.0))]).unwrap();
+    assert!(dense(&*store, &coding(), axis(3, 0.0), &only(true), 5).is_empty());
+    let after = dense(&*store, &coding(), axis(3, 0.0), &only(false), 5);
+    assert_eq!(ids(&after).first(), Some(&1));
+    assert_eq!(
+        after[0].payload,
+        payload("a.rs", "rust", "a", "fn a() {}"),
+        "set_dense removes the flag and keeps the rest"
+    );
 }
 
 pub fn empty_sparse_vectors(make: &Factory) {

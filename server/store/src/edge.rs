@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use codemem_core::{lexical::SparseVec, Namespace};
 use qdrant_edge::{
-    Condition, CountRequestBuilder, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams,
+    Condition, CountRequestBuilder, DeletePayloadOp, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams,
     EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match, Modifier,
     NamedQuery, Payload, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
-    PointOperations, PointStructPersisted, PointVectorsPersisted, QueryEnum, QueryRequestBuilder,
+    PayloadOps, PointOperations, PointStructPersisted, PointVectorsPersisted, QueryEnum, QueryRequestBuilder,
     RetrieveRequestBuilder, ScoringQuery, ScrollRequestBuilder, SparseVector, UpdateOperation,
     UpdateVectorsOp, VectorInternal, VectorOperations, VectorPersisted, VectorStructPersisted,
     WithPayloadInterface, WithVector,
@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     ScoredPoint, SearchFilter, SearchVector, StoreError, StorePoint, VectorStore, DENSE_VECTOR,
-    INDEXED_FIELDS, LEXICAL_VECTOR,
+    INDEXED_FIELDS, LEXICAL_VECTOR, STATIC_FLAG,
 };
 
 /// File qdrant-edge writes when it creates a shard (its constant is crate-private).
@@ -274,6 +274,10 @@ fn create_keyword_index(shard: &EdgeShard, field: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot create keyword index on `{field}`: {e}"))
 }
 
+fn static_key() -> JsonPath {
+    STATIC_FLAG.parse().expect("STATIC_FLAG is a plain field name")
+}
+
 fn sparse(v: &SparseVec) -> Result<SparseVector, String> {
     SparseVector::new(v.indices.clone(), v.values.clone())
         .map_err(|e| format!("invalid sparse vector: {e}"))
@@ -312,7 +316,11 @@ fn build_filter(f: &SearchFilter) -> Result<Option<Option<Filter>>, String> {
     }
     let mut must_not = Vec::new();
     // Flags are absent on ordinary chunks, so "false" is expressed as "not true".
-    for (field, want) in [("memory", f.memory), ("unsaved", f.unsaved)] {
+    for (field, want) in [
+        ("memory", f.memory),
+        ("unsaved", f.unsaved),
+        (STATIC_FLAG, f.static_dense),
+    ] {
         match want {
             Some(true) => must.push(field_match(field, Match::from(true))?),
             Some(false) => must_not.push(field_match(field, Match::from(true))?),
@@ -430,6 +438,7 @@ impl VectorStore for EdgeStore {
             if points.is_empty() {
                 continue;
             }
+            let ids: Vec<PointId> = points.iter().map(|p| p.id).collect();
             s.shard
                 .update(UpdateOperation::VectorOperation(
                     VectorOperations::UpdateVectors(UpdateVectorsOp {
@@ -437,6 +446,15 @@ impl VectorStore for EdgeStore {
                         update_filter: None,
                     }),
                 ))
+                .map_err(|e| op_err(OP, ns, e))?;
+            s.shard
+                .update(UpdateOperation::PayloadOperation(PayloadOps::DeletePayload(
+                    DeletePayloadOp {
+                        keys: vec![static_key()],
+                        points: Some(ids),
+                        filter: None,
+                    },
+                )))
                 .map_err(|e| op_err(OP, ns, e))?;
         }
         Ok(())

@@ -22,6 +22,10 @@ use serde_json::{Map, Value};
 
 pub const DENSE_VECTOR: &str = "dense";
 pub const LEXICAL_VECTOR: &str = "lexical";
+/// Payload flag (`true`) of a point whose dense vector comes from the static first pass, not
+/// the transformer. A query vector of one model is only compared with vectors of the same
+/// model: searches filter on it ([`SearchFilter::static_dense`]), and `set_dense` clears it.
+pub const STATIC_FLAG: &str = "static_dense";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -85,6 +89,9 @@ pub struct SearchFilter {
     pub unsaved: Option<bool>,
     /// At least one of these tags.
     pub tags: Option<Vec<String>>,
+    /// `Some(true)`: only points whose dense vector is the static one ([`STATIC_FLAG`]);
+    /// `Some(false)`: none of them.
+    pub static_dense: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +106,8 @@ pub struct ScoredPoint {
 pub trait VectorStore: Send + Sync {
     /// Inserts or replaces points (by id) in `ns`.
     fn upsert(&self, ns: &Namespace, points: Vec<StorePoint>) -> Result<()>;
-    /// Adds or replaces the dense vector of existing points, keeping the rest.
+    /// Adds or replaces the dense vector of existing points, keeping the rest (but for
+    /// [`STATIC_FLAG`], which it removes: the new vector is the transformer's).
     fn set_dense(&self, ns: &Namespace, vectors: Vec<(u64, Vec<f32>)>) -> Result<()>;
     /// Deletes every point whose `path` payload is one of `paths`.
     fn delete_paths(&self, ns: &Namespace, paths: &[String]) -> Result<()>;

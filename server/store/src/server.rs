@@ -29,8 +29,8 @@ use codemem_resilience::{
 use qdrant_client::qdrant::{
     point_id::PointIdOptions, vectors_config::Config as VectorsConfigKind, Condition,
     CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeletePointsBuilder, Distance, FieldType, Filter, GetPointsBuilder, Modifier, NamedVectors,
-    PointId, PointStruct, PointVectors, Query, QueryPointsBuilder, ScrollPointsBuilder,
+    DeletePayloadPointsBuilder, DeletePointsBuilder, Distance, FieldType, Filter, GetPointsBuilder, Modifier, NamedVectors,
+    PointId, PointStruct, PointVectors, PointsIdsList, Query, QueryPointsBuilder, ScrollPointsBuilder,
     SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpdatePointVectorsBuilder,
     UpsertPointsBuilder, Vector, VectorInput, VectorParamsBuilder, VectorsConfigBuilder,
 };
@@ -39,13 +39,13 @@ use serde_json::{Map, Value};
 
 use crate::{
     ScoredPoint, SearchFilter, SearchVector, StoreError, StorePoint, VectorStore, DENSE_VECTOR,
-    LEXICAL_VECTOR,
+    LEXICAL_VECTOR, STATIC_FLAG,
 };
 
 /// Keyword-indexed payload fields on the server (the embedded store's [`crate::INDEXED_FIELDS`]
 /// plus `tags`), and the boolean flags the filters use.
 const KEYWORD_FIELDS: [&str; 5] = ["path", "language", "symbol_lc", "kind", "tags"];
-const BOOL_FIELDS: [&str; 2] = ["memory", "unsaved"];
+const BOOL_FIELDS: [&str; 3] = ["memory", "unsaved", STATIC_FLAG];
 
 /// Points per upsert request.
 const WRITE_BATCH: usize = 256;
@@ -515,7 +515,11 @@ fn build_filter(f: &SearchFilter) -> Option<Option<Filter>> {
     }
     let mut must_not = Vec::new();
     // Flags are absent on ordinary chunks, so "false" is expressed as "not true".
-    for (field, want) in [("memory", f.memory), ("unsaved", f.unsaved)] {
+    for (field, want) in [
+        ("memory", f.memory),
+        ("unsaved", f.unsaved),
+        (STATIC_FLAG, f.static_dense),
+    ] {
         match want {
             Some(true) => must.push(Condition::matches(field, true)),
             Some(false) => must_not.push(Condition::matches(field, true)),
@@ -623,10 +627,20 @@ impl VectorStore for QdrantStore {
             if points.is_empty() {
                 continue;
             }
+            let ids: Vec<PointId> = points.iter().filter_map(|p| p.id.clone()).collect();
             let n = name.clone();
             self.call(OP, Some(ns), |c| async move {
                 c.update_vectors(UpdatePointVectorsBuilder::new(n, points).wait(true))
                     .await
+            })?;
+            let n = name.clone();
+            self.call(OP, Some(ns), |c| async move {
+                c.delete_payload(
+                    DeletePayloadPointsBuilder::new(n, vec![STATIC_FLAG.to_string()])
+                        .points_selector(PointsIdsList { ids })
+                        .wait(true),
+                )
+                .await
             })?;
         }
         Ok(())
