@@ -17,7 +17,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use codemem_core::{Config, Language, Query, SearchMode};
 use codemem_embed::assets::{self, AssetPaths};
-use codemem_embed::{EmbedError, Embedder, OnnxEmbedder};
+use codemem_embed::{EmbedError, Embedder, OnnxEmbedder, StaticEmbedder};
 use codemem_service::{paths, IndexEvent, IndexOptions, OpenOptions, Project, ServiceError};
 
 /// Exit codes (also documented in the README).
@@ -671,11 +671,20 @@ fn check_root(root: &Path) -> Result<(), Failure> {
 
 pub(crate) fn load_embedder(home: &Path, cfg: &Config) -> Result<Arc<dyn Embedder>, Failure> {
     let paths = AssetPaths::in_home(home);
-    let e = OnnxEmbedder::load(&paths, cfg.embed.threads, cfg.embed.max_length).map_err(|e| {
-        Failure {
+    let mut e = OnnxEmbedder::load(&paths, cfg.embed.threads, cfg.embed.max_length).map_err(
+        |e| Failure {
             code: exit::NOT_READY,
             err: anyhow::Error::new(e),
+        },
+    )?;
+    if cfg.embed.first_pass {
+        // Built once beside the model (~30 s); without it, search waits for the model.
+        match StaticEmbedder::load_or_build(&paths, cfg.embed.threads) {
+            Ok(t) => e = e.with_first_pass(t),
+            Err(err) => {
+                tracing::warn!(error = %err, "no first pass: the static table is unavailable")
+            }
         }
-    })?;
+    }
     Ok(Arc::new(e))
 }

@@ -301,7 +301,30 @@ pub fn doctor(home: &Path, root: &Path, json: bool) -> u8 {
     });
     if assets_ok {
         let cfg = cfg.as_ref().cloned().unwrap_or_default();
-        checks.push(match crate::load_embedder(home, &cfg) {
+        let loaded = crate::load_embedder(home, &cfg);
+        let mut first_pass = None;
+        if let (Ok(e), true) = (&loaded, cfg.embed.first_pass) {
+            // load_embedder built the table if it was missing.
+            let table = codemem_embed::static_model::table_path(&assets::AssetPaths::in_home(home));
+            first_pass = Some(match e.first_pass() {
+                Some(fp) => Check {
+                    name: "first-pass table".into(),
+                    ok: true,
+                    detail: format!("{} at {}", fp.model_id(), table.display()),
+                    fix: None,
+                },
+                None => Check {
+                    name: "first-pass table".into(),
+                    ok: false,
+                    detail: format!(
+                        "could not be built at {} (see the warning above); search waits for the model",
+                        table.display()
+                    ),
+                    fix: Some(assets::fix_command(home, true)),
+                },
+            });
+        }
+        checks.push(match loaded {
             Ok(e) => match e.embed(&["codemem doctor".to_string()]) {
                 Ok(v) => Check {
                     name: "embedding model".into(),
@@ -327,6 +350,7 @@ pub fn doctor(home: &Path, root: &Path, json: bool) -> u8 {
                 fix: Some(assets::fix_command(home, true)),
             },
         });
+        checks.extend(first_pass);
     }
     if let Ok(cfg) = &cfg {
         for b in codemem_service::probe_backends(cfg) {

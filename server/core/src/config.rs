@@ -121,6 +121,12 @@ pub struct EmbedConfig {
     /// Chunks per embedding batch. Small batches pad less and keep ONNX Runtime's arena small:
     /// on the fixture repo 4 → 0.39 GB peak and 8.0 s, 16 → 0.88 GB and 10.4 s.
     pub batch_size: usize,
+    /// Give every chunk a static-table vector in the lexical phase (seconds for a whole tree),
+    /// so hybrid search covers it before the model has embedded it.
+    pub first_pass: bool,
+    /// Run the model over the chunks after the first pass (`false`: keep the first pass only,
+    /// for machines that cannot spare the CPU; files stay "pending").
+    pub refine: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,6 +148,9 @@ pub struct RankingConfig {
     pub lexical_weight: f32,
     /// Weight of the dense list in reciprocal-rank fusion.
     pub dense_weight: f32,
+    /// Weight of the first-pass (static table) list, searched over chunks the model has not
+    /// embedded yet; 0 leaves it out of the fusion.
+    pub first_pass_weight: f32,
     /// Weight of the lexical list when the query is or names an identifier (the eval chose
     /// less than for questions: the definition lift already favours exact names).
     pub identifier_lexical_weight: f32,
@@ -170,11 +179,15 @@ pub struct RankingConfig {
     pub same_file: f32,
 }
 
+/// Chosen on the eval's training split with refinement off (see the README's figures).
+const FIRST_PASS_WEIGHT: f32 = 0.5;
+
 impl Default for RankingConfig {
     fn default() -> Self {
         RankingConfig {
             lexical_weight: 1.4,
             dense_weight: 1.0,
+            first_pass_weight: FIRST_PASS_WEIGHT,
             identifier_lexical_weight: 1.0,
             definition_boost: 0.5,
             path_match: 1.15,
@@ -196,6 +209,7 @@ impl RankingConfig {
         let v = [
             ("lexical_weight", self.lexical_weight),
             ("dense_weight", self.dense_weight),
+            ("first_pass_weight", self.first_pass_weight),
             ("identifier_lexical_weight", self.identifier_lexical_weight),
             ("definition_boost", self.definition_boost),
             ("path_match", self.path_match),
@@ -345,6 +359,8 @@ impl Default for EmbedConfig {
             max_length: 256,
             threads: 0,
             batch_size: 4,
+            first_pass: true,
+            refine: true,
         }
     }
 }
@@ -434,6 +450,16 @@ impl Config {
                 reason: format!("`{v}` is not a valid number"),
             })
         }
+        fn flag(key: &str, v: String) -> Result<bool> {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "on" | "yes" => Ok(true),
+                "0" | "false" | "off" | "no" => Ok(false),
+                _ => Err(CoreError::Config {
+                    source_name: key.to_string(),
+                    reason: format!("`{v}` is not on/off (use 1/0, true/false, on/off)"),
+                }),
+            }
+        }
         if let Some(v) = get("CODEMEM_MAX_FILE_BYTES") {
             self.index.max_file_bytes = num("CODEMEM_MAX_FILE_BYTES", v)?;
         }
@@ -445,6 +471,12 @@ impl Config {
         }
         if let Some(v) = get("CODEMEM_EMBED_BATCH") {
             self.embed.batch_size = num("CODEMEM_EMBED_BATCH", v)?;
+        }
+        if let Some(v) = get("CODEMEM_EMBED_FIRST_PASS") {
+            self.embed.first_pass = flag("CODEMEM_EMBED_FIRST_PASS", v)?;
+        }
+        if let Some(v) = get("CODEMEM_EMBED_REFINE") {
+            self.embed.refine = flag("CODEMEM_EMBED_REFINE", v)?;
         }
         if let Some(v) = get("CODEMEM_EMBED_MAX_LENGTH") {
             self.embed.max_length = num("CODEMEM_EMBED_MAX_LENGTH", v)?;

@@ -350,6 +350,10 @@ pub struct Explain {
     pub lexical_rank: Option<u32>,
     /// 1-based rank in the dense (model) list, if the chunk was in it.
     pub dense_rank: Option<u32>,
+    /// 1-based rank in the first-pass (static table) list, searched while the model has not
+    /// embedded every chunk yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_pass_rank: Option<u32>,
     /// Weighted reciprocal-rank fusion of the two lists.
     pub fused: f32,
     /// Added because the chunk defines the queried identifier.
@@ -370,10 +374,12 @@ impl Explain {
     pub fn summary(&self) -> String {
         let rank = |r: Option<u32>| r.map_or("-".to_string(), |r| r.to_string());
         format!(
-            "{} query; lexical #{} dense #{} → fused {:.4} + definition {:.4}; × path {:.2} × prior {:.2}{} × diversity {:.2}",
+            "{} query; lexical #{} dense #{}{} → fused {:.4} + definition {:.4}; × path {:.2} × prior {:.2}{} × diversity {:.2}",
             self.intent,
             rank(self.lexical_rank),
             rank(self.dense_rank),
+            self.first_pass_rank
+                .map_or(String::new(), |r| format!(" first-pass #{r}")),
             self.fused,
             self.definition,
             self.path_match,

@@ -48,4 +48,11 @@ pub trait Embedder: Send + Sync {
     fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
         Ok(self.embed(&[text.to_string()])?.pop().unwrap_or_default())
     }
+    /// A much faster, weaker model whose vectors stand in until this one's are computed (the
+    /// static table: [`StaticEmbedder`]); `None` when there is none. Its vectors have the same
+    /// dimension but are comparable only with each other. A text it knows nothing of gets an
+    /// all-zero vector.
+    fn first_pass(&self) -> Option<&dyn Embedder> {
+        None
+    }
 }

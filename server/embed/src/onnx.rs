@@ -109,6 +109,8 @@ pub struct OnnxEmbedder {
     model_id: String,
     max_length: usize,
     threads: usize,
+    /// The static table for the first pass ([`Embedder::first_pass`]).
+    first_pass: Option<crate::StaticEmbedder>,
 }
 
 enum QuerySession {
@@ -231,6 +233,7 @@ impl OnnxEmbedder {
             model_id: format!("{MODEL_NAME}@{max_length}"),
             max_length,
             threads,
+            first_pass: None,
         };
         // Probe once: checks the output shape (384 dims, in `embed`) and warms the session up.
         embedder
@@ -249,6 +252,12 @@ impl OnnxEmbedder {
             "embedding model loaded"
         );
         Ok(embedder)
+    }
+
+    /// Adds the static table as this model's first pass.
+    pub fn with_first_pass(mut self, table: crate::StaticEmbedder) -> OnnxEmbedder {
+        self.first_pass = Some(table);
+        self
     }
 
     pub fn max_length(&self) -> usize {
@@ -314,5 +323,9 @@ impl Embedder for OnnxEmbedder {
             },
         };
         Ok(out.into_iter().next().unwrap_or_default())
+    }
+
+    fn first_pass(&self) -> Option<&dyn Embedder> {
+        self.first_pass.as_ref().map(|t| t as &dyn Embedder)
     }
 }

@@ -107,6 +107,7 @@ pub fn split_camel(text: &str) -> String {
     out
 }
 
+#[derive(Debug)]
 struct Table {
     scales: Vec<f32>,
     rows: Vec<i8>,

@@ -19,7 +19,7 @@ use codemem_core::chunk::{chunk_file_with_definitions, ChunkOptions};
 use codemem_core::lexical::document_vector;
 use codemem_core::{Chunk, Namespace};
 use codemem_kv::WriteOp;
-use codemem_store::StorePoint;
+use codemem_store::{StorePoint, STATIC_FLAG};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -56,6 +56,12 @@ pub struct IndexStats {
     pub elapsed_ms: u64,
     /// Time spent inside the embedding model.
     pub embed_ms: u64,
+    /// Chunks that got a first-pass (static) vector while they wait for the model.
+    #[serde(default)]
+    pub chunks_first_pass: usize,
+    /// Time spent computing first-pass vectors (part of the lexical phase).
+    #[serde(default)]
+    pub first_pass_ms: u64,
     /// When phase 1 ended: from here on lexical search covers the whole tree.
     pub lexical_ready_ms: u64,
     /// Time spent keeping the vector index's search structures (HNSW, merged segments) up to
@@ -352,22 +358,54 @@ impl Project {
             } else {
                 vec![None; keys.len()]
             };
+            // What the transformer still has to embed; the first pass stands in meanwhile.
+            let texts: Vec<Option<String>> = cached
+                .iter()
+                .zip(&chunks_all)
+                .map(|(d, c)| d.is_none().then(|| c.embedding_text()))
+                .collect();
+            let first = self
+                .embedder
+                .as_ref()
+                .and_then(|e| e.first_pass())
+                .filter(|_| self.cfg.embed.first_pass);
+            let standins = match first {
+                Some(fp) => {
+                    let t = Instant::now();
+                    let v = first_pass_vectors(fp, &texts);
+                    stats.first_pass_ms += t.elapsed().as_millis() as u64;
+                    v
+                }
+                None => vec![None; texts.len()],
+            };
             let mut per_ns: HashMap<Namespace, Vec<StorePoint>> = HashMap::new();
             let mut waiting: HashMap<&str, usize> = HashMap::new();
-            for ((c, key), dense) in chunks_all.iter().zip(keys).zip(cached) {
+            for ((((c, key), dense), text), standin) in
+                chunks_all.iter().zip(keys).zip(cached).zip(texts).zip(standins)
+            {
                 let id = c.point_id();
-                if dense.is_some() {
-                    stats.cache_hits += 1;
-                } else {
-                    *waiting.entry(c.path.as_str()).or_default() += 1;
-                    pending.push(Pending {
-                        ns: c.namespace.clone(),
-                        id,
-                        path: c.path.clone(),
-                        key,
-                        text: c.embedding_text(),
-                    });
-                }
+                let mut payload = payload(c);
+                let dense = match (dense, text) {
+                    (Some(d), _) => {
+                        stats.cache_hits += 1;
+                        Some(d)
+                    }
+                    (None, text) => {
+                        *waiting.entry(c.path.as_str()).or_default() += 1;
+                        pending.push(Pending {
+                            ns: c.namespace.clone(),
+                            id,
+                            path: c.path.clone(),
+                            key,
+                            text: text.unwrap_or_default(),
+                        });
+                        if standin.is_some() {
+                            stats.chunks_first_pass += 1;
+                            payload.insert(STATIC_FLAG.into(), Value::Bool(true));
+                        }
+                        standin
+                    }
+                };
                 per_ns
                     .entry(c.namespace.clone())
                     .or_default()
@@ -375,7 +413,7 @@ impl Project {
                         id,
                         dense,
                         sparse: document_vector(&c.path, c.symbol.as_deref(), &c.content),
-                        payload: payload(c),
+                        payload,
                     });
             }
             for (ns, points) in per_ns {
@@ -401,8 +439,8 @@ impl Project {
         self.maybe_checkpoint(&mut journal, true)?;
         stats.lexical_ready_ms = started.elapsed().as_millis() as u64;
 
-        // Phase 2: dense.
-        if let Some(embedder) = &self.embedder {
+        // Phase 2: dense (the model replaces the first-pass vectors), unless turned off.
+        if let Some(embedder) = self.embedder.as_ref().filter(|_| self.cfg.embed.refine) {
             self.embed_pending(
                 embedder.as_ref(),
                 pending,
@@ -699,6 +737,38 @@ impl Project {
         j.last = Some(Instant::now());
         Ok(())
     }
+}
+
+/// First-pass vectors of the texts that have one to compute (`None` entries are skipped), on
+/// two threads; an all-zero vector (no known token) is no vector.
+fn first_pass_vectors(
+    fp: &dyn codemem_embed::Embedder,
+    texts: &[Option<String>],
+) -> Vec<Option<Vec<f32>>> {
+    let run = |part: &[Option<String>]| -> Vec<Option<Vec<f32>>> {
+        let todo: Vec<String> = part.iter().flatten().cloned().collect();
+        let mut out = match fp.embed(&todo) {
+            Ok(v) if v.len() == todo.len() => v.into_iter(),
+            Ok(_) | Err(_) => {
+                tracing::warn!("first-pass vectors failed; these chunks wait for the model");
+                Vec::new().into_iter()
+            }
+        };
+        part.iter()
+            .map(|t| {
+                t.as_ref()?;
+                out.next().filter(|v| v.iter().any(|x| *x != 0.0))
+            })
+            .collect()
+    };
+    let (a, b) = texts.split_at(texts.len() / 2);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| run(a));
+        let mut rest = run(b);
+        let mut out = h.join().unwrap_or_else(|_| vec![None; a.len()]);
+        out.append(&mut rest);
+        out
+    })
 }
 
 /// Cache key → (text to embed, the points that carry it: namespace, id, path).

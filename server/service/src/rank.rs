@@ -95,6 +95,8 @@ pub(crate) struct Candidate {
     /// 0-based ranks in the two lists.
     pub lexical_rank: Option<usize>,
     pub dense_rank: Option<usize>,
+    /// In the first-pass list (chunks the model has not embedded yet).
+    pub first_pass_rank: Option<usize>,
     /// The list's own score (BM25 or cosine); the fused score when only one list is searched,
     /// so lexical-only and dense-only answers keep their natural scale.
     pub list_score: f32,
@@ -151,7 +153,10 @@ pub(crate) fn score_all(
         .iter()
         .map(|c| {
             if single_list {
-                return if c.lexical_rank.is_some() || c.dense_rank.is_some() {
+                return if c.lexical_rank.is_some()
+                    || c.dense_rank.is_some()
+                    || c.first_pass_rank.is_some()
+                {
                     c.list_score.max(0.0)
                 } else {
                     0.0
@@ -161,6 +166,8 @@ pub(crate) fn score_all(
                 .map_or(0.0, |r| lexical_w / (RRF_K + r as f32 + 1.0))
                 + c.dense_rank
                     .map_or(0.0, |r| w.dense_weight / (RRF_K + r as f32 + 1.0))
+                + c.first_pass_rank
+                    .map_or(0.0, |r| w.first_pass_weight / (RRF_K + r as f32 + 1.0))
         })
         .collect();
     let top = fused.iter().copied().fold(0.0f32, f32::max).max(1e-6);
@@ -178,6 +185,7 @@ pub(crate) fn score_all(
                     intent: q.intent.as_str().to_string(),
                     lexical_rank: c.lexical_rank.map(|r| r as u32 + 1),
                     dense_rank: c.dense_rank.map(|r| r as u32 + 1),
+                    first_pass_rank: c.first_pass_rank.map(|r| r as u32 + 1),
                     fused: f,
                     definition,
                     path_match,
@@ -739,6 +747,7 @@ mod tests {
             symbol: sym.map(str::to_string),
             lexical_rank: l,
             dense_rank: d,
+            first_pass_rank: None,
             list_score: 0.0,
         }
     }

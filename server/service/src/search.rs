@@ -51,6 +51,7 @@ type Key = (Namespace, u64);
 enum List {
     Lexical,
     Dense,
+    FirstPass,
 }
 
 fn candidate(p: &Map<String, Value>) -> Candidate {
@@ -144,11 +145,32 @@ impl Project {
         }
         if q.mode != SearchMode::Lexical {
             if let Some(e) = &self.embedder {
+                // While files wait for the model, some dense slots hold first-pass vectors:
+                // each model's query vector meets only its own kind.
+                let refining = freshness.pending_files > 0;
+                let only = |first_pass: bool| SearchFilter {
+                    static_dense: refining.then_some(first_pass),
+                    ..filter.clone()
+                };
                 let v = e.embed_query(&q.text)?;
                 lists.push((
                     List::Dense,
-                    self.ranked(&namespaces, &SearchVector::Dense(v), &filter, depth)?,
+                    self.ranked(&namespaces, &SearchVector::Dense(v), &only(false), depth)?,
                 ));
+                let first_pass = e.first_pass().filter(|_| {
+                    refining
+                        && q.mode == SearchMode::Hybrid
+                        && self.cfg.search.ranking.first_pass_weight > 0.0
+                });
+                if let Some(fp) = first_pass {
+                    let v = fp.embed_query(&q.text)?;
+                    if v.iter().any(|x| *x != 0.0) {
+                        lists.push((
+                            List::FirstPass,
+                            self.ranked(&namespaces, &SearchVector::Dense(v), &only(true), depth)?,
+                        ));
+                    }
+                }
             }
         }
 
@@ -166,6 +188,7 @@ impl Project {
                 match which {
                     List::Lexical => c.lexical_rank = Some(rank),
                     List::Dense => c.dense_rank = Some(rank),
+                    List::FirstPass => c.first_pass_rank = Some(rank),
                 }
             }
         }

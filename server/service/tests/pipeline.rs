@@ -329,3 +329,111 @@ fn cancel_stops_and_resume_finishes() {
     assert_eq!(again.chunks_embedded + s.chunks_embedded, 40);
     assert_eq!(p.status().unwrap().pending_files, 0);
 }
+
+/// A model with a first pass whose vectors live in another space (a permutation of the hash
+/// embedder's): a query of one kind must never be compared with vectors of the other.
+struct WithFirstPass {
+    model: HashEmbedder,
+    first: Permuted,
+}
+
+struct Permuted(HashEmbedder);
+
+impl Embedder for Permuted {
+    fn model_id(&self) -> &str {
+        "permuted-hash"
+    }
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Ok(self
+            .0
+            .embed(texts)?
+            .into_iter()
+            .map(|mut v| {
+                v.rotate_left(7);
+                v
+            })
+            .collect())
+    }
+}
+
+impl Embedder for WithFirstPass {
+    fn model_id(&self) -> &str {
+        self.model.model_id()
+    }
+    fn dim(&self) -> usize {
+        self.model.dim()
+    }
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.model.embed(texts)
+    }
+    fn first_pass(&self) -> Option<&dyn Embedder> {
+        Some(&self.first)
+    }
+}
+
+#[test]
+fn the_first_pass_stands_in_until_the_model_refines_it() {
+    let home = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    tree(ws.path());
+    let model: Arc<dyn Embedder> = Arc::new(WithFirstPass {
+        model: HashEmbedder::new(384),
+        first: Permuted(HashEmbedder::new(384)),
+    });
+    let open_with = |refine: bool| {
+        let mut cfg = codemem_core::Config::default();
+        cfg.embed.refine = refine;
+        Project::open(
+            ws.path(),
+            OpenOptions {
+                home: home.path().to_path_buf(),
+                embedder: Some(model.clone()),
+                purpose: "test".into(),
+                lock_wait: Duration::ZERO,
+                create: true,
+                config: Some(cfg),
+            },
+        )
+        .unwrap()
+    };
+    let question = || {
+        let mut q = Query::new("how is the invoice total with tax computed");
+        q.explain = true;
+        q
+    };
+
+    // Refinement off: every chunk has a first-pass vector only, and its file stays pending.
+    let p = open_with(false);
+    let s = index(&p);
+    assert_eq!(s.chunks_embedded, 0);
+    assert!(s.chunks_first_pass > 0 && s.chunks_first_pass == s.chunks_upserted);
+    let r = p.search(&question()).unwrap();
+    assert_eq!(r.freshness.pending_files, 6);
+    assert_eq!(r.hits[0].path, "billing/invoice.py", "{:#?}", r.hits);
+    let e = r.hits[0].explain.as_ref().unwrap();
+    assert_eq!(e.first_pass_rank, Some(1), "{e:?}");
+    assert_eq!(e.dense_rank, None, "the model's query met a first-pass vector: {e:?}");
+    // Dense mode is the model only: nothing is embedded by it yet.
+    let mut dense = question();
+    dense.mode = SearchMode::Dense;
+    assert!(p.search(&dense).unwrap().hits.is_empty());
+    drop(p);
+
+    // Refinement on: the model replaces every first-pass vector, and the first pass leaves
+    // the fusion.
+    let p = open_with(true);
+    let s = index(&p);
+    assert!(s.chunks_embedded > 0);
+    let r = p.search(&question()).unwrap();
+    assert_eq!(r.freshness.pending_files, 0);
+    assert_eq!(r.hits[0].path, "billing/invoice.py", "{:#?}", r.hits);
+    assert!(r
+        .hits
+        .iter()
+        .all(|h| h.explain.as_ref().unwrap().first_pass_rank.is_none()));
+    let top = p.search(&dense).unwrap();
+    assert_eq!(top.hits[0].path, "billing/invoice.py", "{:#?}", top.hits);
+}
