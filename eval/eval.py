@@ -778,7 +778,7 @@ def main(argv):
     shown = 0
     for r in all_results:
         fr = {m: r["modes"][m]["first_rank"] for m in MODES}
-        single = [x for x in (fr["lexical"], fr["dense"]) if x is not None]
+        single = [x for x in (fr.get("lexical"), fr.get("dense")) if x is not None]
         if fr["hybrid"] is None:
             worse = bool(single)
         else:
@@ -786,7 +786,7 @@ def main(argv):
         if any(v is None for v in fr.values()) or worse:
             shown += 1
             top_h = r["modes"]["hybrid"]["top"][0]["path"] if r["modes"]["hybrid"]["top"] else "-"
-            print(f"  {r['id']:<12} {r['type']:<5} L {rank_str(fr['lexical']):>2}  D {rank_str(fr['dense']):>2}  "
+            print(f"  {r['id']:<12} {r['type']:<5} L {rank_str(fr.get('lexical')):>2}  D {rank_str(fr.get('dense')):>2}  "
                   f"H {rank_str(fr['hybrid']):>2}  {r['query'][:70]!r}  (hybrid #1: {top_h})")
     if not shown:
         print("  (none)")

@@ -279,6 +279,39 @@ fn read_table(path: &Path, vocab: usize) -> std::result::Result<(Table, String),
     Ok((Table::from_bytes(&bytes, vocab)?, got))
 }
 
+/// An exclusive `flock` on `<table>.lock`, held while building; released on drop (and by the
+/// kernel if the process dies). Best effort: without it two processes just both build.
+struct BuildLock(Option<std::fs::File>);
+
+impl BuildLock {
+    fn take(table: &Path) -> BuildLock {
+        use std::os::fd::AsRawFd;
+        let mut p = table.as_os_str().to_owned();
+        p.push(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(PathBuf::from(p))
+            .ok();
+        if let Some(f) = &file {
+            // SAFETY: flock on a descriptor this struct owns; blocks until the holder is done.
+            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+        }
+        BuildLock(file)
+    }
+}
+
+impl Drop for BuildLock {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        if let Some(f) = &self.0 {
+            // SAFETY: as above.
+            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+        }
+    }
+}
+
 impl StaticEmbedder {
     /// Loads the table beside the model in `paths`, building it first when it is missing,
     /// corrupt or made from another model. `threads`: for the one-time build (0 = one per core).
@@ -286,6 +319,11 @@ impl StaticEmbedder {
         let tokenizer = load_tokenizer(paths)?;
         let vocab = tokenizer.get_vocab_size(true);
         let path = table_path(paths);
+        // One builder at a time across processes: the others wait, then read its table.
+        let _lock = match read_table(&path, vocab) {
+            Ok(_) => None,
+            Err(_) => Some(BuildLock::take(&path)),
+        };
         let (table, sha) = match read_table(&path, vocab) {
             Ok(t) => t,
             Err(why) => {

@@ -176,7 +176,10 @@ impl Project {
 
         // Every chunk either list found, with its rank in each.
         let mut found: HashMap<Key, (ScoredPoint, Candidate)> = HashMap::new();
-        let single_list = lists.len() == 1;
+        // One list that found anything (lexical mode, dense mode, or hybrid before the model
+        // has embedded anything and without a first pass) keeps its own scores: fusing it with
+        // nothing would only flatten them.
+        let single_list = lists.iter().filter(|(_, l)| !l.is_empty()).count() <= 1;
         for (which, list) in lists {
             for (rank, (key, p)) in list.into_iter().enumerate() {
                 let list_score = p.score;
