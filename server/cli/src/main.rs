@@ -671,12 +671,13 @@ fn check_root(root: &Path) -> Result<(), Failure> {
 
 pub(crate) fn load_embedder(home: &Path, cfg: &Config) -> Result<Arc<dyn Embedder>, Failure> {
     let paths = AssetPaths::in_home(home);
-    let mut e = OnnxEmbedder::load(&paths, cfg.embed.threads, cfg.embed.max_length).map_err(
-        |e| Failure {
-            code: exit::NOT_READY,
-            err: anyhow::Error::new(e),
-        },
-    )?;
+    let mut e =
+        OnnxEmbedder::load(&paths, cfg.embed.threads, cfg.embed.max_length).map_err(|e| {
+            Failure {
+                code: exit::NOT_READY,
+                err: anyhow::Error::new(e),
+            }
+        })?;
     if cfg.embed.first_pass {
         // Built once beside the model (~30 s); without it, search waits for the model.
         match StaticEmbedder::load_or_build(&paths, cfg.embed.threads) {

@@ -73,10 +73,8 @@ fn model_err(what: impl std::fmt::Display) -> EmbedError {
 
 /// Loads the tokenizer without the padding and truncation baked into `tokenizer.json`.
 fn load_tokenizer(paths: &AssetPaths) -> Result<Tokenizer> {
-    let mut t = Tokenizer::from_file(&paths.tokenizer).map_err(|e| EmbedError::Model(format!(
-        "{}: {e}",
-        paths.tokenizer.display()
-    )))?;
+    let mut t = Tokenizer::from_file(&paths.tokenizer)
+        .map_err(|e| EmbedError::Model(format!("{}: {e}", paths.tokenizer.display())))?;
     t.with_padding(None);
     t.with_truncation(None)
         .map_err(|e| model_err(format!("disabling truncation: {e}")))?;
@@ -97,8 +95,7 @@ pub fn split_camel(text: &str) -> String {
         if i > 0 && c.is_uppercase() {
             let prev = chars[i - 1];
             let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            if prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower)
-            {
+            if prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower) {
                 out.push(' ');
             }
         }
@@ -139,17 +136,17 @@ impl Table {
             return Err(format!("format {} (expected {FORMAT})", u(8)));
         }
         if u(12) != vocab || u(16) != DIM {
-            return Err(format!(
-                "{} × {} (expected {vocab} × {DIM})",
-                u(12),
-                u(16)
-            ));
+            return Err(format!("{} × {} (expected {vocab} × {DIM})", u(12), u(16)));
         }
         if &b[20..36] != model_pin().as_bytes() {
             return Err("distilled from another model".into());
         }
         if b.len() != header + vocab * (4 + DIM) {
-            return Err(format!("{} bytes, expected {}", b.len(), header + vocab * (4 + DIM)));
+            return Err(format!(
+                "{} bytes, expected {}",
+                b.len(),
+                header + vocab * (4 + DIM)
+            ));
         }
         let scales = b[header..header + vocab * 4]
             .chunks_exact(4)
@@ -187,10 +184,7 @@ fn distil_rows(paths: &AssetPaths, ids: std::ops::Range<u32>, threads: usize) ->
     let mut out = Vec::with_capacity(all.len() * DIM);
     for batch in all.chunks(BUILD_BATCH) {
         let n = batch.len();
-        let input: Vec<i64> = batch
-            .iter()
-            .flat_map(|&id| [101, id as i64, 102])
-            .collect();
+        let input: Vec<i64> = batch.iter().flat_map(|&id| [101, id as i64, 102]).collect();
         let mut inputs = ort::inputs![
             "input_ids" => Tensor::from_array(([n, 3], input)).map_err(ort_err)?,
             "attention_mask" => Tensor::from_array(([n, 3], vec![1i64; n * 3])).map_err(ort_err)?,
@@ -209,9 +203,10 @@ fn distil_rows(paths: &AssetPaths, ids: std::ops::Range<u32>, threads: usize) ->
             None => &outputs[0],
         };
         let (shape, data) = value.try_extract_tensor::<f32>().map_err(ort_err)?;
-        if shape.len() != 3 || shape[0] as usize != n || shape[1] != 3 || shape[2] as usize != DIM
-        {
-            return Err(model_err(format!("unexpected model output shape {shape:?}")));
+        if shape.len() != 3 || shape[0] as usize != n || shape[1] != 3 || shape[2] as usize != DIM {
+            return Err(model_err(format!(
+                "unexpected model output shape {shape:?}"
+            )));
         }
         for b in 0..n {
             let at = (b * 3 + 1) * DIM;
@@ -274,7 +269,10 @@ fn read_table(path: &Path, vocab: usize) -> std::result::Result<(Table, String),
     let want = std::fs::read_to_string(sha_path(path)).map_err(|e| format!("sha256 file: {e}"))?;
     let got = hex(&Sha256::digest(&bytes));
     if want.trim() != got {
-        return Err(format!("sha256 {got} differs from the recorded {}", want.trim()));
+        return Err(format!(
+            "sha256 {got} differs from the recorded {}",
+            want.trim()
+        ));
     }
     Ok((Table::from_bytes(&bytes, vocab)?, got))
 }
@@ -337,9 +335,8 @@ impl StaticEmbedder {
                 };
                 let started = Instant::now();
                 let table = build(paths, &tokenizer, threads)?;
-                let sha = write_table(&path, &table.to_bytes()).map_err(|e| {
-                    model_err(format!("writing {}: {e}", path.display()))
-                })?;
+                let sha = write_table(&path, &table.to_bytes())
+                    .map_err(|e| model_err(format!("writing {}: {e}", path.display())))?;
                 tracing::info!(
                     path = %path.display(),
                     sha256 = %sha,
@@ -441,7 +438,9 @@ mod tests {
         let back = Table::from_bytes(&b, vocab).unwrap();
         assert_eq!(back.scales, t.scales);
         assert_eq!(back.rows, t.rows);
-        assert!(Table::from_bytes(&b, vocab + 1).unwrap_err().contains("expected"));
+        assert!(Table::from_bytes(&b, vocab + 1)
+            .unwrap_err()
+            .contains("expected"));
         assert!(Table::from_bytes(&b[..b.len() - 1], vocab).is_err());
         let mut other = b.clone();
         other[20] ^= 1;

@@ -116,5 +116,9 @@ fn throughput_is_printed() {
         assert!(m.encode(&text).is_some());
     }
     let s = t.elapsed().as_secs_f64();
-    println!("static encode: {:.0} chunks/s ({} bytes each)", n as f64 / s, text.len());
+    println!(
+        "static encode: {:.0} chunks/s ({} bytes each)",
+        n as f64 / s,
+        text.len()
+    );
 }

@@ -380,8 +380,12 @@ impl Project {
             };
             let mut per_ns: HashMap<Namespace, Vec<StorePoint>> = HashMap::new();
             let mut waiting: HashMap<&str, usize> = HashMap::new();
-            for ((((c, key), dense), text), standin) in
-                chunks_all.iter().zip(keys).zip(cached).zip(texts).zip(standins)
+            for ((((c, key), dense), text), standin) in chunks_all
+                .iter()
+                .zip(keys)
+                .zip(cached)
+                .zip(texts)
+                .zip(standins)
             {
                 let id = c.point_id();
                 let mut payload = payload(c);

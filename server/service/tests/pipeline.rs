@@ -415,7 +415,10 @@ fn the_first_pass_stands_in_until_the_model_refines_it() {
     assert_eq!(r.hits[0].path, "billing/invoice.py", "{:#?}", r.hits);
     let e = r.hits[0].explain.as_ref().unwrap();
     assert_eq!(e.first_pass_rank, Some(1), "{e:?}");
-    assert_eq!(e.dense_rank, None, "the model's query met a first-pass vector: {e:?}");
+    assert_eq!(
+        e.dense_rank, None,
+        "the model's query met a first-pass vector: {e:?}"
+    );
     // Dense mode is the model only: nothing is embedded by it yet.
     let mut dense = question();
     dense.mode = SearchMode::Dense;

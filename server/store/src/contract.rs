@@ -41,7 +41,10 @@ pub const CASES: &[(&str, Case)] = &[
     ("dense_nearest_first", dense_nearest_first),
     ("sparse_only_then_set_dense", sparse_only_then_set_dense),
     ("set_dense_skips_missing_ids", set_dense_skips_missing_ids),
-    ("static_vectors_until_set_dense", static_vectors_until_set_dense),
+    (
+        "static_vectors_until_set_dense",
+        static_vectors_until_set_dense,
+    ),
     ("empty_sparse_vectors", empty_sparse_vectors),
     ("filters", filters),
     ("scroll_lists_without_ranking", scroll_lists_without_ranking),

@@ -19,13 +19,13 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use codemem_core::{lexical::SparseVec, Namespace};
 use qdrant_edge::{
-    Condition, CountRequestBuilder, DeletePayloadOp, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams,
-    EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match, Modifier,
-    NamedQuery, Payload, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
-    PayloadOps, PointOperations, PointStructPersisted, PointVectorsPersisted, QueryEnum, QueryRequestBuilder,
-    RetrieveRequestBuilder, ScoringQuery, ScrollRequestBuilder, SparseVector, UpdateOperation,
-    UpdateVectorsOp, VectorInternal, VectorOperations, VectorPersisted, VectorStructPersisted,
-    WithPayloadInterface, WithVector,
+    Condition, CountRequestBuilder, DeletePayloadOp, Distance, EdgeConfig, EdgeShard,
+    EdgeSparseVectorParams, EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter,
+    JsonPath, Match, Modifier, NamedQuery, Payload, PayloadFieldSchema, PayloadOps,
+    PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStructPersisted,
+    PointVectorsPersisted, QueryEnum, QueryRequestBuilder, RetrieveRequestBuilder, ScoringQuery,
+    ScrollRequestBuilder, SparseVector, UpdateOperation, UpdateVectorsOp, VectorInternal,
+    VectorOperations, VectorPersisted, VectorStructPersisted, WithPayloadInterface, WithVector,
 };
 use serde_json::{Map, Value};
 
@@ -275,7 +275,9 @@ fn create_keyword_index(shard: &EdgeShard, field: &str) -> Result<(), String> {
 }
 
 fn static_key() -> JsonPath {
-    STATIC_FLAG.parse().expect("STATIC_FLAG is a plain field name")
+    STATIC_FLAG
+        .parse()
+        .expect("STATIC_FLAG is a plain field name")
 }
 
 fn sparse(v: &SparseVec) -> Result<SparseVector, String> {
@@ -448,13 +450,13 @@ impl VectorStore for EdgeStore {
                 ))
                 .map_err(|e| op_err(OP, ns, e))?;
             s.shard
-                .update(UpdateOperation::PayloadOperation(PayloadOps::DeletePayload(
-                    DeletePayloadOp {
+                .update(UpdateOperation::PayloadOperation(
+                    PayloadOps::DeletePayload(DeletePayloadOp {
                         keys: vec![static_key()],
                         points: Some(ids),
                         filter: None,
-                    },
-                )))
+                    }),
+                ))
                 .map_err(|e| op_err(OP, ns, e))?;
         }
         Ok(())
