@@ -606,8 +606,8 @@ def main(argv):
                     help="search in hybrid mode only and print only the summary (a third of the time; "
                     "for comparing ranking weights)")
     ap.add_argument("--first-pass", action="store_true",
-                    help="measure the first pass alone: index with the model's refinement off "
-                         "(CODEMEM_EMBED_REFINE=0; use its own --eval-dir) and compare hybrid with lexical")
+                    help="measure the first pass alone: index with the first pass on and the model's refinement off "
+                         "(CODEMEM_EMBED_FIRST_PASS=1 CODEMEM_EMBED_REFINE=0; use its own --eval-dir) and compare hybrid with lexical")
     ap.add_argument("-k", type=int, default=10, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     k = args.k
@@ -616,6 +616,7 @@ def main(argv):
         # Indexed and searched with the model's refinement off: dense mode would find nothing.
         FIRST_PASS = True
         os.environ["CODEMEM_EMBED_REFINE"] = "0"
+        os.environ["CODEMEM_EMBED_FIRST_PASS"] = "1"
         MODES = ("lexical", "hybrid")
     if args.hybrid_only:
         MODES = ("hybrid",)

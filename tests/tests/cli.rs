@@ -263,6 +263,24 @@ fn doctor_with_assets() {
     let checks = v["checks"].as_array().expect("checks[]");
     assert!(checks.iter().all(|c| c["ok"] == true), "{v}");
     assert!(
+        checks.iter().any(|c| c["name"] == "first-pass table"
+            && c["detail"].as_str().unwrap_or("").contains("embed.first_pass")),
+        "says the first pass is off: {v}"
+    );
+    // Turned on, doctor builds (or finds) the table and names it.
+    let mut c = home.command(&["--root", s(dir.path()), "doctor", "--json"]);
+    c.env("CODEMEM_EMBED_FIRST_PASS", "1");
+    let out = run(c, DEFAULT_TIMEOUT);
+    assert_eq!(out.code, Some(EXIT_OK), "{out}");
+    let v = out.json();
+    assert!(
+        v["checks"].as_array().expect("checks").iter().any(|c| c["name"]
+            == "first-pass table"
+            && c["ok"] == true
+            && c["detail"].as_str().unwrap_or("").contains("static-v1")),
+        "reports the first-pass table: {v}"
+    );
+    assert!(
         checks.iter().any(|c| c["detail"]
             .as_str()
             .unwrap_or("")

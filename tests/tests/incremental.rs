@@ -91,6 +91,8 @@ fn incremental_reindex_embeds_only_what_changed() {
     let n_files = first.stats.n("files_indexed");
     assert!(n_files >= 25, "{}", first.stats.0);
     assert!(first.stats.n("chunks_embedded") > 0);
+    // The first pass is off by default.
+    assert_eq!(first.stats.n("chunks_first_pass"), 0, "{}", first.stats.0);
     let status = check_consistent(&home, &root, &first.stats, "first run");
     let cache0 = cache_entries(&status);
     assert_eq!(cache0, first.stats.n("chunks_embedded"), "{status}");
@@ -100,6 +102,7 @@ fn incremental_reindex_embeds_only_what_changed() {
     let st = &again.stats;
     assert_eq!(st.n("files_indexed"), 0, "unchanged tree: {}", st.0);
     assert_eq!(st.n("chunks_embedded"), 0, "unchanged tree: {}", st.0);
+    assert_eq!(st.n("chunks_first_pass"), 0, "unchanged tree: {}", st.0);
     assert_eq!(st.n("chunks_upserted"), 0, "unchanged tree: {}", st.0);
     assert_eq!(st.n("files_unchanged"), n_files, "{}", st.0);
     assert_eq!(st.n("files_deleted"), 0, "{}", st.0);

@@ -241,3 +241,54 @@ fn doc_languages_setting_and_bad_weights() {
     assert_ne!(out.code, Some(EXIT_OK), "{out}");
     assert!(out.stderr.contains("CODEMEM_RANKING"), "{out}");
 }
+
+/// With the model's refinement off, every chunk has only its first-pass vector: the index run
+/// embeds nothing, every file stays pending, and hybrid search still ranks with a first-pass
+/// list next to the lexical one (the real static table distilled from the installed model).
+#[test]
+fn first_pass_only_index_searches_hybrid() {
+    let home = Home::with_assets();
+    let dir = tempdir("first-pass");
+    let root = dir.path();
+    messy_checkout(root);
+    std::fs::write(
+        root.join("codemem.toml"),
+        "[embed]\nfirst_pass = true\nrefine = false\n\n[search.ranking]\nfirst_pass_weight = 0.5\n",
+    )
+    .unwrap();
+    let run = home.index(root);
+    assert_eq!(run.stats.n("chunks_embedded"), 0, "{}", run.stats.0);
+    assert!(run.stats.n("chunks_first_pass") > 0, "{}", run.stats.0);
+    let status = home.status(root);
+    assert_eq!(
+        status["pending_files"], status["files_indexed"],
+        "files wait for the model: {status}"
+    );
+
+    let r = home.search(
+        root,
+        "where is the discount applied to the order total",
+        &["--explain"],
+    );
+    assert_eq!(
+        r.paths().first().map(String::as_str),
+        Some("src/shop/pricing.py"),
+        "{}",
+        r.summary()
+    );
+    assert!(
+        r.hits()
+            .iter()
+            .any(|h| h["explain"]["first_pass_rank"].as_u64() == Some(1)),
+        "the first-pass list ranked something first: {:#?}",
+        r.hits()
+    );
+    assert!(
+        r.hits().iter().all(|h| h["explain"]["dense_rank"].is_null()),
+        "no model vector exists yet: {:#?}",
+        r.hits()
+    );
+    // Dense mode is the model's only: nothing to find yet.
+    let dense = home.search(root, "discount", &["--mode", "dense"]);
+    assert!(dense.hits().is_empty(), "{}", dense.summary());
+}

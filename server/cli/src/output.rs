@@ -302,7 +302,12 @@ pub fn doctor(home: &Path, root: &Path, json: bool) -> u8 {
     if assets_ok {
         let cfg = cfg.as_ref().cloned().unwrap_or_default();
         let loaded = crate::load_embedder(home, &cfg);
-        let mut first_pass = None;
+        let mut first_pass = (!cfg.embed.first_pass).then(|| Check {
+            name: "first-pass table".into(),
+            ok: true,
+            detail: "off (embed.first_pass = false, the default); search waits for the model".into(),
+            fix: None,
+        });
         if let (Ok(e), true) = (&loaded, cfg.embed.first_pass) {
             // load_embedder built the table if it was missing.
             let table = codemem_embed::static_model::table_path(&assets::AssetPaths::in_home(home));

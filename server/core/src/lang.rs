@@ -113,6 +113,12 @@ impl Language {
         })
     }
 
+    /// Languages with a syntax tree (tree-sitter grammar): chunked by definitions, searched
+    /// for references.
+    pub fn is_code(&self) -> bool {
+        !self.is_prose() && *self != Language::Text
+    }
+
     /// Prose formats: routed to documentation, chunked by headings.
     pub fn is_prose(&self) -> bool {
         matches!(

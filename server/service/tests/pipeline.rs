@@ -385,6 +385,7 @@ fn the_first_pass_stands_in_until_the_model_refines_it() {
     });
     let open_with = |refine: bool| {
         let mut cfg = codemem_core::Config::default();
+        cfg.embed.first_pass = true;
         cfg.embed.refine = refine;
         Project::open(
             ws.path(),

@@ -10,7 +10,7 @@ use crate::lang::Language;
 use crate::types::ChunkKind;
 
 /// Files larger than this are not parsed (line windows instead).
-const MAX_PARSE_BYTES: usize = 16 * 1024 * 1024;
+pub(super) const MAX_PARSE_BYTES: usize = 16 * 1024 * 1024;
 /// Files whose lines average more bytes than this are treated as minified (line windows).
 const MINIFIED_AVG_LINE_BYTES: usize = 4096;
 /// A parse running longer than this is cancelled (line windows instead).
@@ -25,7 +25,7 @@ thread_local! {
     static PARSER: RefCell<Option<Parser>> = const { RefCell::new(None) };
 }
 
-fn grammar(lang: Language) -> Option<tree_sitter::Language> {
+pub(super) fn grammar(lang: Language) -> Option<tree_sitter::Language> {
     Some(match lang {
         Language::Rust => tree_sitter_rust::LANGUAGE.into(),
         Language::Python => tree_sitter_python::LANGUAGE.into(),
@@ -70,7 +70,11 @@ pub(super) fn items(lang: Language, src: &Source, lim: Limits) -> Option<Vec<Ite
 }
 
 /// Parses `text` (only `ranges` of it, or all of it when empty) with this thread's parser.
-fn parse(grammar: &tree_sitter::Language, text: &str, ranges: &[Range]) -> Option<Tree> {
+pub(super) fn parse(
+    grammar: &tree_sitter::Language,
+    text: &str,
+    ranges: &[Range],
+) -> Option<Tree> {
     PARSER.with(|cell| {
         let mut slot = cell.try_borrow_mut().ok()?;
         let parser = slot.get_or_insert_with(Parser::new);

@@ -53,6 +53,9 @@
 
 mod code;
 mod prose;
+mod refs;
+
+pub use refs::{occurrences, Occurrence};
 #[cfg(test)]
 mod tests;
 
