@@ -630,7 +630,10 @@ def start_server(lang, root, node_dir, log_dir, corpus_name):
     bin_dir = os.path.join(node_dir, "node_modules", ".bin")
     if lang == "python":
         cmd = [os.path.join(bin_dir, "pyright-langserver"), "--stdio"]
-        settings = {"python": {"analysis": {
+        # The interpreter running this harness: its site-packages give pyright the types of the
+        # corpus's dependencies (werkzeug, click, urllib3), which decide what attribute calls
+        # it can resolve.
+        settings = {"python": {"pythonPath": sys.executable, "analysis": {
             "autoSearchPaths": True, "useLibraryCodeForTypes": True, "diagnosticMode": "openFilesOnly",
             "typeCheckingMode": "off"}}}
         init_options = {}
@@ -683,6 +686,7 @@ def install_servers(node_dir):
     got = installed_versions(node_dir)
     if got != NPM_PINS:
         raise EvalError(f"npm installed {got}, expected {NPM_PINS}")
+    got["python (for pyright)"] = sys.executable
     node = shutil.which("node")
     node_v = subprocess.run([node, "--version"], stdout=subprocess.PIPE, text=True).stdout.strip() if node else "?"
     return {**got, "node": node_v}
@@ -1022,7 +1026,8 @@ def new_counts():
     return {"defs": 0, "zero_ls": 0, "ls": 0, "cm": 0, "tp": 0, "grep": 0, "grep_tp": 0,
             "p_sum": 0.0, "p_n": 0, "r_sum": 0.0, "r_n": 0, "gp_sum": 0.0, "gp_n": 0, "gr_sum": 0.0, "gr_n": 0,
             "exact": 0, "out_of_scope": 0, "errors": 0, "grep_unresolved": 0,
-            "truncated": 0, "ls_named": 0, "tp_named": 0, "cm_unresolved": 0, "cm_other": 0, "cm_text": 0, "cm_no_name": 0, "cm_unchecked": 0}
+            "truncated": 0, "ls_named": 0, "tp_named": 0, "cm_unresolved": 0, "cm_other": 0, "cm_text": 0,
+            "cm_no_name": 0, "cm_unchecked": 0, "cm_definition": 0, "cm_declaration": 0}
 
 
 def add_counts(c, r):
@@ -1072,7 +1077,8 @@ def figures(c):
         "precision_micro": div(c["tp"], c["cm"]), "recall_micro": div(c["tp"], c["ls"]),
         "precision_lenient": div(c["tp"], c["cm"] - c["cm_unresolved"]),
         "ls_refs_without_name": c["ls"] - c["ls_named"], "recall_named": div(c["tp_named"], c["ls_named"]),
-        "codemem_only": {k: c["cm_" + k] for k in ("unresolved", "other", "text", "no_name", "unchecked")},
+        "codemem_only": {k: c["cm_" + k] for k in ("unresolved", "other", "text", "definition", "declaration",
+                                                  "no_name", "unchecked")},
         "precision_macro": div(c["p_sum"], c["p_n"]), "recall_macro": div(c["r_sum"], c["r_n"]),
         "grep_refs": c["grep"], "grep_precision_micro": div(c["grep_tp"], c["grep"]),
         "grep_recall_micro": div(c["grep_tp"], c["ls"]),
@@ -1128,6 +1134,7 @@ def compare(d, cm_data, root, scope_files, words, fc):
     cm_set = cm_all - cm_out
     gr = grep_set(d["name"], words, scope_files, d)
     non = {(x["path"], x["line"]): x for x in d.get("non_refs") or ()}
+    decls = {(x["path"], x["line"]) for x in d.get("ls_declarations") or ()}
     word = re.compile(r"(?<![\w$])" + re.escape(d["name"]) + r"(?![\w$])")
 
     def lines(keys, classify=False):
@@ -1137,7 +1144,12 @@ def compare(d, cm_data, root, scope_files, words, fc):
             it = {"path": p, "line": ln, "text": text.strip()[:200]}
             if classify:
                 x = non.get((p, ln))
-                it["class"] = x["class"] if x else ("unchecked" if word.search(text) else "no-name")
+                if (p, ln) == (d["path"], d["line"]):
+                    it["class"] = "definition"
+                elif (p, ln) in decls:
+                    it["class"] = "declaration"
+                else:
+                    it["class"] = x["class"] if x else ("unchecked" if word.search(text) else "no-name")
                 if x and x.get("hover"):
                     it["hover"] = x["hover"]
             out.append(it)

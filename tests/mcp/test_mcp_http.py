@@ -182,6 +182,47 @@ async def test_get_context_fits_its_budget_and_says_what_it_left_out(served):
 
 
 @pytest.mark.asyncio
+async def test_references_callers_and_callees(served):
+    """The reference graph through the SDK, the CLI and a scoped token."""
+    async with http_session(served.url, served.headers()) as s:
+        r = await s.call_tool("find_references", {"name": "debounce", "path": "web/src/utils/debounce.ts"})
+        assert not r.is_error, text_of(r)
+        sc = r.structured_content
+        assert [d["path"] for d in sc["definitions"]] == ["web/src/utils/debounce.ts"], sc
+        sites = {(x["path"], x["line"], x["call"]) for x in sc["references"]}
+        assert ("web/src/components/SearchBox.tsx", 2, False) in sites, sites  # the import
+        assert ("web/src/components/SearchBox.tsx", 12, True) in sites, sites
+        assert ("web/src/utils/debounce.test.ts", 10, True) in sites, sites
+        assert not any(x["line"] == 9 and x["path"].endswith("SearchBox.tsx") for x in sc["references"]), "a comment is no use"
+        assert "web/src/components/SearchBox.tsx:12" in text_of(r)
+        r = await s.call_tool("callers", {"name": "debounce", "path": "web/src/utils/debounce.ts"})
+        callers = r.structured_content["references"]
+        assert callers and all(x["call"] for x in callers), text_of(r)
+        assert {x["caller"] for x in callers if x["path"].endswith("SearchBox.tsx")} == {"SearchBox"}, callers
+        r = await s.call_tool("callees", {"name": "hash_password"})
+        assert not r.is_error, text_of(r)
+        assert r.structured_content["definition"]["path"] == "auth/passwords.py", r.structured_content
+        assert r.structured_content["callees"], text_of(r)
+        # Bad input says what to send.
+        for args, says in [({"name": "a b"}, "not an identifier"), ({"name": "debounce", "path": "../x.ts"}, "outside"),
+                           ({"name": "debounce", "limit": 0}, "limit must be"), ({"name": "debounce", "line": 3}, "line needs path")]:
+            r = await s.call_tool("find_references", args)
+            assert r.is_error and says in text_of(r), (args, text_of(r))
+    # A token limited to `testing` sees only test files' uses.
+    async with http_session(served.url, served.headers(TESTER_TOKEN)) as s:
+        r = await s.call_tool("find_references", {"name": "debounce"})
+        assert not r.is_error, text_of(r)
+        paths = {x["path"] for x in r.structured_content["references"]}
+        assert paths == {"web/src/utils/debounce.test.ts"}, paths
+        assert "SearchBox" not in text_of(r)
+    # The CLI answers the same (through the daemon that serves this endpoint).
+    out = subprocess.run([str(codemem_bin()), "--root", str(served.sb.root), "refs", "debounce", "--path",
+                          "web/src/utils/debounce.ts", "--callers", "--json"], env=served.sb.env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["references"] == callers
+
+
+@pytest.mark.asyncio
 async def test_every_tool_with_the_high_level_client(served):
     """`Client` probes `server/discover` first; the server answers "method not found" and the
     client falls back to `initialize` on the same endpoint."""

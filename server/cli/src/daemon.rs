@@ -102,6 +102,11 @@ pub enum Request {
     Status,
     Index,
     /// `codemem context`: token-budgeted context for a question.
+    Refs {
+        query: codemem_service::RefQuery,
+        /// What the definition calls instead of where it is used.
+        callees: bool,
+    },
     Context {
         query: codemem_service::ContextQuery,
     },
@@ -679,6 +684,14 @@ async fn answer(
         }
         Request::Context { query } => {
             result_answer(on_project(&st, root, move |ws| ws.context(&query)).await)
+        }
+        Request::Refs { query, callees } => {
+            let all = codemem_service::NamespaceScope::All;
+            if callees {
+                result_answer(on_project(&st, root, move |ws| ws.callees(&query, &all)).await)
+            } else {
+                result_answer(on_project(&st, root, move |ws| ws.references(&query, &all)).await)
+            }
         }
         Request::Status => {
             let status = on_project(&st, root, |ws| ws.status()).await;

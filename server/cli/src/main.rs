@@ -116,6 +116,29 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Where a function, method, class or type is used (from syntax trees, no language
+    /// server): its references, its callers (--callers) or what it calls (--callees).
+    Refs {
+        /// The name, e.g. `parse_config` or `Config.parse`.
+        name: String,
+        /// The file of the definition meant (relative to the root), when several share the name.
+        #[arg(long, value_name = "FILE")]
+        path: Option<String>,
+        /// A line inside that definition.
+        #[arg(long, requires = "path")]
+        line: Option<u32>,
+        /// Only the uses that call it, with the function each call is in.
+        #[arg(long, conflicts_with = "callees")]
+        callers: bool,
+        /// What the definition calls, with where each callee is defined.
+        #[arg(long)]
+        callees: bool,
+        /// Most sites listed (1-2000).
+        #[arg(long, default_value_t = codemem_service::refs::DEFAULT_REF_LIMIT)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what is indexed: files and points per namespace, pending embeddings, last run counters.
     Status {
         #[arg(long)]
@@ -411,6 +434,74 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             }
             let resp = search_in_process(&root, home, cfg, "context", q)?;
             show(&codemem_service::context::pack(&resp.hits, budget))?;
+            Ok(0)
+        }
+        Cmd::Refs {
+            name,
+            path,
+            line,
+            callers,
+            callees,
+            limit,
+            json,
+        } => {
+            let root = root_for(cli.root.as_deref());
+            check_root(&root)?;
+            let canonical = root.canonicalize()?;
+            // An absolute path inside the root is made relative, as results show paths.
+            let path = path.map(|p| {
+                let abs = std::path::absolute(&p).unwrap_or_else(|_| PathBuf::from(&p));
+                abs.canonicalize()
+                    .ok()
+                    .and_then(|c| c.strip_prefix(&canonical).ok().map(Path::to_path_buf))
+                    .map_or(p, |r| r.display().to_string())
+            });
+            let q = codemem_service::RefQuery {
+                name,
+                path,
+                line,
+                limit: Some(limit),
+                calls_only: callers,
+            };
+            let show = |v: serde_json::Value| -> Result<(), Failure> {
+                if json {
+                    output::print_json(&v)?;
+                } else {
+                    output::print_refs(&v);
+                }
+                Ok(())
+            };
+            if let Some(conn) = daemon_request(
+                &home,
+                &root,
+                cli.no_daemon,
+                daemon::Request::Refs {
+                    query: q.clone(),
+                    callees,
+                },
+            )? {
+                show(daemon::request(conn, &mut |_| {})?)?;
+                return Ok(0);
+            }
+            let cfg = Config::load(&root).map_err(ServiceError::from)?;
+            let project = Project::open(
+                &root,
+                OpenOptions {
+                    home,
+                    embedder: None,
+                    purpose: "refs".into(),
+                    lock_wait: Duration::from_secs(5),
+                    create: false,
+                    config: Some(cfg),
+                },
+            )?;
+            let scope = codemem_service::NamespaceScope::All;
+            let v = if callees {
+                serde_json::to_value(project.callees(&q, &scope)?)
+            } else {
+                serde_json::to_value(project.references(&q, &scope)?)
+            };
+            show(v.context("serialising the answer")?)?;
             Ok(0)
         }
         Cmd::Status { json, config } => {

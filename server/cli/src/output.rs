@@ -483,3 +483,86 @@ pub fn doctor(home: &Path, root: &Path, json: bool) -> u8 {
         3
     }
 }
+
+/// `codemem refs` for people: the definitions, then one line per use (or per callee).
+pub fn print_refs(v: &serde_json::Value) {
+    let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let at = |v: &serde_json::Value| {
+        let root = v["root"]
+            .as_str()
+            .map(|r| format!("{r}/"))
+            .unwrap_or_default();
+        format!("{root}{}:{}", s(v, "path"), n(v, "line"))
+    };
+    if let Some(callees) = v["callees"].as_array() {
+        let d = &v["definition"];
+        println!(
+            "{} ({} {}) calls {} name{}:",
+            s(v, "name"),
+            s(d, "kind"),
+            at(d),
+            callees.len(),
+            if callees.len() == 1 { "" } else { "s" }
+        );
+        for c in callees {
+            let lines: Vec<String> = c["lines"]
+                .as_array()
+                .map(|a| a.iter().map(|l| l.to_string()).collect())
+                .unwrap_or_default();
+            let defs: Vec<String> = c["definitions"]
+                .as_array()
+                .map(|a| a.iter().map(at).collect())
+                .unwrap_or_default();
+            println!(
+                "  {:<24} line {:<12} {}",
+                s(c, "name"),
+                lines.join(","),
+                if defs.is_empty() {
+                    "(not defined in the index)".to_string()
+                } else {
+                    format!("→ {}", defs.join(", "))
+                }
+            );
+        }
+        return;
+    }
+    let defs = v["definitions"].as_array().cloned().unwrap_or_default();
+    let refs = v["references"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{}: {} definition{}, {} use{}{}",
+        s(v, "name"),
+        defs.len(),
+        if defs.len() == 1 { "" } else { "s" },
+        refs.len(),
+        if refs.len() == 1 { "" } else { "s" },
+        if v["truncated"].as_bool().unwrap_or(false) {
+            " (more not shown: raise --limit)"
+        } else {
+            ""
+        }
+    );
+    for d in &defs {
+        println!("  {:<40} {} {}", at(d), s(d, "kind"), s(d, "symbol"));
+    }
+    for r in &refs {
+        println!(
+            "  {:<40} {}{}{}",
+            format!("{}:{}", at(r), n(r, "column")),
+            if r["call"].as_bool().unwrap_or(false) {
+                "call"
+            } else {
+                "use"
+            },
+            r["caller"]
+                .as_str()
+                .map(|c| format!(" in {c}"))
+                .unwrap_or_default(),
+            if r["unsaved"].as_bool().unwrap_or(false) {
+                " (unsaved)"
+            } else {
+                ""
+            }
+        );
+    }
+}

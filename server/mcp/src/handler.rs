@@ -176,6 +176,9 @@ impl CodememServer {
             "search_code" => self.read(&name, args, who, tools::search_code).await,
             "find_symbol" => self.read(&name, args, who, tools::find_symbol).await,
             "get_context" => self.read(&name, args, who, tools::get_context).await,
+            "find_references" => self.read(&name, args, who, tools::find_references).await,
+            "callers" => self.read(&name, args, who, tools::callers).await,
+            "callees" => self.read(&name, args, who, tools::callees).await,
             "recall" => self.read(&name, args, who, tools::recall).await,
             "index_status" => {
                 self.read(&name, args, who, |ws, who, _: tools::NoArgs| {

@@ -77,6 +77,35 @@ pub struct FindSymbolArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct RefArgs {
+    /// The function, method, class or type: "parse_config", or qualified "Config.parse".
+    pub name: String,
+    /// The file of the definition meant, as search results and find_symbol show it
+    /// (relative to its workspace root) or absolute; needed when several share the name.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// A line inside that definition (1-based).
+    #[serde(default)]
+    pub line: Option<u32>,
+    /// Most sites returned, 1-2000 (default 200).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+impl RefArgs {
+    fn query(self, calls_only: bool) -> codemem_service::RefQuery {
+        codemem_service::RefQuery {
+            name: self.name,
+            path: self.path,
+            line: self.line,
+            limit: self.limit.map(|l| l as usize),
+            calls_only,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RecallArgs {
     /// What you want to remember or know, in plain words.
     pub query: String,
@@ -155,6 +184,21 @@ pub fn tools() -> Vec<Tool> {
         tool::<FindSymbolArgs>(
             "find_symbol",
             "Find where a function, method, class, struct, trait, ... is defined, by name. Exact matches come first, then fuzzy ones (case-insensitive, prefix, camelCase/snake_case parts). Returns path, line range, kind and language of each definition. Faster and more precise than search_code when you know (part of) the name.",
+            read(),
+        ),
+        tool::<RefArgs>(
+            "find_references",
+            "Where a function, method, class or type is used: every use in code (calls, imports, mentions; not comments or strings) with file, line, column and the function it is in, from the syntax trees of the indexed files and unsaved buffers. Give `path` (and `line`) of the definition when several share the name: uses are then matched to the closest definition (same file, then imported module, then same folder). Method uses count only in files that name the method's class.",
+            read(),
+        ),
+        tool::<RefArgs>(
+            "callers",
+            "Who calls a function or method: the call sites with the function each call is in (same matching as find_references, calls only).",
+            read(),
+        ),
+        tool::<RefArgs>(
+            "callees",
+            "What a function or method calls: each called name with its call lines and where it is defined (the closest definitions: same file, imported module, same folder, else every one). Give `path` (and `line`) when several definitions share the name.",
             read(),
         ),
         tool::<RecallArgs>(
@@ -531,6 +575,84 @@ pub fn find_symbol(ws: &Workspace, who: &Principal, a: FindSymbolArgs) -> ToolRe
         );
     }
     ok(text, json!({ "matches": found }))
+}
+
+pub fn find_references(ws: &Workspace, who: &Principal, a: RefArgs) -> ToolResult {
+    references(ws, who, a, false)
+}
+
+pub fn callers(ws: &Workspace, who: &Principal, a: RefArgs) -> ToolResult {
+    references(ws, who, a, true)
+}
+
+fn references(ws: &Workspace, who: &Principal, a: RefArgs, calls_only: bool) -> ToolResult {
+    let r = ws.references(&a.query(calls_only), &who.scope())?;
+    let at = |root: &Option<String>, path: &str, line: u32| {
+        format!("{}:{line}", shown_path(root.is_some(), root.as_deref(), path))
+    };
+    let mut text = format!(
+        "{} {} of {} ({} definition{}{}):\n",
+        r.references.len(),
+        if calls_only { "call sites" } else { "uses" },
+        r.name,
+        r.definitions.len(),
+        if r.definitions.len() == 1 { "" } else { "s" },
+        if r.truncated { "; more exist, raise `limit`" } else { "" }
+    );
+    for d in &r.definitions {
+        let _ = writeln!(text, "- defined: {} {} — {}", d.kind, d.symbol, at(&d.root, &d.path, d.line));
+    }
+    for s in &r.references {
+        let _ = writeln!(
+            text,
+            "- {}:{} {}{}{}",
+            at(&s.root, &s.path, s.line),
+            s.column,
+            if s.call { "call" } else { "use" },
+            s.caller.as_deref().map(|c| format!(" in {c}")).unwrap_or_default(),
+            if s.unsaved { " (unsaved)" } else { "" }
+        );
+    }
+    ok(text, serde_json::to_value(&r).unwrap_or_default())
+}
+
+pub fn callees(ws: &Workspace, who: &Principal, a: RefArgs) -> ToolResult {
+    let c = ws.callees(&a.query(false), &who.scope())?;
+    let d = &c.definition;
+    let mut text = format!(
+        "{} ({} {}:{}) calls {} name{}:\n",
+        c.name,
+        d.kind,
+        shown_path(d.root.is_some(), d.root.as_deref(), &d.path),
+        d.line,
+        c.callees.len(),
+        if c.callees.len() == 1 { "" } else { "s" }
+    );
+    for e in &c.callees {
+        let defs: Vec<String> = e
+            .definitions
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}:{}",
+                    shown_path(d.root.is_some(), d.root.as_deref(), &d.path),
+                    d.line
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            text,
+            "- {} (line {}) {}",
+            e.name,
+            e.lines.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+            if defs.is_empty() {
+                "— not defined in the index".to_string()
+            } else {
+                format!("→ {}", defs.join(", "))
+            }
+        );
+    }
+    ok(text, serde_json::to_value(&c).unwrap_or_default())
 }
 
 pub fn recall(ws: &Workspace, who: &Principal, a: RecallArgs) -> ToolResult {

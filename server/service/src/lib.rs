@@ -21,6 +21,7 @@ mod overlay;
 pub mod paths;
 mod project;
 mod rank;
+pub mod refs;
 mod scope;
 mod search;
 pub mod symbols;
@@ -40,6 +41,7 @@ pub use overlay::OverlayChange;
 pub use project::{
     probe_backends, BackendProbe, NamespaceStatus, OpenOptions, Project, ProjectStatus,
 };
+pub use refs::{Callee, Callees, RefDefinition, RefQuery, RefSite, References};
 pub use scope::NamespaceScope;
 pub use search::{Freshness, SearchResponse};
 pub use symbols::{match_score, SymbolDef, SymbolMatch};

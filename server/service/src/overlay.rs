@@ -31,6 +31,8 @@ pub(crate) struct OverlayEntry {
     pub chunks: Vec<Chunk>,
     pub points: Vec<StorePoint>,
     pub symbols: Vec<SymbolDef>,
+    /// The buffer's text (references are found in it instead of the file on disk).
+    pub text: String,
 }
 
 /// What `set_overlay` did.
@@ -136,6 +138,7 @@ impl Project {
             symbols,
             chunks,
             points,
+            text: text.to_string(),
         };
         let n = entry.chunks.len();
         // Hold the lock across the store writes so a concurrent restore sees old or new, never half.
@@ -308,6 +311,17 @@ impl Project {
                     (o.symbols.clone(), o.language.as_str().to_string()),
                 )
             })
+            .collect()
+    }
+}
+
+impl Project {
+    /// (path, language, text) of every unsaved buffer.
+    pub(crate) fn overlay_texts(&self) -> Vec<(String, Language, String)> {
+        let overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
+        overlay
+            .iter()
+            .map(|(p, o)| (p.clone(), o.language, o.text.clone()))
             .collect()
     }
 }

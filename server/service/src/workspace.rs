@@ -812,6 +812,49 @@ impl Workspace {
     }
 
     /// Root and relative path of an absolute file path, without touching the disk.
+    /// The projects a question about `path` concerns, with the path relative to each: the
+    /// root holding an absolute path; the roots that index a relative one; every root when
+    /// there is no path. A path no root holds is an error that names the roots.
+    pub(crate) fn projects_for(
+        &self,
+        path: Option<&str>,
+    ) -> Result<Vec<(PathBuf, Arc<Project>, Option<String>)>> {
+        let Some(p) = path.map(str::trim).filter(|p| !p.is_empty()) else {
+            return Ok(self
+                .all()
+                .into_iter()
+                .map(|r| (r.path.clone(), r.project.clone(), None))
+                .collect());
+        };
+        let p = p.strip_prefix("file://").unwrap_or(p);
+        if Path::new(p).is_absolute() {
+            let (r, rel) = self.locate(Path::new(p))?;
+            return Ok(vec![(r.path.clone(), r.project.clone(), Some(rel))]);
+        }
+        if Path::new(p)
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(ServiceError::OutsideWorkspace {
+                path: p.to_string(),
+                roots: self.roots_text(),
+            });
+        }
+        let found: Vec<_> = self
+            .all()
+            .into_iter()
+            .filter(|r| r.project.files.read().unwrap_or_else(|e| e.into_inner()).contains_key(p))
+            .map(|r| (r.path.clone(), r.project.clone(), Some(p.to_string())))
+            .collect();
+        if found.is_empty() {
+            return Err(ServiceError::InvalidInput(format!(
+                "{p} is not an indexed file of {}; give a path relative to a root (as search results show it) or an absolute one",
+                self.roots_text()
+            )));
+        }
+        Ok(found)
+    }
+
     fn locate(&self, abs: &Path) -> Result<(Arc<Root>, String)> {
         if !abs.is_absolute() || abs.components().any(|c| matches!(c, Component::ParentDir)) {
             return Err(ServiceError::OutsideWorkspace {
