@@ -264,7 +264,10 @@ fn doctor_with_assets() {
     assert!(checks.iter().all(|c| c["ok"] == true), "{v}");
     assert!(
         checks.iter().any(|c| c["name"] == "first-pass table"
-            && c["detail"].as_str().unwrap_or("").contains("embed.first_pass")),
+            && c["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("embed.first_pass")),
         "says the first pass is off: {v}"
     );
     // Turned on, doctor builds (or finds) the table and names it.
@@ -274,10 +277,13 @@ fn doctor_with_assets() {
     assert_eq!(out.code, Some(EXIT_OK), "{out}");
     let v = out.json();
     assert!(
-        v["checks"].as_array().expect("checks").iter().any(|c| c["name"]
-            == "first-pass table"
-            && c["ok"] == true
-            && c["detail"].as_str().unwrap_or("").contains("static-v1")),
+        v["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .any(|c| c["name"] == "first-pass table"
+                && c["ok"] == true
+                && c["detail"].as_str().unwrap_or("").contains("static-v1")),
         "reports the first-pass table: {v}"
     );
     assert!(

@@ -284,7 +284,9 @@ fn first_pass_only_index_searches_hybrid() {
         r.hits()
     );
     assert!(
-        r.hits().iter().all(|h| h["explain"]["dense_rank"].is_null()),
+        r.hits()
+            .iter()
+            .all(|h| h["explain"]["dense_rank"].is_null()),
         "no model vector exists yet: {:#?}",
         r.hits()
     );

@@ -305,7 +305,8 @@ pub fn doctor(home: &Path, root: &Path, json: bool) -> u8 {
         let mut first_pass = (!cfg.embed.first_pass).then(|| Check {
             name: "first-pass table".into(),
             ok: true,
-            detail: "off (embed.first_pass = false, the default); search waits for the model".into(),
+            detail: "off (embed.first_pass = false, the default); search waits for the model"
+                .into(),
             fix: None,
         });
         if let (Ok(e), true) = (&loaded, cfg.embed.first_pass) {

@@ -588,7 +588,10 @@ pub fn callers(ws: &Workspace, who: &Principal, a: RefArgs) -> ToolResult {
 fn references(ws: &Workspace, who: &Principal, a: RefArgs, calls_only: bool) -> ToolResult {
     let r = ws.references(&a.query(calls_only), &who.scope())?;
     let at = |root: &Option<String>, path: &str, line: u32| {
-        format!("{}:{line}", shown_path(root.is_some(), root.as_deref(), path))
+        format!(
+            "{}:{line}",
+            shown_path(root.is_some(), root.as_deref(), path)
+        )
     };
     let mut text = format!(
         "{} {} of {} ({} definition{}{}):\n",
@@ -597,10 +600,20 @@ fn references(ws: &Workspace, who: &Principal, a: RefArgs, calls_only: bool) -> 
         r.name,
         r.definitions.len(),
         if r.definitions.len() == 1 { "" } else { "s" },
-        if r.truncated { "; more exist, raise `limit`" } else { "" }
+        if r.truncated {
+            "; more exist, raise `limit`"
+        } else {
+            ""
+        }
     );
     for d in &r.definitions {
-        let _ = writeln!(text, "- defined: {} {} — {}", d.kind, d.symbol, at(&d.root, &d.path, d.line));
+        let _ = writeln!(
+            text,
+            "- defined: {} {} — {}",
+            d.kind,
+            d.symbol,
+            at(&d.root, &d.path, d.line)
+        );
     }
     for s in &r.references {
         let _ = writeln!(
@@ -609,7 +622,10 @@ fn references(ws: &Workspace, who: &Principal, a: RefArgs, calls_only: bool) -> 
             at(&s.root, &s.path, s.line),
             s.column,
             if s.call { "call" } else { "use" },
-            s.caller.as_deref().map(|c| format!(" in {c}")).unwrap_or_default(),
+            s.caller
+                .as_deref()
+                .map(|c| format!(" in {c}"))
+                .unwrap_or_default(),
             if s.unsaved { " (unsaved)" } else { "" }
         );
     }
@@ -644,7 +660,11 @@ pub fn callees(ws: &Workspace, who: &Principal, a: RefArgs) -> ToolResult {
             text,
             "- {} (line {}) {}",
             e.name,
-            e.lines.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+            e.lines
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             if defs.is_empty() {
                 "— not defined in the index".to_string()
             } else {

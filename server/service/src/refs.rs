@@ -113,7 +113,10 @@ impl RefQuery {
                 "name must be an identifier of 1..={MAX_NAME_BYTES} bytes (e.g. `parse_config` or `Config.parse`)"
             )));
         }
-        if !leaf.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$') {
+        if !leaf
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        {
             return Err(ServiceError::InvalidInput(format!(
                 "`{leaf}` is not an identifier: give a function, method, class or type name"
             )));
@@ -265,7 +268,10 @@ impl Project {
             })
             .map(|(p, e)| (p.clone(), e.language, e.symbols.clone()))
             .collect();
-        let root = self.root.canonicalize().unwrap_or_else(|_| self.root.clone());
+        let root = self
+            .root
+            .canonicalize()
+            .unwrap_or_else(|_| self.root.clone());
         let mut out = Vec::new();
         for (path, language, symbols) in files {
             let abs = self.root.join(&path);
@@ -343,7 +349,12 @@ impl Project {
 
     /// The definition `q.path`/`q.line` points at (the innermost one named `leaf` around the
     /// line), or an error saying what is there.
-    fn pinned(&self, q: &RefQuery, leaf: &str, defs: &[RefDefinition]) -> Result<Option<RefDefinition>> {
+    fn pinned(
+        &self,
+        q: &RefQuery,
+        leaf: &str,
+        defs: &[RefDefinition],
+    ) -> Result<Option<RefDefinition>> {
         let (Some(path), line) = (&q.path, q.line) else {
             if q.line.is_some() {
                 return Err(ServiceError::InvalidInput(
@@ -362,7 +373,11 @@ impl Project {
             Some(d) => Ok(Some((*d).clone())),
             None => Err(ServiceError::InvalidInput(format!(
                 "no definition of `{leaf}` in {path}{}: the name's definitions are {}",
-                if line > 0 { format!(" around line {line}") } else { String::new() },
+                if line > 0 {
+                    format!(" around line {line}")
+                } else {
+                    String::new()
+                },
                 if defs.is_empty() {
                     "not indexed (check the spelling, or run `codemem index`)".to_string()
                 } else {
@@ -595,15 +610,33 @@ mod tests {
     fn closeness_prefers_same_file_then_imports_then_folder() {
         let imp = |t: &str| imports(t);
         let shop = imp("from shop.pricing import apply_discount");
-        assert_eq!(closeness("shop/pricing.py", "shop/pricing.py", &shop), (true, 2, true));
-        assert_eq!(closeness("shop/pricing.py", "app/cart.py", &shop), (false, 2, false));
+        assert_eq!(
+            closeness("shop/pricing.py", "shop/pricing.py", &shop),
+            (true, 2, true)
+        );
+        assert_eq!(
+            closeness("shop/pricing.py", "app/cart.py", &shop),
+            (false, 2, false)
+        );
         // Same file name, other package: the import names shop's.
-        assert_eq!(closeness("legacy/pricing.py", "app/cart.py", &shop), (false, 1, false));
-        assert_eq!(closeness("app/util.py", "app/cart.py", &[]), (false, 0, true));
-        assert_eq!(closeness("lib/util.py", "app/cart.py", &[]), (false, 0, false));
+        assert_eq!(
+            closeness("legacy/pricing.py", "app/cart.py", &shop),
+            (false, 1, false)
+        );
+        assert_eq!(
+            closeness("app/util.py", "app/cart.py", &[]),
+            (false, 0, true)
+        );
+        assert_eq!(
+            closeness("lib/util.py", "app/cart.py", &[]),
+            (false, 0, false)
+        );
         // A package entry file is imported by its folder's name; src layouts and aliases.
         let js = imp("import { atom } from '../vanilla'");
-        assert_eq!(closeness("src/vanilla/index.ts", "src/react/x.ts", &js).1, 1);
+        assert_eq!(
+            closeness("src/vanilla/index.ts", "src/react/x.ts", &js).1,
+            1
+        );
         let py = imp("from flask.app import Flask");
         assert_eq!(closeness("src/flask/app.py", "tests/t.py", &py).1, 2);
         let rs = imp("use crate::refs::{RefQuery, References};");

@@ -94,6 +94,9 @@ struct RunState {
     embed_retries: u32,
 }
 
+/// A root, its project and a path relative to it (see `Workspace::projects_for`).
+pub(crate) type ProjectPath = (PathBuf, Arc<Project>, Option<String>);
+
 struct Root {
     path: PathBuf,
     project: Arc<Project>,
@@ -815,10 +818,7 @@ impl Workspace {
     /// The projects a question about `path` concerns, with the path relative to each: the
     /// root holding an absolute path; the roots that index a relative one; every root when
     /// there is no path. A path no root holds is an error that names the roots.
-    pub(crate) fn projects_for(
-        &self,
-        path: Option<&str>,
-    ) -> Result<Vec<(PathBuf, Arc<Project>, Option<String>)>> {
+    pub(crate) fn projects_for(&self, path: Option<&str>) -> Result<Vec<ProjectPath>> {
         let Some(p) = path.map(str::trim).filter(|p| !p.is_empty()) else {
             return Ok(self
                 .all()
@@ -843,7 +843,13 @@ impl Workspace {
         let found: Vec<_> = self
             .all()
             .into_iter()
-            .filter(|r| r.project.files.read().unwrap_or_else(|e| e.into_inner()).contains_key(p))
+            .filter(|r| {
+                r.project
+                    .files
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains_key(p)
+            })
             .map(|r| (r.path.clone(), r.project.clone(), Some(p.to_string())))
             .collect();
         if found.is_empty() {

@@ -122,7 +122,13 @@ fn references_callers_and_callees() {
     let r = p.references(&pinned, &all).unwrap();
     assert_eq!(r.definitions.len(), 1);
     assert_eq!(r.definitions[0].path, "shop/pricing.py");
-    assert!(sites(&r).iter().all(|(path, _, _)| path != "legacy/report.py"), "{:?}", sites(&r));
+    assert!(
+        sites(&r)
+            .iter()
+            .all(|(path, _, _)| path != "legacy/report.py"),
+        "{:?}",
+        sites(&r)
+    );
     assert_eq!(sites(&r).len(), 6);
     let mut legacy = pinned.clone();
     legacy.path = Some("legacy/pricing.py".into());
@@ -152,7 +158,10 @@ fn references_callers_and_callees() {
     assert!(c.callees[1].definitions.is_empty());
     // Ambiguous without a path: the answer says which ones there are.
     let e = p.callees(&q("apply_discount"), &all).unwrap_err();
-    assert!(e.is_invalid_input() && e.to_string().contains("legacy/pricing.py:1"), "{e}");
+    assert!(
+        e.is_invalid_input() && e.to_string().contains("legacy/pricing.py:1"),
+        "{e}"
+    );
 
     // Truncation and bad input.
     let mut small = q("apply_discount");
@@ -160,7 +169,10 @@ fn references_callers_and_callees() {
     let r = p.references(&small, &all).unwrap();
     assert!(r.truncated && r.references.len() == 2);
     for bad in ["", "a b", "x-y"] {
-        assert!(p.references(&q(bad), &all).unwrap_err().is_invalid_input(), "{bad}");
+        assert!(
+            p.references(&q(bad), &all).unwrap_err().is_invalid_input(),
+            "{bad}"
+        );
     }
     let mut nowhere = q("apply_discount");
     nowhere.path = Some("shop/cart.py".into());
@@ -179,6 +191,9 @@ fn references_callers_and_callees() {
             .iter()
             .map(|s| (s.line, s.unsaved, s.caller.clone().unwrap_or_default()))
             .collect::<Vec<_>>(),
-        vec![(6, true, "again".to_string()), (6, true, "again".to_string())]
+        vec![
+            (6, true, "again".to_string()),
+            (6, true, "again".to_string())
+        ]
     );
 }

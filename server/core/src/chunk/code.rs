@@ -70,11 +70,7 @@ pub(super) fn items(lang: Language, src: &Source, lim: Limits) -> Option<Vec<Ite
 }
 
 /// Parses `text` (only `ranges` of it, or all of it when empty) with this thread's parser.
-pub(super) fn parse(
-    grammar: &tree_sitter::Language,
-    text: &str,
-    ranges: &[Range],
-) -> Option<Tree> {
+pub(super) fn parse(grammar: &tree_sitter::Language, text: &str, ranges: &[Range]) -> Option<Tree> {
     PARSER.with(|cell| {
         let mut slot = cell.try_borrow_mut().ok()?;
         let parser = slot.get_or_insert_with(Parser::new);

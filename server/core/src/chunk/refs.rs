@@ -38,7 +38,9 @@ fn is_identifier(kind: &str) -> bool {
 
 /// `parent.field` is `n`.
 fn is_field(parent: Node, field: &str, n: Node) -> bool {
-    parent.child_by_field_name(field).is_some_and(|c| c.id() == n.id())
+    parent
+        .child_by_field_name(field)
+        .is_some_and(|c| c.id() == n.id())
 }
 
 /// The expression a name is the rightmost part of (`c` in `a.b.c`, `f` in `m::f`), climbing
@@ -53,7 +55,9 @@ fn outermost_member(mut n: Node) -> Node {
             "scoped_identifier" | "qualified_identifier" | "scoped_type_identifier" => {
                 is_field(p, "name", n)
             }
-            "generic_type" | "generic_function" => is_field(p, "type", n) || is_field(p, "function", n),
+            "generic_type" | "generic_function" => {
+                is_field(p, "type", n) || is_field(p, "function", n)
+            }
             _ => false,
         };
         if !right {
@@ -206,10 +210,18 @@ store.makeStore();
             occ(Language::TypeScript, src, "makeStore"),
             vec![(1, false, false), (2, true, false), (5, true, false)]
         );
-        assert_eq!(occ(Language::TypeScript, src, "makeStore2"), vec![(2, false, true)]);
+        assert_eq!(
+            occ(Language::TypeScript, src, "makeStore2"),
+            vec![(2, false, true)]
+        );
         assert_eq!(
             occ(Language::TypeScript, src, "Store"),
-            vec![(3, false, true), (3, true, false), (4, false, false), (4, false, false)]
+            vec![
+                (3, false, true),
+                (3, true, false),
+                (4, false, false),
+                (4, false, false)
+            ]
         );
     }
 
@@ -218,14 +230,22 @@ store.makeStore();
         let rs = "fn parse(x: u8) -> u8 { x }\nfn main() { let y = parse(1); crate::p::parse(2); s.parse(); m!(parse); parse!(3); }\n";
         assert_eq!(
             occ(Language::Rust, rs, "parse"),
-            vec![(1, false, true), (2, true, false), (2, true, false), (2, true, false), (2, false, false), (2, true, false)]
+            vec![
+                (1, false, true),
+                (2, true, false),
+                (2, true, false),
+                (2, true, false),
+                (2, false, false),
+                (2, true, false)
+            ]
         );
         let go = "package m\nfunc Parse() int { return 1 }\nfunc main() { x := Parse(); y := m.Parse(); _ = x + y }\n";
         assert_eq!(
             occ(Language::Go, go, "Parse"),
             vec![(2, false, true), (3, true, false), (3, true, false)]
         );
-        let java = "class A { int run() { return b.run() + run(); } A make() { return new A(); } }\n";
+        let java =
+            "class A { int run() { return b.run() + run(); } A make() { return new A(); } }\n";
         assert_eq!(
             occ(Language::Java, java, "run"),
             vec![(1, false, true), (1, true, false), (1, true, false)]
@@ -235,7 +255,10 @@ store.makeStore();
             vec![(1, false, true), (1, false, false), (1, true, false)]
         );
         let c = "int add(int a, int b) { return a + b; }\nint main(void) { return add(1, 2); }\n";
-        assert_eq!(occ(Language::C, c, "add"), vec![(1, false, true), (2, true, false)]);
+        assert_eq!(
+            occ(Language::C, c, "add"),
+            vec![(1, false, true), (2, true, false)]
+        );
     }
 
     #[test]
