@@ -994,7 +994,7 @@ class Codemem:
         return stats
 
     def refs(self, root, home, d):
-        cmd = [self.binary, "--root", root, "refs", d["name"], "--path", d["path"], "--line", str(d["line"]), "--json"]
+        cmd = [self.binary, "--root", root, "refs", d["name"], "--path", d["path"], "--line", str(d["line"]), "--limit", "2000", "--json"]
         t0 = time.time()
         p = subprocess.run(cmd, env=self.env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         ms = round((time.time() - t0) * 1000)

@@ -227,6 +227,28 @@ fn closeness(def_path: &str, use_path: &str, imports: &[Vec<String>]) -> (bool, 
     )
 }
 
+/// Whether a use of a method's name can be that method: where a method needs a receiver
+/// (Python, JavaScript/TypeScript, Go) a bare name is something else; in the class's own file
+/// the receiver must be the instance or the class (`self`, `cls`, `this`, `super`, the class
+/// name), since other receivers there are mostly other types' methods of the same name.
+fn method_use(o: &Occurrence, lang: Language, own_file: bool, class: &str) -> bool {
+    let needs_receiver = matches!(
+        lang,
+        Language::Python
+            | Language::JavaScript
+            | Language::TypeScript
+            | Language::Tsx
+            | Language::Go
+    );
+    match &o.receiver {
+        None => !needs_receiver,
+        Some(r) if own_file => {
+            matches!(r.as_str(), "self" | "cls" | "this" | "super") || r == class
+        }
+        Some(_) => true,
+    }
+}
+
 /// Contains `name` as a whole word (identifier characters on neither side).
 fn has_word(text: &str, name: &str) -> bool {
     let ident = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
@@ -354,6 +376,7 @@ impl Project {
         q: &RefQuery,
         leaf: &str,
         defs: &[RefDefinition],
+        scope: &NamespaceScope,
     ) -> Result<Option<RefDefinition>> {
         let (Some(path), line) = (&q.path, q.line) else {
             if q.line.is_some() {
@@ -369,25 +392,52 @@ impl Project {
             .filter(|d| &d.path == path && (line == 0 || (d.line <= line && line <= d.end_line)))
             .collect();
         here.sort_by_key(|d| d.end_line - d.line);
+        // A name the chunker does not list (a variable, a definition under `if TYPE_CHECKING`)
+        // still pins the question to that file when it is on the line given.
+        let named_here = || {
+            let src = self
+                .sources(scope, Some(path), &|t| has_word(t, leaf))
+                .pop()?;
+            occurrences(src.language, &src.text, &|n| n == leaf)
+                .into_iter()
+                .find(|o| {
+                    if line == 0 {
+                        o.definition
+                    } else {
+                        o.line == line
+                    }
+                })
+                .map(|o| RefDefinition {
+                    root: None,
+                    path: path.clone(),
+                    line: o.line,
+                    end_line: o.line,
+                    symbol: leaf.to_string(),
+                    kind: "name".into(),
+                })
+        };
         match here.first() {
             Some(d) => Ok(Some((*d).clone())),
-            None => Err(ServiceError::InvalidInput(format!(
-                "no definition of `{leaf}` in {path}{}: the name's definitions are {}",
-                if line > 0 {
-                    format!(" around line {line}")
-                } else {
-                    String::new()
-                },
-                if defs.is_empty() {
-                    "not indexed (check the spelling, or run `codemem index`)".to_string()
-                } else {
-                    defs.iter()
-                        .take(5)
-                        .map(|d| format!("{}:{}", d.path, d.line))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            ))),
+            None => match named_here() {
+                Some(d) => Ok(Some(d)),
+                None => Err(ServiceError::InvalidInput(format!(
+                    "no definition of `{leaf}` in {path}{}: the name's definitions are {}",
+                    if line > 0 {
+                        format!(" around line {line}")
+                    } else {
+                        String::new()
+                    },
+                    if defs.is_empty() {
+                        "not indexed (check the spelling, or run `codemem index`)".to_string()
+                    } else {
+                        defs.iter()
+                            .take(5)
+                            .map(|d| format!("{}:{}", d.path, d.line))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ))),
+            },
         }
     }
 
@@ -397,7 +447,7 @@ impl Project {
         let leaf = q.leaf()?;
         let limit = q.limit()?;
         let all_defs = self.definitions_named(leaf, scope);
-        let target = self.pinned(q, leaf, &all_defs)?;
+        let target = self.pinned(q, leaf, &all_defs, scope)?;
         // A method is used where its class is: its own file, or a file that names the class
         // (imports, instantiates, annotates or subclasses it). Uses through receivers of
         // unknown type elsewhere are left out, as a type checker would.
@@ -412,6 +462,12 @@ impl Project {
             let occ: Vec<Occurrence> = occurrences(s.language, &s.text, &|n| n == leaf)
                 .into_iter()
                 .filter(|o| !o.definition && (o.call || !q.calls_only))
+                .filter(|o| match (&target, &class) {
+                    (Some(t), Some(c)) => method_use(o, s.language, s.path == t.path, c),
+                    // The line that names a definition the chunker does not list.
+                    (Some(t), None) if t.kind == "name" => !(s.path == t.path && o.line == t.line),
+                    _ => true,
+                })
                 .collect();
             if occ.is_empty() {
                 continue;
@@ -462,7 +518,7 @@ impl Project {
         let leaf = q.leaf()?;
         let limit = q.limit()?;
         let all_defs = self.definitions_named(leaf, scope);
-        let def = match self.pinned(q, leaf, &all_defs)? {
+        let def = match self.pinned(q, leaf, &all_defs, scope)? {
             Some(d) => d,
             None => match all_defs.as_slice() {
                 [one] => one.clone(),

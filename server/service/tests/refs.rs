@@ -197,3 +197,52 @@ fn references_callers_and_callees() {
         ]
     );
 }
+
+#[test]
+fn method_uses_need_their_class_and_a_receiver() {
+    let home = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    write(
+        ws.path(),
+        "shop/cart.py",
+        "class Cart:\n    def checkout(self):\n        return 1\n\n    def again(self, other):\n        other.checkout()\n        return self.checkout()\n",
+    );
+    write(
+        ws.path(),
+        "shop/use.py",
+        "from shop.cart import Cart\n\n\ndef buy():\n    c = Cart()\n    checkout()\n    return c.checkout()\n",
+    );
+    // Never names Cart: its `x.checkout()` is some other type's.
+    write(
+        ws.path(),
+        "other/use.py",
+        "def run(x):\n    return x.checkout()\n",
+    );
+    write(
+        ws.path(),
+        "other/table.py",
+        "PRICES = {'a': 1}\n\n\ndef price(k):\n    return PRICES[k]\n",
+    );
+    let p = open(home.path(), ws.path());
+    let all = NamespaceScope::All;
+    let mut m = q("checkout");
+    m.path = Some("shop/cart.py".into());
+    m.line = Some(2);
+    let r = p.references(&m, &all).unwrap();
+    assert_eq!(r.definitions[0].symbol, "Cart.checkout");
+    assert_eq!(
+        sites(&r),
+        vec![
+            ("shop/cart.py".into(), 7, true),
+            ("shop/use.py".into(), 7, true)
+        ]
+    );
+
+    // A name the chunker lists as no definition (a module constant) still pins to its file.
+    let mut v = q("PRICES");
+    v.path = Some("other/table.py".into());
+    v.line = Some(1);
+    let r = p.references(&v, &all).unwrap();
+    assert_eq!(r.definitions[0].kind, "name");
+    assert_eq!(sites(&r), vec![("other/table.py".into(), 5, false)]);
+}

@@ -18,6 +18,9 @@ pub struct Occurrence {
     pub call: bool,
     /// The name a definition introduces (`def f`, `class F`, `fn f`, `func f`), not a use.
     pub definition: bool,
+    /// For a member access (`recv.name`, `a.b.name`): the receiver's last name (`recv`, `b`;
+    /// `self`, `this`, `super` as written); `None` for a bare name.
+    pub receiver: Option<String>,
 }
 
 /// Node kinds that are identifiers in some grammar.
@@ -68,6 +71,41 @@ fn outermost_member(mut n: Node) -> Node {
     n
 }
 
+/// The receiver of a member access whose name is `n`: the last name of its object
+/// expression (`self` in `self.f`, `b` in `a.b.f`, `super` in `super().f`).
+fn receiver(n: Node, text: &str) -> Option<String> {
+    let p = n.parent()?;
+    let object = match p.kind() {
+        "attribute" | "member_expression" | "field_expression" | "selector_expression"
+            if !is_field(p, "object", n)
+                && !is_field(p, "operand", n)
+                && !is_field(p, "value", n) =>
+        {
+            p.child_by_field_name("object")
+                .or_else(|| p.child_by_field_name("operand"))
+                .or_else(|| p.child_by_field_name("value"))?
+        }
+        "method_invocation" if is_field(p, "name", n) => p.child_by_field_name("object")?,
+        _ => return None,
+    };
+    let mut last = object;
+    // The rightmost identifier-like leaf of the object (`a.b` → `b`, `super()` → `super`).
+    loop {
+        if last.child_count() == 0 {
+            break;
+        }
+        let next = match last.kind() {
+            "call" | "call_expression" => last.child_by_field_name("function"),
+            _ => last.named_child(last.named_child_count().saturating_sub(1)),
+        };
+        match next {
+            Some(c) => last = c,
+            None => break,
+        }
+    }
+    text.get(last.byte_range()).map(str::to_string)
+}
+
 /// `n` (an identifier) is what a call calls.
 fn is_callee(n: Node) -> bool {
     // Java names the method directly.
@@ -101,7 +139,13 @@ fn is_definition_name(n: Node) -> bool {
         || k.ends_with("_declarator")
         || matches!(
             k,
-            "type_spec" | "method_spec" | "class" | "function" | "method_signature"
+            "type_spec"
+                | "method_spec"
+                | "class"
+                | "function"
+                | "function_signature"
+                | "method_signature"
+                | "abstract_method_signature"
         );
     (defines && (is_field(p, "name", n) || is_field(p, "declarator", n)))
         // A JS/TS `const f = () => ...` names a function.
@@ -138,6 +182,7 @@ pub fn occurrences(lang: Language, text: &str, wanted: &dyn Fn(&str) -> bool) ->
                         column: p.column as u32 + 1,
                         call: is_callee(n),
                         definition: is_definition_name(n),
+                        receiver: receiver(n, text),
                     });
                 }
             }
@@ -160,6 +205,31 @@ pub fn occurrences(lang: Language, text: &str, wanted: &dyn Fn(&str) -> bool) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn receivers_of_member_accesses() {
+        let src = "self.get(1)\nx.y.get(2)\nsuper().get(3)\nget(4)\nGet.get\n";
+        let r: Vec<Option<String>> = occurrences(Language::Python, src, &|s| s == "get")
+            .into_iter()
+            .map(|o| o.receiver)
+            .collect();
+        assert_eq!(
+            r,
+            vec![
+                Some("self".into()),
+                Some("y".into()),
+                Some("super".into()),
+                None,
+                Some("Get".into())
+            ]
+        );
+        let ts = "this.get(); store.get(); get();\n";
+        let r: Vec<Option<String>> = occurrences(Language::TypeScript, ts, &|s| s == "get")
+            .into_iter()
+            .map(|o| o.receiver)
+            .collect();
+        assert_eq!(r, vec![Some("this".into()), Some("store".into()), None]);
+    }
 
     fn occ(lang: Language, text: &str, name: &str) -> Vec<(u32, bool, bool)> {
         occurrences(lang, text, &|s| s == name)
@@ -203,12 +273,18 @@ s = \"apply_discount\"
 import { makeStore } from './store';
 export const makeStore2 = () => makeStore();
 class Store { get() { return new Store(); } }
+export function makeStore(a: number): Store;
 function useIt(s: Store): Store { return s; }
 store.makeStore();
 ";
         assert_eq!(
             occ(Language::TypeScript, src, "makeStore"),
-            vec![(1, false, false), (2, true, false), (5, true, false)]
+            vec![
+                (1, false, false),
+                (2, true, false),
+                (4, false, true),
+                (6, true, false)
+            ]
         );
         assert_eq!(
             occ(Language::TypeScript, src, "makeStore2"),
@@ -220,7 +296,8 @@ store.makeStore();
                 (3, false, true),
                 (3, true, false),
                 (4, false, false),
-                (4, false, false)
+                (5, false, false),
+                (5, false, false)
             ]
         );
     }
