@@ -212,3 +212,35 @@ async def test_search_bad_params_are_invalid_params(ws, params, mentions):
     # The server keeps answering.
     res = await ws.s.search("TokenBucket")
     assert res["hits"]
+
+
+async def test_references_callers_and_callees_at_the_cursor(ws):
+    """codemem/references: the name under the cursor, its uses as LSP locations; a use resolves
+    to its definition; callers and callees; bad modes and empty spots are invalid params."""
+    from lsp_harness import uri
+
+    path = ws.root / "auth/passwords.py"
+    line = line_of(path, "def hash_password")
+    at_def = {"textDocument": {"uri": uri(path)}, "position": {"line": line, "character": 6}}
+    res = await ws.s.request("codemem/references", at_def)
+    assert res["name"] == "hash_password" and [d["path"] for d in res["definitions"]] == ["auth/passwords.py"], res
+    used = {(rel(loc["uri"], ws.root), loc["range"]["start"]["line"]) for loc in res["locations"]}
+    signup = ws.root / "auth/signup.py"
+    assert ("auth/signup.py", line_of(signup, "password_hash=hash_password(password)")) in used, used
+    assert ("auth/signup.py", line_of(signup, "# Upgrade old hashes")) not in used, "a comment is no use"
+    # From a use in another file, the same answer.
+    use_line = line_of(signup, "password_hash=hash_password(password)")
+    col = signup.read_text().splitlines()[use_line].index("hash_password(")
+    res2 = await ws.s.request(
+        "codemem/references", {"textDocument": {"uri": uri(signup)}, "position": {"line": use_line, "character": col + 2}}
+    )
+    assert res2["definitions"] == res["definitions"] and res2["locations"] == res["locations"], res2
+    callers = await ws.s.request("codemem/references", {**at_def, "mode": "callers"})
+    assert callers["references"] and all(r["call"] for r in callers["references"]), callers
+    callees = await ws.s.request("codemem/references", {**at_def, "mode": "callees"})
+    assert callees["definition"]["path"] == "auth/passwords.py" and callees["callees"], callees
+    for params, mentions in [({**at_def, "mode": "sideways"}, "mode"),
+                             ({"textDocument": {"uri": uri(path)}, "position": {"line": 0, "character": 0}}, "identifier")]:
+        with pytest.raises(JsonRpcException) as e:
+            await ws.s.request("codemem/references", params)
+        assert e.value.code == INVALID_PARAMS and mentions in e.value.message, e.value.message

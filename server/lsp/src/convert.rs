@@ -58,6 +58,32 @@ fn absolute(root: Option<&str>, rel: &str) -> PathBuf {
     }
 }
 
+/// An LSP `Location` of a reference-graph site: `root` (the site's, else the document's) +
+/// `rel`, on 1-based `line`, spanning the name from its 1-based byte `column` when given
+/// (else the whole line).
+pub fn ref_location(
+    doc_root: Option<&Path>,
+    root: Option<&str>,
+    rel: &str,
+    line: u32,
+    span: Option<(u32, u32)>,
+) -> Option<Value> {
+    let abs = match (root, doc_root) {
+        (Some(r), _) => Path::new(r).join(rel),
+        (None, Some(d)) => d.join(rel),
+        (None, None) => PathBuf::from(rel),
+    };
+    let range = match span {
+        // Byte columns: exact for ASCII lines, which identifiers' lines mostly are.
+        Some((col, len)) => Range::new(
+            Position::new(line.saturating_sub(1), col.saturating_sub(1)),
+            Position::new(line.saturating_sub(1), col.saturating_sub(1) + len),
+        ),
+        None => lines(line, line),
+    };
+    Some(json!({ "uri": uri(&abs)?.as_str(), "range": range }))
+}
+
 pub fn hit(h: &Hit) -> Value {
     let uri = uri(&absolute(h.root.as_deref(), &h.path)).map(|u| u.as_str().to_string());
     let mut v = json!({

@@ -97,6 +97,7 @@ where
     })
     .custom_method("codemem/search", Backend::search)
     .custom_method("codemem/similar", Backend::similar)
+    .custom_method("codemem/references", Backend::references)
     .custom_method("window/workDoneProgress/cancel", Backend::cancel_progress)
     .finish();
     // Malformed client messages are answered by the guard, never seen by the transport
@@ -158,6 +159,16 @@ struct SearchParams {
     /// Debug: each hit carries its ranking signals (`explain`).
     #[serde(default)]
     explain: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RefsParams {
+    text_document: TextDocumentIdentifier,
+    position: Position,
+    /// `references` (default), `callers` or `callees`.
+    mode: Option<String>,
+    limit: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -243,6 +254,65 @@ impl Backend {
         let k = p.k.unwrap_or(10); // its range is checked by the service
         let r = blocking(move || ws.similar(&path, start, end, k)).await?;
         Ok(convert::search_response(&r))
+    }
+
+    /// The reference graph at the cursor: the service's answer plus `locations` (LSP
+    /// `Location`s of the uses, or of the callees' definitions) for the editor's list.
+    async fn references(&self, p: RefsParams) -> Result<Value> {
+        let ws = self.ws()?;
+        let path = convert::path(&p.text_document.uri)?;
+        let mode = p.mode.unwrap_or_else(|| "references".into());
+        if !matches!(mode.as_str(), "references" | "callers" | "callees") {
+            return Err(Error::invalid_params(format!(
+                "unknown mode {mode:?}; use references, callers or callees"
+            )));
+        }
+        let pos = convert::position(p.position);
+        blocking(move || {
+            let root = ws.relative(&path).map(|(r, _)| r);
+            let mut q = ws.ref_query_at(&path, pos, mode == "callers")?;
+            q.limit = p.limit;
+            let all = codemem_service::NamespaceScope::All;
+            Ok(if mode == "callees" {
+                let c = ws.callees(&q, &all)?;
+                let locations: Vec<Value> = c
+                    .callees
+                    .iter()
+                    .flat_map(|e| &e.definitions)
+                    .filter_map(|d| {
+                        convert::ref_location(
+                            root.as_deref(),
+                            d.root.as_deref(),
+                            &d.path,
+                            d.line,
+                            None,
+                        )
+                    })
+                    .collect();
+                let mut v = serde_json::to_value(&c).unwrap_or_default();
+                v["locations"] = json!(locations);
+                v
+            } else {
+                let r = ws.references(&q, &all)?;
+                let locations: Vec<Value> = r
+                    .references
+                    .iter()
+                    .filter_map(|s| {
+                        convert::ref_location(
+                            root.as_deref(),
+                            s.root.as_deref(),
+                            &s.path,
+                            s.line,
+                            Some((s.column, r.name.len() as u32)),
+                        )
+                    })
+                    .collect();
+                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                v["locations"] = json!(locations);
+                v
+            })
+        })
+        .await
     }
 
     async fn cancel_progress(&self, p: CancelParams) {

@@ -619,6 +619,79 @@ impl crate::Workspace {
         Ok(out)
     }
 
+    /// The reference question for the name under the cursor of an editor (0-based line,
+    /// UTF-16 character, as LSP counts): on a definition's name, that definition; elsewhere
+    /// the name, pinned to its closest definition when exactly one is closest.
+    pub fn ref_query_at(
+        &self,
+        abs: &std::path::Path,
+        pos: crate::Position,
+        calls_only: bool,
+    ) -> Result<RefQuery> {
+        let (_, project, rel) = self
+            .projects_for(Some(&abs.display().to_string()))?
+            .into_iter()
+            .next()
+            .ok_or(ServiceError::NoRoot)?;
+        let rel = rel.unwrap_or_default();
+        let language = Language::detect(&rel).unwrap_or(Language::Text);
+        let text = match self.document_text(abs) {
+            Some(t) => t,
+            None => project
+                .sources(&NamespaceScope::All, Some(&rel), &|_| true)
+                .pop()
+                .map(|s| s.text)
+                .ok_or_else(|| {
+                    ServiceError::InvalidInput(format!("{rel} is not an indexed code file"))
+                })?,
+        };
+        let line_text = text.lines().nth(pos.line as usize).unwrap_or("");
+        let utf16 = |bytes: u32| -> u32 {
+            line_text
+                .get(..(bytes as usize).saturating_sub(1))
+                .map_or(0, |p| p.encode_utf16().count() as u32)
+        };
+        let at = occurrences(language, &text, &|_| true)
+            .into_iter()
+            .find(|o| {
+                let start = utf16(o.column);
+                o.line == pos.line + 1
+                    && start <= pos.character
+                    && pos.character <= start + o.name.encode_utf16().count() as u32
+            })
+            .ok_or_else(|| {
+                ServiceError::InvalidInput(
+                    "no identifier under the cursor: put it on a function, method, class or type name"
+                        .into(),
+                )
+            })?;
+        let mut q = RefQuery {
+            name: at.name.clone(),
+            calls_only,
+            ..Default::default()
+        };
+        if at.definition {
+            q.path = Some(rel);
+            q.line = Some(at.line);
+        } else {
+            let defs = project.definitions_named(&at.name, &NamespaceScope::All);
+            let imports = imports(&text);
+            let best = defs
+                .iter()
+                .map(|d| closeness(&d.path, &rel, &imports))
+                .max();
+            let closest: Vec<&RefDefinition> = defs
+                .iter()
+                .filter(|d| Some(closeness(&d.path, &rel, &imports)) == best)
+                .collect();
+            if let [one] = closest.as_slice() {
+                q.path = Some(one.path.clone());
+                q.line = Some(one.line);
+            }
+        }
+        Ok(q)
+    }
+
     /// [`Project::callees`] in the root that holds the definition.
     pub fn callees(&self, q: &RefQuery, scope: &NamespaceScope) -> Result<Callees> {
         let targets = self.projects_for(q.path.as_deref())?;
