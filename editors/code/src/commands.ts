@@ -201,6 +201,46 @@ export async function findSimilar(server: Server): Promise<void> {
   }
 }
 
+/** One call site from `codemem/references` (mode `callers`). */
+interface CallSite {
+  path: string;
+  line: number;
+  caller?: string | null;
+  unsaved?: boolean;
+}
+
+/** Who calls the function or method under the cursor (syntax trees, no language server). */
+export async function findCallers(server: Server): Promise<void> {
+  const editor = activeEditor("find the callers of the name under the cursor");
+  if (!editor) return;
+  const uri = editor.document.uri.toString();
+  const { line, character } = editor.selection.active;
+  try {
+    const r = await server.request<{ name: string; references: CallSite[]; locations: { uri: string; range: LspRange }[] }>(
+      "codemem/references",
+      { textDocument: { uri }, position: { line, character }, mode: "callers" },
+    );
+    if (!r.references.length) {
+      void vscode.window.showInformationMessage(`codemem: no calls of ${r.name} found.`);
+      return;
+    }
+    const items = r.references.map((s, i) => ({
+      label: s.caller ?? "(top level)",
+      description: `${s.path}:${s.line}${s.unsaved ? " (unsaved)" : ""}`,
+      alwaysShow: true,
+      loc: r.locations[i],
+    }));
+    const picked = await vscode.window.showQuickPick(items, { title: `Codemem: Callers of ${r.name}`, matchOnDescription: true });
+    if (picked?.loc) {
+      const doc = await vscode.workspace.openTextDocument(vscode.Uri.parse(picked.loc.uri));
+      const pos = new vscode.Position(picked.loc.range.start.line, picked.loc.range.start.character);
+      await vscode.window.showTextDocument(doc, { selection: new vscode.Range(pos, pos), preview: true });
+    }
+  } catch (e) {
+    void vscode.window.showErrorMessage(`codemem: find callers failed: ${errorText(e)}`);
+  }
+}
+
 export async function rememberSelection(server: Server): Promise<void> {
   const editor = activeEditor("pin a note to it");
   if (!editor) return;
@@ -343,6 +383,7 @@ export function commandHandlers(server: Server): Record<string, (...args: unknow
   return {
     "codemem.search": () => searchCodebase(server),
     "codemem.similar": () => findSimilar(server),
+    "codemem.findCallers": () => findCallers(server),
     "codemem.rememberSelection": () => rememberSelection(server),
     "codemem.reindexWorkspace": () => reindexWorkspace(server),
     "codemem.showStatus": () => showStatus(server),

@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import {
   commandHandlers,
   configureMcp,
+  findCallers,
   findSimilar,
   reindexWorkspace,
   rememberSelection,
@@ -86,6 +87,41 @@ describe("symbolLine", () => {
     expect(symbolLine({ ...merged, symbol: "calculate" })).toBe(45); // whole words only
     expect(symbolLine({ ...merged, symbol: null })).toBe(45);
     expect(symbolLine({ ...merged, snippet: undefined })).toBe(45);
+  });
+});
+
+describe("Find Callers", () => {
+  it("asks for the callers at the cursor and opens the chosen call site", async () => {
+    openEditor("/ws/a.py", ["def total(x):", "    return x"], [0, 5, 0, 5]);
+    ui.pickAnswer = 1;
+    const server = fakeServer({
+      "codemem/references": {
+        name: "total",
+        references: [
+          { path: "b.py", line: 3, caller: "checkout" },
+          { path: "c.py", line: 9, caller: null },
+        ],
+        locations: [
+          { uri: "file:///ws/b.py", range: { start: { line: 2, character: 4 }, end: { line: 2, character: 9 } } },
+          { uri: "file:///ws/c.py", range: { start: { line: 8, character: 0 }, end: { line: 8, character: 5 } } },
+        ],
+      },
+    });
+    await findCallers(server);
+    expect(server.calls[0]).toEqual({
+      kind: "request",
+      name: "codemem/references",
+      params: { textDocument: { uri: "file:///ws/a.py" }, position: { line: 0, character: 5 }, mode: "callers" },
+    });
+    expect(ui.shownPicks[0].items.map((i) => i.label)).toEqual(["checkout", "(top level)"]);
+    expect(ui.opened[0].uri).toBe("file:///ws/c.py");
+  });
+
+  it("no calls: says so", async () => {
+    openEditor("/ws/a.py", ["def total(x):"], [0, 5, 0, 5]);
+    const server = fakeServer({ "codemem/references": { name: "total", references: [], locations: [] } });
+    await findCallers(server);
+    expect(ui.messages).toEqual([{ level: "info", text: "codemem: no calls of total found." }]);
   });
 });
 
