@@ -182,6 +182,26 @@ async def test_get_context_fits_its_budget_and_says_what_it_left_out(served):
 
 
 @pytest.mark.asyncio
+async def test_search_and_recall_fit_max_tokens(served):
+    """search_code and recall take the same max_tokens as get_context's budget: fewer, cut hits."""
+    async with http_session(served.url, served.headers()) as s:
+        full = await s.call_tool("search_code", {"query": "token bucket rate limiting per client", "k": 20})
+        r = await s.call_tool("search_code", {"query": "token bucket rate limiting per client", "k": 20, "max_tokens": 200})
+        assert not r.is_error, text_of(r)
+        hits = r.structured_content["hits"]
+        assert hits and len(hits) < len(full.structured_content["hits"]), (len(hits), text_of(r))
+        assert sum(30 + token_bound(h["snippet"]) for h in hits) <= 200, hits
+        assert r.structured_content["omitted_hits"] > 0 and "left out to fit max_tokens" in text_of(r)
+        assert hits[0]["path"] == full.structured_content["hits"][0]["path"]
+        r = await s.call_tool("recall", {"query": "how do we deploy", "max_tokens": 200})
+        assert not r.is_error, text_of(r)
+        assert sum(30 + token_bound(h["hit"]["snippet"]) for h in r.structured_content["hits"]) <= 200
+        for tool, args in [("search_code", {"query": "x", "max_tokens": 50}), ("recall", {"query": "x", "max_tokens": 100001})]:
+            r = await s.call_tool(tool, args)
+            assert r.is_error and "max_tokens must be between 200 and 100000" in text_of(r), text_of(r)
+
+
+@pytest.mark.asyncio
 async def test_references_callers_and_callees(served):
     """The reference graph through the SDK, the CLI and a scoped token."""
     async with http_session(served.url, served.headers()) as s:

@@ -93,6 +93,9 @@ enum Cmd {
         /// prior and diversity factors.
         #[arg(long)]
         explain: bool,
+        /// Fit the snippets to this many tokens (200-100000, the estimate `context` uses).
+        #[arg(long, value_name = "N")]
+        max_tokens: Option<usize>,
         /// Print the response as JSON.
         #[arg(long)]
         json: bool,
@@ -345,6 +348,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             k,
             mode,
             explain,
+            max_tokens,
             json,
         } => {
             let root = root_for(cli.root.as_deref());
@@ -368,6 +372,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             q.k = k;
             q.mode = mode.into();
             q.explain = explain;
+            q.max_tokens = codemem_service::context::max_tokens(max_tokens)
+                .map_err(|e| usage(e.to_string()))?;
             q.validate().map_err(|e| usage(e.to_string()))?;
             if let Some(conn) = daemon_request(
                 &home,

@@ -271,6 +271,9 @@ pub struct Query {
     /// Hits carry their chunk's whole text instead of a short snippet (token-budgeted context).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub full_text: bool,
+    /// Fit the answer's snippets to this many tokens (200-100000; the service's estimate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<usize>,
 }
 
 fn default_k() -> usize {
@@ -288,6 +291,7 @@ impl Query {
             mode: SearchMode::Hybrid,
             explain: false,
             full_text: false,
+            max_tokens: None,
         }
     }
 

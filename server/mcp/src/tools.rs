@@ -45,6 +45,10 @@ pub struct SearchCodeArgs {
     /// prior, diversity) to the answer, to see why it ranks where it does.
     #[serde(default)]
     pub explain: Option<bool>,
+    /// Fit the snippets to this many tokens, 200-100000 (the same estimate as get_context):
+    /// lower-ranked hits are left out, the last one kept may be cut at a line.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -118,6 +122,10 @@ pub struct RecallArgs {
     /// Number of results, 1-200 (default 10).
     #[serde(default)]
     pub k: Option<u32>,
+    /// Fit the answer's texts to this many tokens, 200-100000 (the same estimate as
+    /// get_context): lower-ranked results are left out, the last one kept may be cut.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -446,6 +454,7 @@ pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolRe
         })?);
     }
     q.path_glob = a.path.clone();
+    q.max_tokens = a.max_tokens.map(|t| t as usize);
     let resp = ws.search(&q)?;
     let multi = multi_root(ws);
     let f = &resp.freshness;
@@ -479,6 +488,12 @@ pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolRe
     }
     if !resp.dense_available {
         notes.push("semantic ranking unavailable (model not loaded)".into());
+    }
+    if resp.omitted_hits > 0 {
+        notes.push(format!(
+            "{} lower-ranked results left out to fit max_tokens",
+            resp.omitted_hits
+        ));
     }
     if !notes.is_empty() {
         let _ = write!(text, "; {}", notes.join("; "));
@@ -687,14 +702,23 @@ pub fn recall(ws: &Workspace, who: &Principal, a: RecallArgs) -> ToolResult {
         namespaces: namespaces(&names)?,
         tags: a.tags.unwrap_or_default(),
         k: k_of(a.k),
+        max_tokens: a.max_tokens.map(|t| t as usize),
     };
     let resp = ws.recall(&q)?;
     let multi = multi_root(ws);
     let mut text = format!(
-        "{} result{} for {:?}\n",
+        "{} result{} for {:?}{}\n",
         resp.hits.len(),
         if resp.hits.len() == 1 { "" } else { "s" },
-        a.query
+        a.query,
+        if resp.omitted_hits > 0 {
+            format!(
+                "; {} lower-ranked left out to fit max_tokens",
+                resp.omitted_hits
+            )
+        } else {
+            String::new()
+        }
     );
     for (i, h) in resp.hits.iter().enumerate() {
         match &h.memory {

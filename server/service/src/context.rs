@@ -66,6 +66,62 @@ pub fn search_for(q: &ContextQuery) -> Result<(codemem_core::Query, usize)> {
     Ok((query, budget))
 }
 
+/// What a front end prints around each hit's snippet (path, lines, symbol, score), counted
+/// per hit when search and recall answers are fitted to `max_tokens`.
+pub const HIT_OVERHEAD_TOKENS: usize = 30;
+
+/// Checks an optional `max_tokens` for search and recall answers.
+pub fn max_tokens(requested: Option<usize>) -> Result<Option<usize>> {
+    match requested {
+        Some(b) if !(MIN_BUDGET..=MAX_BUDGET).contains(&b) => Err(ServiceError::InvalidInput(
+            format!("max_tokens must be between {MIN_BUDGET} and {MAX_BUDGET}, got {b}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Fits ranked hits to `max_tokens`: each costs [`HIT_OVERHEAD_TOKENS`] plus its snippet's
+/// estimate; the first one that does not fit whole is cut at a line (ending in `…`) when a
+/// line fits, and the rest are dropped. Returns how many hits were dropped.
+pub fn fit_hits<T>(
+    hits: &mut Vec<T>,
+    max_tokens: usize,
+    snippet: impl Fn(&mut T) -> &mut String,
+) -> usize {
+    let mut used = 0;
+    let mut keep = hits.len();
+    for (i, h) in hits.iter_mut().enumerate() {
+        let s = snippet(h);
+        let cost = HIT_OVERHEAD_TOKENS + estimate_tokens(s);
+        if used + cost <= max_tokens {
+            used += cost;
+            continue;
+        }
+        // Parts are estimated separately: their sum bounds the whole's estimate.
+        let room = max_tokens.saturating_sub(used + HIT_OVERHEAD_TOKENS + estimate_tokens("…"));
+        let (mut cut, mut cut_tokens) = (String::new(), 0);
+        for line in s.split_inclusive('\n') {
+            let t = estimate_tokens(line);
+            if cut_tokens + t > room {
+                break;
+            }
+            cut.push_str(line);
+            cut_tokens += t;
+        }
+        keep = if cut.is_empty() {
+            i
+        } else {
+            cut.push('…');
+            *s = cut;
+            i + 1
+        };
+        break;
+    }
+    let dropped = hits.len() - keep;
+    hits.truncate(keep);
+    dropped
+}
+
 /// Checks a requested budget (`None`: the default).
 pub fn budget(requested: Option<usize>) -> Result<usize> {
     let b = requested.unwrap_or(DEFAULT_BUDGET);
@@ -436,6 +492,36 @@ impl ContextBundle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hits_are_fitted_to_max_tokens_in_rank_order() {
+        let line = "let value = compute(input);\n"; // 28 ASCII bytes: 10 tokens
+        let mut hits: Vec<String> = (0..5).map(|_| line.repeat(10)).collect(); // 30 + 100 each
+        let dropped = fit_hits(&mut hits, 300, |h| h);
+        // Two whole hits (260), then the third cut to what fits in the rest.
+        assert_eq!(dropped, 2);
+        assert_eq!(hits.len(), 3);
+        assert_eq!(hits[0], line.repeat(10));
+        assert!(
+            hits[2].ends_with('…') && hits[2].lines().count() < 10,
+            "{:?}",
+            hits[2]
+        );
+        let total: usize = hits
+            .iter()
+            .map(|h| HIT_OVERHEAD_TOKENS + estimate_tokens(h))
+            .sum();
+        assert!(total <= 300, "{total}");
+        // Nothing cut when everything fits; no room for a line drops the hit.
+        let mut all: Vec<String> = vec!["a\n".into(); 3];
+        assert_eq!(fit_hits(&mut all, 1000, |h| h), 0);
+        let mut none: Vec<String> = vec![line.repeat(10)];
+        assert_eq!(fit_hits(&mut none, 35, |h| h), 1);
+        assert!(none.is_empty());
+        assert!(max_tokens(Some(50)).is_err());
+        assert_eq!(max_tokens(None).unwrap(), None);
+        assert_eq!(max_tokens(Some(500)).unwrap(), Some(500));
+    }
     use codemem_core::{ChunkKind, Language, Namespace};
 
     fn hit(path: &str, start: u32, lines: &[&str], symbol: Option<&str>) -> Hit {

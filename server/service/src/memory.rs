@@ -68,6 +68,8 @@ pub struct RecallQuery {
     /// Non-empty: only memories with at least one of these tags (docs are left out).
     pub tags: Vec<String>,
     pub k: usize,
+    /// Fit the answer's texts to this many tokens (200-100000; the service's estimate).
+    pub max_tokens: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +83,8 @@ pub struct RecallHit {
 #[derive(Debug, Clone, Serialize)]
 pub struct RecallResponse {
     pub hits: Vec<RecallHit>,
+    /// Hits left out to fit `max_tokens`.
+    pub omitted_hits: usize,
 }
 
 fn now() -> u64 {
@@ -314,7 +318,10 @@ impl Project {
                 .then_with(|| b.memory.is_some().cmp(&a.memory.is_some()))
         });
         hits.truncate(q.k);
-        Ok(RecallResponse { hits })
+        Ok(RecallResponse {
+            hits,
+            omitted_hits: 0,
+        })
     }
 
     /// Loads the memory records and makes the vector store agree with them.

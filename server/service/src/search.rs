@@ -43,6 +43,13 @@ pub struct SearchResponse {
     pub dense_available: bool,
     pub freshness: Freshness,
     pub took_ms: f64,
+    /// Hits left out to fit `max_tokens`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted_hits: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 type Key = (Namespace, u64);
@@ -130,6 +137,7 @@ impl Project {
                 dense_available,
                 freshness,
                 took_ms: ms(started),
+                omitted_hits: 0,
             });
         }
         // Disk chunks of files with an unsaved buffer are dropped below: fetch enough to cover them.
@@ -245,7 +253,7 @@ impl Project {
             .map(|((s, e), p)| (s, e, p))
             .collect();
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.2.id.cmp(&b.2.id)));
-        let hits = ranked
+        let mut hits: Vec<Hit> = ranked
             .into_iter()
             .take(q.k)
             .filter_map(|(s, e, p)| {
@@ -254,12 +262,17 @@ impl Project {
                 Some(h)
             })
             .collect();
+        let omitted_hits = match crate::context::max_tokens(q.max_tokens)? {
+            Some(max) => crate::context::fit_hits(&mut hits, max, |h| &mut h.snippet),
+            None => 0,
+        };
         Ok(SearchResponse {
             hits,
             mode: q.mode,
             dense_available,
             freshness,
             took_ms: ms(started),
+            omitted_hits,
         })
     }
 

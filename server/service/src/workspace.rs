@@ -907,8 +907,10 @@ impl Workspace {
         let mut fresh: Option<Freshness> = None;
         let mut mode = q.mode;
         let mut dense_available = true;
+        let mut omitted_hits = 0;
         for r in &roots {
             let resp = r.project.search(q)?;
+            omitted_hits += resp.omitted_hits;
             mode = resp.mode;
             dense_available &= resp.dense_available;
             let root = r.path.display().to_string();
@@ -929,12 +931,17 @@ impl Workspace {
         }
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         hits.truncate(q.k);
+        // Several roots' answers together fit the budget too.
+        if let Some(max) = crate::context::max_tokens(q.max_tokens)? {
+            omitted_hits += crate::context::fit_hits(&mut hits, max, |h| &mut h.snippet);
+        }
         Ok(SearchResponse {
             hits,
             mode,
             dense_available,
             freshness: fresh.expect("at least one root"),
             took_ms: (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0,
+            omitted_hits,
         })
     }
 
@@ -1177,7 +1184,11 @@ impl Workspace {
         }
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         hits.truncate(q.k);
-        Ok(RecallResponse { hits })
+        let omitted_hits = match crate::context::max_tokens(q.max_tokens)? {
+            Some(max) => crate::context::fit_hits(&mut hits, max, |h| &mut h.hit.snippet),
+            None => 0,
+        };
+        Ok(RecallResponse { hits, omitted_hits })
     }
 
     /// Memories pinned to a file (absolute path).

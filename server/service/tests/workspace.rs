@@ -195,6 +195,7 @@ fn memories_survive_reopen_and_are_recalled() {
             namespaces: vec![],
             tags: vec![],
             k: 5,
+            max_tokens: None,
         })
         .unwrap();
     assert_eq!(
@@ -211,6 +212,7 @@ fn memories_survive_reopen_and_are_recalled() {
             namespaces: vec![],
             tags: vec!["other".into()],
             k: 5,
+            max_tokens: None,
         })
         .unwrap();
     assert!(tagged.hits.is_empty(), "tag filter: {tagged:?}");
@@ -230,6 +232,7 @@ fn memories_survive_reopen_and_are_recalled() {
             namespaces: vec![],
             tags: vec![],
             k: 5,
+            max_tokens: None,
         })
         .unwrap();
     assert!(r.hits.iter().all(|h| h.memory.is_none()));
