@@ -585,6 +585,85 @@ impl Project {
     }
 }
 
+/// Hits whose definitions and callers `get_context` adds, and how many of each per hit.
+pub(crate) const RELATED_FROM_HITS: usize = 3;
+const RELATED_PER_HIT: usize = 3;
+
+impl Project {
+    /// The chunk (with its whole text) of an indexed file that covers `line`.
+    fn chunk_at(&self, path: &str, line: u32) -> Option<codemem_core::Hit> {
+        let ns = self
+            .files
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)?
+            .namespace
+            .clone();
+        let ns = codemem_core::Namespace::new(&ns).ok()?;
+        let filter = codemem_store::SearchFilter {
+            paths: Some(vec![path.to_string()]),
+            memory: Some(false),
+            unsaved: Some(false),
+            ..Default::default()
+        };
+        let points = self.store.scroll(&ns, &filter, 1000).ok()?;
+        points
+            .iter()
+            .filter_map(|p| crate::search::to_hit(0.0, &p.payload, true))
+            .filter(|h| h.start_line <= line && line <= h.end_line)
+            .min_by_key(|h| h.end_line - h.start_line)
+    }
+
+    /// For a hit that is a definition: the chunks of the definitions it calls (when one is
+    /// closest) and of the functions that call it, at most [`RELATED_PER_HIT`] each.
+    fn related_to(&self, h: &codemem_core::Hit, scope: &NamespaceScope) -> Vec<codemem_core::Hit> {
+        let Some(symbol) = &h.symbol else {
+            return Vec::new();
+        };
+        let q = RefQuery {
+            name: codemem_core::lexical::symbol_leaf(symbol).to_string(),
+            path: Some(h.path.clone()),
+            line: None,
+            limit: Some(50),
+            calls_only: true,
+        };
+        let mut at: Vec<(String, u32)> = Vec::new();
+        if let Ok(c) = self.callees(&q, scope) {
+            for callee in c.callees {
+                if let [d] = callee.definitions.as_slice() {
+                    if !(d.path == h.path && h.start_line <= d.line && d.line <= h.end_line) {
+                        at.push((d.path.clone(), d.line));
+                    }
+                }
+                if at.len() >= RELATED_PER_HIT {
+                    break;
+                }
+            }
+        }
+        if let Ok(r) = self.references(&q, scope) {
+            at.extend(
+                r.references
+                    .into_iter()
+                    .filter(|s| !s.unsaved && s.caller.is_some())
+                    .map(|s| (s.path, s.line))
+                    .take(RELATED_PER_HIT),
+            );
+        }
+        let mut out: Vec<codemem_core::Hit> = Vec::new();
+        for (path, line) in at {
+            if let Some(c) = self.chunk_at(&path, line) {
+                if !out
+                    .iter()
+                    .any(|o| o.path == c.path && o.start_line == c.start_line)
+                {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+}
+
 impl crate::Workspace {
     /// [`Project::references`] across the session's roots (`q.path` may be absolute, or
     /// relative to a root); sites carry their root when the session has several.
@@ -690,6 +769,37 @@ impl crate::Workspace {
             }
         }
         Ok(q)
+    }
+
+    /// `get_context`'s additions after its best hits: the definitions they call and the
+    /// functions that call them (not inside one of `hits`), in the hits' roots.
+    pub(crate) fn related_hits(
+        &self,
+        hits: &[codemem_core::Hit],
+        scope: &NamespaceScope,
+    ) -> Vec<codemem_core::Hit> {
+        let mut out: Vec<codemem_core::Hit> = Vec::new();
+        for h in hits.iter().take(RELATED_FROM_HITS) {
+            let path = match &h.root {
+                Some(r) => std::path::Path::new(r).join(&h.path).display().to_string(),
+                None => h.path.clone(),
+            };
+            let Ok(targets) = self.projects_for(Some(&path)) else {
+                continue;
+            };
+            for (root, project, _) in targets {
+                for mut r in project.related_to(h, scope) {
+                    let seen = hits.iter().chain(&out).any(|o| {
+                        o.path == r.path && o.start_line <= r.start_line && r.end_line <= o.end_line
+                    });
+                    if !seen {
+                        r.root = h.root.as_ref().map(|_| root.display().to_string());
+                        out.push(r);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// [`Project::callees`] in the root that holds the definition.

@@ -346,7 +346,7 @@ fn snippet(content: &str) -> String {
 }
 
 /// A hit from a point's payload; `full_text`: the chunk's whole text instead of a snippet.
-fn to_hit(score: f32, p: &Map<String, Value>, full_text: bool) -> Option<Hit> {
+pub(crate) fn to_hit(score: f32, p: &Map<String, Value>, full_text: bool) -> Option<Hit> {
     let s = |k: &str| p.get(k).and_then(Value::as_str);
     let n = |k: &str| p.get(k).and_then(Value::as_u64).unwrap_or(0) as u32;
     Some(Hit {

@@ -955,6 +955,23 @@ impl Workspace {
     ) -> Result<crate::context::ContextBundle> {
         let (query, budget) = crate::context::search_for(q)?;
         let mut resp = self.search(&query)?;
+        // The definitions the best hits call and their callers go right after them, so they
+        // get budget before the lower-ranked hits.
+        let scope = if query.namespaces.is_empty() {
+            crate::NamespaceScope::All
+        } else {
+            crate::NamespaceScope::only(query.namespaces.iter().map(|n| n.to_string()))
+        };
+        let at = resp.hits.len().min(crate::refs::RELATED_FROM_HITS);
+        let related = self.related_hits(&resp.hits[..at], &scope);
+        // A related chunk that also ranked lower moves up (once).
+        resp.hits.retain(|h| {
+            !related
+                .iter()
+                .any(|r| r.path == h.path && r.start_line == h.start_line)
+        });
+        let at = resp.hits.len().min(at);
+        resp.hits.splice(at..at, related);
         if self.all().len() == 1 {
             for h in &mut resp.hits {
                 h.root = None;

@@ -487,3 +487,57 @@ fn options(home: &Path) -> WorkspaceOptions {
         lock_wait: Duration::from_secs(5),
     }
 }
+
+/// get_context puts what the best hit calls (defined elsewhere) and who calls it right after
+/// it, ahead of lower-ranked hits.
+#[test]
+fn context_adds_callees_and_callers_of_the_best_hits() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "billing/invoice.py",
+        "from billing.rounding import round_half_even\n\n\ndef invoice_total_with_tax(lines, tax_rate):\n    \"\"\"Invoice total with tax.\"\"\"\n    subtotal = sum(lines)\n    return round_half_even(subtotal * (1 + tax_rate))\n",
+    );
+    write(
+        dir.path(),
+        "billing/rounding.py",
+        "def round_half_even(x):\n    q = int(x)\n    return q if x - q < 0.5 else q + 1\n",
+    );
+    write(
+        dir.path(),
+        "shop/checkout.py",
+        "from billing.invoice import invoice_total_with_tax\n\n\ndef checkout(cart):\n    return invoice_total_with_tax(cart.lines, 0.2)\n",
+    );
+    // Lower-ranked hits that say more of the question's words than the callee and the caller.
+    for i in 0..12 {
+        write(
+            dir.path(),
+            &format!("reports/report_{i}.py"),
+            &format!("def report_{i}(invoice):\n    \"\"\"Invoice total with tax, for report {i}.\"\"\"\n    return invoice.total_with_tax\n"),
+        );
+    }
+    let ws = workspace(home.path(), false);
+    ws.add_root(dir.path()).unwrap();
+    reindex(&ws);
+    let b = ws
+        .context(&codemem_service::ContextQuery {
+            text: "invoice total with tax".into(),
+            budget_tokens: Some(400),
+            ..Default::default()
+        })
+        .unwrap();
+    let files: Vec<&str> = b.pieces.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(files.first(), Some(&"billing/invoice.py"), "{files:?}");
+    assert!(
+        files.contains(&"billing/rounding.py"),
+        "the callee's definition: {files:?}"
+    );
+    assert!(files.contains(&"shop/checkout.py"), "the caller: {files:?}");
+    assert!(b.tokens_used <= 400);
+    assert!(
+        b.omitted.iter().any(|o| o.path.starts_with("reports/")),
+        "{:?}",
+        b.omitted
+    );
+}
