@@ -23,6 +23,17 @@ pub struct Config {
     pub mcp: McpConfig,
     pub backends: BackendsConfig,
     pub daemon: DaemonConfig,
+    pub project: ProjectConfig,
+}
+
+/// How the project is named where its state is shared (team mode).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// The name several checkouts share their index and memories under in team mode; empty =
+    /// the git `origin` remote (normalised) plus the folder's path in the repository, else the
+    /// root path.
+    pub key: String,
 }
 
 /// The per-user daemon every front end attaches to (`codemem daemon`).
@@ -336,6 +347,7 @@ impl Default for Config {
             mcp: McpConfig::default(),
             backends: BackendsConfig::default(),
             daemon: DaemonConfig::default(),
+            project: ProjectConfig::default(),
         }
     }
 }
@@ -527,6 +539,11 @@ impl Config {
             source_name: CONFIG_FILE.into(),
             reason,
         };
+        if self.project.key.len() > 256 || self.project.key.chars().any(char::is_control) {
+            return Err(bad(
+                "project.key must be at most 256 bytes without control characters (e.g. \"github.com/org/repo\")".into(),
+            ));
+        }
         for n in &self.namespaces {
             Namespace::new(n)?;
         }

@@ -82,10 +82,21 @@ pub struct ProjectId(String);
 impl ProjectId {
     /// `<dir name>-<16 hex of blake3(canonical root)>`: readable and collision-free.
     pub fn for_root(canonical_root: &std::path::Path) -> Self {
-        let name: String = canonical_root
+        let name = canonical_root
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_else(|| "root".into())
+            .unwrap_or_else(|| "root".into());
+        Self::named(&name, canonical_root.to_string_lossy().as_bytes())
+    }
+
+    /// `<name>-<16 hex of blake3(key)>`: a project named by a key that several checkouts share
+    /// (a git remote, `[project] key`).
+    pub fn for_key(name: &str, key: &str) -> Self {
+        Self::named(name, key.as_bytes())
+    }
+
+    fn named(name: &str, identity: &[u8]) -> Self {
+        let name: String = name
             .chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -96,7 +107,7 @@ impl ProjectId {
             })
             .take(40)
             .collect();
-        let hash = blake3::hash(canonical_root.to_string_lossy().as_bytes());
+        let hash = blake3::hash(identity);
         ProjectId(format!("{name}-{}", &hash.to_hex()[..16]))
     }
     pub fn as_str(&self) -> &str {

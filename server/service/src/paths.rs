@@ -106,9 +106,165 @@ pub fn sandbox_glob(glob: &str, roots: &[PathBuf]) -> Result<String> {
     Ok(glob.trim_start_matches("./").to_string())
 }
 
+/// What a project's shared state (team mode: Redis, Qdrant collections) is named by, so that
+/// clones of one repository on different machines and paths meet: `[project] key` when set,
+/// else the git `origin` remote (normalised: `git@github.com:org/repo.git` and
+/// `https://github.com/org/repo` are both `github.com/org/repo`) plus the folder's path inside
+/// the repository, else the root path (`ProjectId::for_root`).
+pub fn shared_project_id(canonical_root: &Path, configured: &str) -> codemem_core::ProjectId {
+    let key = configured.trim();
+    if !key.is_empty() {
+        return codemem_core::ProjectId::for_key(leaf(key), key);
+    }
+    match git_origin(canonical_root) {
+        Some((remote, sub)) => {
+            let key = if sub.is_empty() {
+                remote
+            } else {
+                format!("{remote}/{sub}")
+            };
+            codemem_core::ProjectId::for_key(leaf(&key), &key)
+        }
+        None => codemem_core::ProjectId::for_root(canonical_root),
+    }
+}
+
+fn leaf(key: &str) -> &str {
+    key.trim_end_matches('/').rsplit('/').next().unwrap_or(key)
+}
+
+/// The normalised `origin` URL of the git repository holding `dir`, and `dir`'s path inside
+/// it (`/`-separated, empty at the top).
+fn git_origin(dir: &Path) -> Option<(String, String)> {
+    let top = dir.ancestors().find(|a| a.join(".git").exists())?;
+    let mut git = top.join(".git");
+    if git.is_file() {
+        // A worktree or submodule: `gitdir: <path>`; its config is in the common dir.
+        let text = std::fs::read_to_string(&git).ok()?;
+        git = top.join(text.strip_prefix("gitdir:")?.trim());
+        if let Ok(common) = std::fs::read_to_string(git.join("commondir")) {
+            git = git.join(common.trim());
+        }
+    }
+    let config = std::fs::read_to_string(git.join("config")).ok()?;
+    let mut in_origin = false;
+    let mut url = None;
+    for line in config.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_origin = line.replace(' ', "") == "[remote\"origin\"]";
+        } else if in_origin {
+            if let Some((k, v)) = line.split_once('=') {
+                if k.trim() == "url" {
+                    url = Some(v.trim().to_string());
+                    break;
+                }
+            }
+        }
+    }
+    let remote = normalize_remote(&url?)?;
+    let sub = dir
+        .strip_prefix(top)
+        .ok()?
+        .components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .collect::<Vec<_>>()
+        .join("/");
+    Some((remote, sub))
+}
+
+/// `host/path` of a git remote URL, lower-case host, without scheme, user, port, `.git` or a
+/// trailing slash; `None` for a local path.
+pub fn normalize_remote(url: &str) -> Option<String> {
+    let url = url.trim();
+    let rest = if let Some((_, r)) = url.split_once("://") {
+        r.to_string()
+    } else if let Some((host, path)) = url.split_once(':') {
+        // scp-like `user@host:path`; a Windows drive or a local path is no remote.
+        if host.contains('/') || host.len() <= 1 {
+            return None;
+        }
+        format!("{host}/{path}")
+    } else {
+        return None;
+    };
+    let rest = rest.rsplit_once('@').map_or(rest.as_str(), |(_, r)| r);
+    let (host, path) = rest.split_once('/')?;
+    let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+    let path = path
+        .trim_matches('/')
+        .trim_end_matches(".git")
+        .trim_matches('/');
+    if host.is_empty() || path.is_empty() {
+        return None;
+    }
+    Some(format!("{host}/{path}"))
+}
+
 #[cfg(test)]
 mod glob_tests {
     use super::*;
+
+    #[test]
+    fn remotes_are_normalised() {
+        for (url, want) in [
+            ("git@github.com:Org/Repo.git", Some("github.com/Org/Repo")),
+            ("https://github.com/Org/Repo", Some("github.com/Org/Repo")),
+            (
+                "https://user:pw@GitHub.com:443/Org/Repo.git/",
+                Some("github.com/Org/Repo"),
+            ),
+            (
+                "ssh://git@gitlab.example.com:2222/team/app.git",
+                Some("gitlab.example.com/team/app"),
+            ),
+            ("/srv/git/repo.git", None),
+            ("../repo", None),
+            ("C:/repos/x", None),
+        ] {
+            assert_eq!(normalize_remote(url).as_deref(), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn clones_of_one_repository_share_their_project_id() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        for (d, url) in [
+            (a.path(), "git@github.com:org/shop.git"),
+            (b.path(), "https://github.com/org/shop"),
+        ] {
+            std::fs::create_dir_all(d.join(".git")).unwrap();
+            std::fs::write(
+                d.join(".git/config"),
+                format!("[core]\n\tbare = false\n[remote \"origin\"]\n\turl = {url}\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n"),
+            )
+            .unwrap();
+            std::fs::create_dir_all(d.join("services/api")).unwrap();
+        }
+        let id = |p: &Path| shared_project_id(p, "");
+        assert_eq!(id(a.path()), id(b.path()));
+        assert!(
+            id(a.path()).as_str().starts_with("shop-"),
+            "{}",
+            id(a.path())
+        );
+        // A folder inside the repository is its own project, the same in both clones.
+        assert_eq!(
+            id(&a.path().join("services/api")),
+            id(&b.path().join("services/api"))
+        );
+        assert_ne!(id(&a.path().join("services/api")), id(a.path()));
+        // `[project] key` overrides; no remote falls back to the path.
+        assert_eq!(
+            shared_project_id(a.path(), "acme/shop"),
+            shared_project_id(b.path(), "acme/shop")
+        );
+        let plain = tempfile::tempdir().unwrap();
+        assert_eq!(
+            shared_project_id(plain.path(), ""),
+            codemem_core::ProjectId::for_root(plain.path())
+        );
+    }
 
     #[test]
     fn globs_stay_inside_the_roots() {

@@ -162,6 +162,8 @@ impl Project {
         };
         let team_mode = !cfg.backends.redis_url.is_empty() && !cfg.backends.qdrant_url.is_empty();
         let id = ProjectId::for_root(&root);
+        // Remote state is named so that clones of one repository share it.
+        let shared_id = paths::shared_project_id(&root, &cfg.project.key);
         let project_dir = paths::project_data_dir(&opts.home, &root);
         if !opts.create && !team_mode && !project_dir.join("kv.redb").exists() {
             return Err(ServiceError::NotIndexed {
@@ -212,7 +214,7 @@ impl Project {
             Some(r) if team_mode => {
                 let state = ProjectState::new(
                     r.clone(),
-                    format!("{SHARED_CACHE_PREFIX}:project:{}", id.as_str()),
+                    format!("{SHARED_CACHE_PREFIX}:project:{}", shared_id.as_str()),
                 );
                 let shared = Arc::new(
                     SharedCacheKv::new(local, r.clone()).with_project_state(state.clone()),
@@ -257,7 +259,7 @@ impl Project {
                 manifest::meta_op("dim", &e.dim()),
             ])?;
         }
-        let qdrant_opts = qdrant_options(&cfg, &id);
+        let qdrant_opts = qdrant_options(&cfg, &shared_id);
         // Which vector store the manifest describes: switching (embedded ⇄ a Qdrant server, or
         // another server) leaves the new store empty, so every file must be stored again.
         let vector_backend = match &qdrant_opts {

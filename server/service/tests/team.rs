@@ -653,3 +653,77 @@ fn switching_to_a_qdrant_server_stores_every_file_again_from_the_cache() {
     let again = index_with(&p, &|_: IndexEvent| {});
     assert_eq!(again.files_indexed, 0, "and only once");
 }
+
+fn git_clone_of(root: &Path, origin: &str) {
+    write(
+        root,
+        ".git/config",
+        &format!("[core]\n\tbare = false\n[remote \"origin\"]\n\turl = {origin}\n"),
+    );
+}
+
+/// Two clones of one repository, at other paths under other homes, share the index and the
+/// memories through their git remote: B sees A's memory at once and searches A's index
+/// before indexing anything; its own run embeds nothing. Another repository sees none of it.
+#[test]
+fn clones_at_other_paths_share_index_and_memories_through_their_git_remote() {
+    let redis = RedisServer::start();
+    let qdrant = QdrantServer::start();
+    let cfg = team_config(Some(&redis.url()), Some(&qdrant.url()));
+    let (home_a, home_b, home_c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (root_a, root_b, root_c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    for (r, origin) in [
+        (root_a.path(), "git@github.com:acme/billing.git"),
+        (root_b.path(), "https://github.com/acme/billing"),
+        (root_c.path(), "https://github.com/acme/other"),
+    ] {
+        tree(r, 10);
+        git_clone_of(r, origin);
+    }
+
+    let a = open(home_a.path(), root_a.path(), cfg.clone());
+    let sa = index_with(&a, &|_: IndexEvent| {});
+    assert!(sa.chunks_embedded > 0);
+    let m = a
+        .remember(codemem_service::NewMemory {
+            text: "handle_3_1 must stay idempotent".into(),
+            namespace: "shared".into(),
+            path: Some("src/mod_3.rs".into()),
+            symbol: Some("handle_3_1".into()),
+            ..Default::default()
+        })
+        .unwrap();
+
+    let b = open(home_b.path(), root_b.path(), cfg.clone());
+    assert!(
+        eventually(Duration::from_secs(1), || b
+            .memories_for("src/mod_3.rs")
+            .len()
+            == 1),
+        "clone B sees A's memory within 1 s"
+    );
+    assert_eq!(b.memory(&m.id).map(|x| x.text), Some(m.text.clone()));
+    let hits = b
+        .search(&codemem_core::Query::new("handle_7_2"))
+        .unwrap()
+        .hits;
+    assert_eq!(
+        hits.first().map(|h| h.path.as_str()),
+        Some("src/mod_7.rs"),
+        "B searches A's index before indexing"
+    );
+    let sb = index_with(&b, &|_: IndexEvent| {});
+    assert_eq!(sb.chunks_embedded, 0, "{sb:?}");
+
+    let c = open(home_c.path(), root_c.path(), cfg.clone());
+    assert!(c.memories_for("src/mod_3.rs").is_empty());
+    assert!(c.memory(&m.id).is_none());
+}
