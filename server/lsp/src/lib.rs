@@ -815,7 +815,8 @@ impl LanguageServer for Backend {
                         path: Some(path.display().to_string()),
                         symbol,
                         line,
-                        author: Some("editor".into()),
+                        // The service names the OS user.
+                        author: None,
                     })
                 })
                 .await?;

@@ -462,6 +462,12 @@ impl Project {
             stats.optimize_ms = self.optimize(opts.cancel);
         }
 
+        if stats.files_deleted > 0 || !changed.is_empty() {
+            // A moved file takes the memories pinned to its symbols along.
+            if let Err(e) = self.relocate_memories() {
+                tracing::warn!(error = %e, "memories of moved symbols were not moved; the next run retries");
+            }
+        }
         stats.skipped = skipped.into_iter().take(MAX_SKIPPED_LISTED).collect();
         stats.files_skipped = stats.files_skipped.max(stats.skipped.len());
         stats.points_total = self.total_points()?;

@@ -87,6 +87,15 @@ pub struct RecallResponse {
     pub omitted_hits: usize,
 }
 
+/// The OS user (`$USER`, else `$LOGNAME`), the author of a memory no front end named.
+fn os_user() -> Option<String> {
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .map(|u| u.trim().to_string())
+        .find(|u| !u.is_empty())
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -170,7 +179,8 @@ impl Project {
             symbol: m.symbol,
             line: m.line,
             created_at: now(),
-            author: m.author,
+            // Who wrote it: the front end's name for the writer (an MCP token), else the OS user.
+            author: m.author.or_else(os_user),
         };
         self.kv.write(vec![WriteOp::Put {
             table: Table::Memories,
@@ -389,6 +399,71 @@ impl Project {
             self.index_memories(&missing, false)?;
         }
         Ok(())
+    }
+
+    /// Memories pinned to a symbol in a file that is gone follow the symbol when exactly one
+    /// definition of it exists now (the file was moved or renamed). Returns how many moved.
+    pub(crate) fn relocate_memories(&self) -> Result<usize> {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let stranded: Vec<Memory> = self
+            .memories
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|m| {
+                m.symbol.is_some() && m.path.as_ref().is_some_and(|p| !files.contains_key(p))
+            })
+            .cloned()
+            .collect();
+        let mut moved = Vec::new();
+        for mut m in stranded {
+            let Some(symbol) = m.symbol.clone() else {
+                continue;
+            };
+            let leaf = codemem_core::lexical::symbol_leaf(&symbol);
+            let homes: Vec<&String> = files
+                .iter()
+                .filter(|(_, e)| {
+                    // A qualified name (`Class.method`) must match whole; a plain one may be
+                    // the leaf of a qualified definition.
+                    let norm = |s: &str| s.replace("::", ".").replace('#', ".");
+                    e.symbols.iter().any(|s| {
+                        norm(&s.name) == norm(&symbol)
+                            || (leaf == symbol
+                                && codemem_core::lexical::symbol_leaf(&s.name) == leaf)
+                    })
+                })
+                .map(|(p, _)| p)
+                .collect();
+            if let [home] = homes.as_slice() {
+                tracing::info!(id = m.id, from = ?m.path, to = %home, "memory follows its symbol");
+                m.path = Some((*home).clone());
+                m.line = None;
+                moved.push(m);
+            }
+        }
+        if moved.is_empty() {
+            return Ok(0);
+        }
+        self.kv.write(
+            moved
+                .iter()
+                .map(|m| WriteOp::Put {
+                    table: Table::Memories,
+                    key: m.id.as_bytes().to_vec(),
+                    value: serde_json::to_vec(m).expect("Memory serialises"),
+                })
+                .collect(),
+        )?;
+        {
+            let mut all = self.memories.write().unwrap_or_else(|e| e.into_inner());
+            for m in &moved {
+                all.insert(m.id.clone(), m.clone());
+            }
+        }
+        self.index_memories(&moved, false)?;
+        self.publish_memories(moved.iter().map(|m| m.id.clone()).collect());
+        Ok(moved.len())
     }
 
     /// Team mode: tells the other processes which memories changed.

@@ -441,3 +441,47 @@ fn the_first_pass_stands_in_until_the_model_refines_it() {
     let top = p.search(&dense).unwrap();
     assert_eq!(top.hits[0].path, "billing/invoice.py", "{:#?}", top.hits);
 }
+
+/// A memory pinned to a symbol follows it when its file is moved; its author is the OS user
+/// when no front end named one.
+#[test]
+fn a_memory_follows_its_symbol_to_a_moved_file() {
+    let home = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    tree(ws.path());
+    let p = open(home.path(), ws.path(), hash());
+    index(&p);
+    let m = p
+        .remember(codemem_service::NewMemory {
+            text: "try_acquire never blocks".into(),
+            namespace: "coding".into(),
+            path: Some("src/limiter.rs".into()),
+            symbol: Some("RateLimiter.try_acquire".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|u| !u.trim().is_empty());
+    assert_eq!(m.author, user.map(|u| u.trim().to_string()));
+
+    std::fs::create_dir_all(ws.path().join("src/rate")).unwrap();
+    std::fs::rename(
+        ws.path().join("src/limiter.rs"),
+        ws.path().join("src/rate/limiter.rs"),
+    )
+    .unwrap();
+    index(&p);
+    assert!(p.memories_for("src/limiter.rs").is_empty());
+    let moved = p.memories_for("src/rate/limiter.rs");
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0].id, m.id);
+    // Durable: a reopened project has it at the new place.
+    drop(p);
+    let p = open(home.path(), ws.path(), hash());
+    assert_eq!(
+        p.memory(&m.id).and_then(|m| m.path),
+        Some("src/rate/limiter.rs".to_string())
+    );
+}
