@@ -173,6 +173,21 @@ async def test_get_context_fits_its_budget_and_says_what_it_left_out(served):
                            ({"query": "  "}, "empty"), ({"query": "x", "path": "../**"}, "contains `..`")]:
             r = await s.call_tool("get_context", args)
             assert r.is_error and says in text_of(r), (args, text_of(r))
+    # Context about a symbol, or about the definition around a line, instead of a question.
+    async with http_session(served.url, served.headers()) as s:
+        r = await s.call_tool("get_context", {"symbol": "TokenBucket", "budget_tokens": 1000})
+        assert not r.is_error, text_of(r)
+        assert r.structured_content["pieces"][0]["path"] == "src/ratelimit.rs", r.structured_content
+        src = (served.sb.root / "src/ratelimit.rs").read_text().splitlines()
+        line = next(i for i, l in enumerate(src, 1) if "fn try_acquire" in l) + 1
+        r = await s.call_tool("get_context", {"location": {"path": "src/ratelimit.rs", "line": line}, "budget_tokens": 1000})
+        assert not r.is_error, text_of(r)
+        assert r.structured_content["pieces"][0]["path"] == "src/ratelimit.rs", r.structured_content
+        for args, says in [({"query": "x", "symbol": "TokenBucket"}, "exactly one"),
+                           ({"location": {"path": "src/ratelimit.rs", "line": 1}}, "no definition encloses"),
+                           ({"location": {"path": "../etc/passwd", "line": 1}}, "outside")]:
+            r = await s.call_tool("get_context", args)
+            assert r.is_error and says in text_of(r), (args, text_of(r))
     # The CLI gives the same bundle (through the daemon that serves this endpoint).
     out = subprocess.run([str(codemem_bin()), "--root", str(served.sb.root), "context", "token bucket rate limiting per client",
                           "--budget", "600", "--json"], env=served.sb.env(), capture_output=True, text=True, timeout=120)

@@ -104,8 +104,12 @@ enum Cmd {
     /// the best-ranked files merged per file, each headed path:start-end (for pasting into a
     /// model's context).
     Context {
-        /// The question or task.
-        query: String,
+        /// The question or task (or give --symbol).
+        #[arg(required_unless_present = "symbol")]
+        query: Option<String>,
+        /// Context about this definition instead of a question.
+        #[arg(long, conflicts_with = "query")]
+        symbol: Option<String>,
         /// Most tokens the answer may take (200-100000), counted with a conservative bound.
         #[arg(long, default_value_t = codemem_service::context::DEFAULT_BUDGET)]
         budget: usize,
@@ -401,6 +405,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Cmd::Context {
             query,
+            symbol,
             budget,
             namespaces,
             path,
@@ -410,7 +415,9 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             check_root(&root)?;
             let cfg = Config::load(&root).map_err(ServiceError::from)?;
             let cq = codemem_service::ContextQuery {
-                text: query,
+                text: query.unwrap_or_default(),
+                symbol,
+                location: None,
                 budget_tokens: Some(budget),
                 namespaces: namespaces_of(&cfg, &namespaces)?,
                 path_glob: path,

@@ -55,8 +55,16 @@ pub struct SearchCodeArgs {
 #[serde(deny_unknown_fields)]
 pub struct GetContextArgs {
     /// The question or task, in plain words or with identifiers ("how are retries of failed
-    /// HTTP calls scheduled").
-    pub query: String,
+    /// HTTP calls scheduled"). Give exactly one of query, symbol and location.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Context about a definition, by name ("parse_config", "Config.parse").
+    #[serde(default)]
+    pub symbol: Option<String>,
+    /// Context about the definition around a place: {path (relative to its root, or
+    /// absolute), line (1-based)}.
+    #[serde(default)]
+    pub location: Option<LocationArg>,
     /// Most tokens the answer may take, 200-100000 (default 4000). Counted with a
     /// conservative bound (see `token_count` in the answer).
     #[serde(default)]
@@ -67,6 +75,13 @@ pub struct GetContextArgs {
     /// Only files whose workspace-relative path matches this glob, e.g. "src/**".
     #[serde(default)]
     pub path: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationArg {
+    pub path: String,
+    pub line: u32,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -533,7 +548,14 @@ pub fn search_code(ws: &Workspace, who: &Principal, a: SearchCodeArgs) -> ToolRe
 pub fn get_context(ws: &Workspace, who: &Principal, a: GetContextArgs) -> ToolResult {
     let q = codemem_service::ContextQuery {
         namespaces: read_namespaces(ws, who, a.namespaces)?,
-        text: a.query,
+        text: a.query.unwrap_or_default(),
+        symbol: a.symbol,
+        location: a
+            .location
+            .map(|l| codemem_service::context::ContextLocation {
+                path: l.path,
+                line: l.line,
+            }),
         budget_tokens: a.budget_tokens.map(|b| b as usize),
         path_glob: a.path,
     };

@@ -44,7 +44,16 @@ pub fn estimate_tokens(s: &str) -> usize {
 /// A request for token-budgeted context (`Workspace::context`, `codemem context`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ContextQuery {
+    /// The question; may be empty when `symbol` or `location` says what the context is about.
+    #[serde(default)]
     pub text: String,
+    /// Context about this definition (its name: `parse_config`, `Config.parse`).
+    #[serde(default)]
+    pub symbol: Option<String>,
+    /// Context about the definition around this place: a file (relative to its root, or
+    /// absolute) and a 1-based line.
+    #[serde(default)]
+    pub location: Option<ContextLocation>,
     /// `None`: [`DEFAULT_BUDGET`].
     #[serde(default)]
     pub budget_tokens: Option<usize>,
@@ -55,10 +64,36 @@ pub struct ContextQuery {
     pub path_glob: Option<String>,
 }
 
-/// The search behind a context request, and its checked budget.
+/// A place in a file (see [`ContextQuery::location`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContextLocation {
+    pub path: String,
+    pub line: u32,
+}
+
+/// What a context request without exactly one subject is told.
+pub const ONE_SUBJECT: &str =
+    "give exactly one of query (a question), symbol (a definition's name) or location ({path, line})";
+
+/// The search behind a context request, and its checked budget. A symbol is searched as its
+/// name (an identifier query ranks its definition first); a location must have been turned
+/// into its definition's name (`Workspace::context`).
 pub fn search_for(q: &ContextQuery) -> Result<(codemem_core::Query, usize)> {
     let budget = budget(q.budget_tokens)?;
-    let mut query = codemem_core::Query::new(q.text.clone());
+    let text = match (&q.symbol, q.location.is_some(), q.text.trim().is_empty()) {
+        (Some(s), false, true) => {
+            let s = s.trim();
+            if s.is_empty() || s.len() > 512 {
+                return Err(ServiceError::InvalidInput(
+                    "symbol must be a definition's name of 1-512 bytes".into(),
+                ));
+            }
+            s.to_string()
+        }
+        (None, false, _) => q.text.clone(),
+        _ => return Err(ServiceError::InvalidInput(ONE_SUBJECT.into())),
+    };
+    let mut query = codemem_core::Query::new(text);
     query.namespaces = q.namespaces.clone();
     query.path_glob = q.path_glob.clone();
     query.k = CANDIDATES;

@@ -953,6 +953,7 @@ impl Workspace {
         &self,
         q: &crate::context::ContextQuery,
     ) -> Result<crate::context::ContextBundle> {
+        let q = &self.context_about(q)?;
         let (query, budget) = crate::context::search_for(q)?;
         let mut resp = self.search(&query)?;
         // The definitions the best hits call and their callers go right after them, so they
@@ -978,6 +979,42 @@ impl Workspace {
             }
         }
         Ok(crate::context::pack(&resp.hits, budget))
+    }
+
+    /// A context request whose `location` is replaced by the name of the definition around
+    /// it (the rest is checked by `context::search_for`).
+    fn context_about(
+        &self,
+        q: &crate::context::ContextQuery,
+    ) -> Result<crate::context::ContextQuery> {
+        let Some(loc) = &q.location else {
+            return Ok(q.clone());
+        };
+        if !q.text.trim().is_empty() || q.symbol.is_some() {
+            return Err(ServiceError::InvalidInput(
+                crate::context::ONE_SUBJECT.into(),
+            ));
+        }
+        let (_, project, rel) = self
+            .projects_for(Some(&loc.path))?
+            .into_iter()
+            .next()
+            .ok_or(ServiceError::NoRoot)?;
+        let rel = rel.unwrap_or_default();
+        let symbols = project.symbols_of(&rel);
+        let name = crate::symbols::enclosing(&symbols, loc.line)
+            .map(|d| d.name.clone())
+            .ok_or_else(|| {
+                ServiceError::InvalidInput(format!(
+                    "no definition encloses line {} of {rel}; give a query instead",
+                    loc.line
+                ))
+            })?;
+        Ok(crate::context::ContextQuery {
+            symbol: Some(name),
+            location: None,
+            ..q.clone()
+        })
     }
 
     pub fn find_symbol(
