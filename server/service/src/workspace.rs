@@ -958,8 +958,10 @@ impl Workspace {
         let mut resp = self.search(&query)?;
         // The definitions the best hits call and their callers go right after them, so they
         // get budget before the lower-ranked hits.
+        // The namespaces searched (the defaults when none were named): a default question
+        // gets no callers from tests, a scoped token nothing outside its scope.
         let scope = if query.namespaces.is_empty() {
-            crate::NamespaceScope::All
+            crate::NamespaceScope::only(self.default_namespaces())
         } else {
             crate::NamespaceScope::only(query.namespaces.iter().map(|n| n.to_string()))
         };
