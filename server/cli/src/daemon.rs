@@ -101,12 +101,13 @@ pub enum Request {
     },
     Status,
     Index,
-    /// `codemem context`: token-budgeted context for a question.
+    /// `codemem refs`: references, callers or callees of a name.
     Refs {
         query: codemem_service::RefQuery,
         /// What the definition calls instead of where it is used.
         callees: bool,
     },
+    /// `codemem context`: token-budgeted context for a question.
     Context {
         query: codemem_service::ContextQuery,
     },

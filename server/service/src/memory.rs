@@ -421,8 +421,16 @@ impl Project {
                 continue;
             };
             let leaf = codemem_core::lexical::symbol_leaf(&symbol);
+            // The new home routes to the namespace the old path did (a moved file, not an
+            // unrelated definition of the same name elsewhere).
+            let old_ns = m.path.as_deref().map(|p| {
+                let lang =
+                    codemem_core::Language::detect(p).unwrap_or(codemem_core::Language::Text);
+                self.router.route(p, lang).to_string()
+            });
             let homes: Vec<&String> = files
                 .iter()
+                .filter(|(_, e)| old_ns.as_deref() == Some(e.namespace.as_str()))
                 .filter(|(_, e)| {
                     // A qualified name (`Class.method`) must match whole; a plain one may be
                     // the leaf of a qualified definition.

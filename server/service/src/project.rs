@@ -259,7 +259,9 @@ impl Project {
                 manifest::meta_op("dim", &e.dim()),
             ])?;
         }
-        let qdrant_opts = qdrant_options(&cfg, &shared_id);
+        // Only team mode shares collections between checkouts: without the shared manifest a
+        // second checkout's writes would undo the first one's.
+        let qdrant_opts = qdrant_options(&cfg, if team_mode { &shared_id } else { &id });
         // Which vector store the manifest describes: switching (embedded ⇄ a Qdrant server, or
         // another server) leaves the new store empty, so every file must be stored again.
         let vector_backend = match &qdrant_opts {

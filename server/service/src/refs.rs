@@ -672,12 +672,21 @@ impl crate::Workspace {
         let multi = targets.len() > 1;
         let limit = q.limit()?;
         let mut out: Option<References> = None;
+        let mut first_err = None;
         for (root, project, rel) in targets {
             let q = RefQuery {
                 path: rel,
                 ..q.clone()
             };
-            let mut a = project.references(&q, scope)?;
+            // A root holding the same relative path without the definition is not an error
+            // while another root answers.
+            let mut a = match project.references(&q, scope) {
+                Ok(a) => a,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                    continue;
+                }
+            };
             if multi {
                 let r = Some(root.display().to_string());
                 a.definitions.iter_mut().for_each(|d| d.root = r.clone());
@@ -692,7 +701,11 @@ impl crate::Workspace {
                 }
             }
         }
-        let mut out = out.ok_or(ServiceError::NoRoot)?;
+        let mut out = match (out, first_err) {
+            (Some(o), _) => o,
+            (None, Some(e)) => return Err(e),
+            (None, None) => return Err(ServiceError::NoRoot),
+        };
         out.truncated |= out.references.len() > limit;
         out.references.truncate(limit);
         Ok(out)

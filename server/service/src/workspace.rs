@@ -966,7 +966,21 @@ impl Workspace {
             crate::NamespaceScope::only(query.namespaces.iter().map(|n| n.to_string()))
         };
         let at = resp.hits.len().min(crate::refs::RELATED_FROM_HITS);
-        let related = self.related_hits(&resp.hits[..at], &scope);
+        let glob = match &query.path_glob {
+            Some(g) => Some(
+                globset::Glob::new(g)
+                    .map_err(|e| ServiceError::InvalidInput(format!("path glob {g:?}: {e}")))?
+                    .compile_matcher(),
+            ),
+            None => None,
+        };
+        // The request's path glob and language hold for the related pieces too.
+        let related: Vec<Hit> = self
+            .related_hits(&resp.hits[..at], &scope)
+            .into_iter()
+            .filter(|r| glob.as_ref().is_none_or(|g| g.is_match(&r.path)))
+            .filter(|r| query.language.is_none_or(|l| l == r.language))
+            .collect();
         // A related chunk that also ranked lower moves up (once).
         resp.hits.retain(|h| {
             !related
