@@ -37,6 +37,11 @@ import urllib.request
 
 # Exact versions, known to work together on Node 20 (typescript-language-server 6 needs Node 22;
 # typescript 6/7 are not what the 5.x server expects).
+# The eval's own error type and codemem-home helpers (eval.py beside this file), so a corpus's
+# isolated home is made one way.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from eval import EvalError, check_assets, isolated_home, real_home  # noqa: E402
+
 NPM_PINS = {
     "pyright": "1.1.414",
     "typescript-language-server": "5.1.3",
@@ -71,10 +76,6 @@ NON_SOURCE_DIRS = {"test", "tests", "testing", "__tests__", "__test__", "e2e", "
                    "scripts", "template", "templates"}
 FOREIGN_SEGMENTS = {"node_modules", "site-packages", "dist-packages", "typeshed", "typeshed-fallback", ".venv", "venv"}
 WORD_RE = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-
-
-class EvalError(Exception):
-    pass
 
 
 def log(msg):
@@ -924,38 +925,6 @@ def ls_references(ls, d):
 
 # ---------------------------------------------------------------------------------------------
 # The codemem side
-
-
-def real_home():
-    if os.environ.get("CODEMEM_HOME"):
-        return os.environ["CODEMEM_HOME"]
-    if os.environ.get("XDG_DATA_HOME"):
-        return os.path.join(os.environ["XDG_DATA_HOME"], "codemem")
-    return os.path.join(os.path.expanduser("~"), ".local", "share", "codemem")
-
-
-def check_assets(home):
-    missing = [os.path.join(home, s) for s in ("runtime", "models")
-               if not os.path.isdir(os.path.join(home, s)) or not os.listdir(os.path.join(home, s))]
-    if missing:
-        raise EvalError(f"the codemem assets are not installed ({', '.join(missing)} missing or empty): run scripts/setup first")
-
-
-def isolated_home(work_dir, corpus_name, assets_home):
-    """A CODEMEM_HOME of its own per corpus, sharing the installed runtime and model (as eval.py)."""
-    home = os.path.join(work_dir, "home", corpus_name)
-    os.makedirs(home, exist_ok=True)
-    for sub in ("runtime", "models"):
-        link = os.path.join(home, sub)
-        target = os.path.abspath(os.path.join(assets_home, sub))
-        if os.path.islink(link) and os.readlink(link) == target:
-            continue
-        if os.path.islink(link) or os.path.isfile(link):
-            os.remove(link)
-        elif os.path.isdir(link):
-            shutil.rmtree(link)
-        os.symlink(target, link)
-    return home
 
 
 class Codemem:
