@@ -249,6 +249,17 @@ fn method_use(o: &Occurrence, lang: Language, own_file: bool, class: &str) -> bo
     }
 }
 
+/// Keeps the definitions closest to a use in `use_path` (same file, imported module, same
+/// folder; all of them when none is closer than the others).
+fn retain_closest(defs: &mut Vec<RefDefinition>, use_path: &str, imports: &[Vec<String>]) {
+    let best = defs
+        .iter()
+        .map(|d| closeness(&d.path, use_path, imports))
+        .max()
+        .unwrap_or_default();
+    defs.retain(|d| closeness(&d.path, use_path, imports) == best);
+}
+
 /// Contains `name` as a whole word (identifier characters on neither side).
 fn has_word(text: &str, name: &str) -> bool {
     let ident = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
@@ -563,13 +574,7 @@ impl Project {
             .map(|(name, mut lines)| {
                 lines.dedup();
                 let mut defs = self.definitions_named(&name, scope);
-                // The closest definitions only (same file, imported, same folder, else all).
-                let best = defs
-                    .iter()
-                    .map(|d| closeness(&d.path, &src.path, &imports))
-                    .max()
-                    .unwrap_or_default();
-                defs.retain(|d| closeness(&d.path, &src.path, &imports) == best);
+                retain_closest(&mut defs, &src.path, &imports);
                 Callee {
                     name,
                     lines,
@@ -766,17 +771,9 @@ impl crate::Workspace {
             q.path = Some(rel);
             q.line = Some(at.line);
         } else {
-            let defs = project.definitions_named(&at.name, &NamespaceScope::All);
-            let imports = imports(&text);
-            let best = defs
-                .iter()
-                .map(|d| closeness(&d.path, &rel, &imports))
-                .max();
-            let closest: Vec<&RefDefinition> = defs
-                .iter()
-                .filter(|d| Some(closeness(&d.path, &rel, &imports)) == best)
-                .collect();
-            if let [one] = closest.as_slice() {
+            let mut defs = project.definitions_named(&at.name, &NamespaceScope::All);
+            retain_closest(&mut defs, &rel, &imports(&text));
+            if let [one] = defs.as_slice() {
                 q.path = Some(one.path.clone());
                 q.line = Some(one.line);
             }
